@@ -1,0 +1,55 @@
+# RevOps Suite — run `make help` for the list of targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV ?= $(shell command -v uv 2>/dev/null || echo "$$HOME/.local/bin/uv")
+PYTEST_ARGS ?=
+export UV_LINK_MODE ?= copy
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+
+.PHONY: setup
+setup: ## Install uv if missing, then the locked environment (uv sync --frozen)
+	@command -v uv >/dev/null 2>&1 || [ -x "$$HOME/.local/bin/uv" ] || python3 -m pip install --user --quiet uv
+	@$(UV) sync --frozen --all-packages
+
+.PHONY: demo
+demo: setup ## Run the walkthrough on the embedded SQLite default
+	@$(UV) run --frozen python -m revops_core.demo
+
+.PHONY: test
+test: setup ## Run the whole test suite
+	@$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: setup ## ruff format --check and ruff check
+	@$(UV) run --frozen ruff format --check .
+	@$(UV) run --frozen ruff check .
+
+.PHONY: format
+format: setup ## Apply ruff formatting and safe fixes
+	@$(UV) run --frozen ruff format .
+	@$(UV) run --frozen ruff check --fix .
+
+.PHONY: bench
+bench: setup ## Measure start-up, round trips, RSS and core throughput against a bare SDK server
+	@$(UV) run --frozen python -m revops_core.bench --output docs/benchmarks.md
+
+.PHONY: conformance
+conformance: setup ## Run the official MCP conformance scenarios against each server over HTTP (needs npm)
+	@$(UV) run --frozen python -m revops_core.conformance
+
+.PHONY: serve-sales serve-marketing serve-cs
+serve-sales: setup ## Serve the Sales server over streamable HTTP
+	@$(UV) run --frozen revops-sales --transport http --port 8101
+serve-marketing: setup ## Serve the Marketing server over streamable HTTP
+	@$(UV) run --frozen revops-marketing --transport http --port 8102
+serve-cs: setup ## Serve the Customer Success server over streamable HTTP
+	@$(UV) run --frozen revops-cs --transport http --port 8103
+
+.PHONY: compose-up compose-down
+compose-up: ## Start postgres, redis and the three servers with Docker Compose
+	docker compose up -d --build
+compose-down: ## Stop the Compose stack
+	docker compose down

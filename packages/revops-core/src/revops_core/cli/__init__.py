@@ -1,0 +1,1 @@
+"""The `revops` command line."""

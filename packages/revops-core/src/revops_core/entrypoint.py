@@ -1,0 +1,58 @@
+"""The command line every server shares: `revops-<name> [--toolsets a,b] [--read-only] [--http]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from revops_core.errors import RevOpsError
+from revops_core.logging import configure_logging, get_logger
+from revops_core.settings import Settings
+
+ServerFactory = Callable[[Settings], "object"]
+
+
+def parse_args(name: str, argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=f"revops-{name}", description=f"RevOps Suite {name} MCP server")
+    parser.add_argument("--toolsets", help="Comma-separated toolsets to expose (default: all).")
+    parser.add_argument("--read-only", action="store_true", help="List only read tools.")
+    parser.add_argument(
+        "--transport", choices=["stdio", "http"], default="stdio", help="stdio (default) or streamable HTTP."
+    )
+    parser.add_argument("--host", help="HTTP bind address (default from settings: 127.0.0.1).")
+    parser.add_argument("--port", type=int, help="HTTP port (default from settings: 8000).")
+    return parser.parse_args(argv)
+
+
+def run(name: str, factory: Callable[[Settings], object], argv: Sequence[str] | None = None) -> int:
+    """Parse flags, validate settings, build the server and serve. Errors exit non-zero with a hint."""
+    args = parse_args(name, argv)
+    overrides: dict[str, object] = {}
+    if args.toolsets:
+        overrides["toolsets"] = args.toolsets
+    if args.read_only:
+        overrides["read_only"] = True
+    if args.host:
+        overrides["http_host"] = args.host
+    if args.port:
+        overrides["http_port"] = args.port
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+        configure_logging(settings.log_level)
+        server = factory(settings)
+        if args.transport == "http":
+            from revops_core.http_transport import serve_http
+
+            serve_http(server, settings)  # type: ignore[arg-type]
+        else:
+            from revops_core.server import run_stdio
+
+            run_stdio(server)  # type: ignore[arg-type]
+    except RevOpsError as err:
+        get_logger("revops.start").error("start_failed", code=err.code, message=err.message, hint=err.hint)
+        print(f"revops-{name}: {err.client_text()}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0

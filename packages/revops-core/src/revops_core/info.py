@@ -1,0 +1,61 @@
+"""The `server_info` tool every server exposes: what runs, on what store, with which tools."""
+
+from __future__ import annotations
+
+import platform
+import time
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, Field
+from sqlalchemy import func
+from sqlmodel import select
+
+from revops_core.audit import AuditEntry
+from revops_core.db import current_versions
+
+if TYPE_CHECKING:
+    from revops_core.server import Call, Toolset
+
+
+class ServerInfo(BaseModel):
+    server: str = Field(description="Server name.")
+    version: str = Field(description="Package version.")
+    python: str = Field(description="Python version running the server.")
+    database: str = Field(description="Database dialect in use (sqlite or postgresql); never the URL.")
+    schema_versions: dict[str, int] = Field(description="Applied migration version per component.")
+    toolsets: list[str] = Field(description="Toolsets this server exposes in this session.")
+    tool_count: int = Field(description="Number of tools listed.")
+    read_only: bool = Field(description="True when the server only lists read tools.")
+    role: str = Field(description="The caller's role.")
+    audit_entries: int = Field(description="Entries in the audit log.")
+    uptime_seconds: float = Field(description="Seconds since the server started.")
+
+
+def register_server_info(server_name: str, description: str) -> Toolset:
+    from revops_core.server import Toolset
+
+    meta = Toolset("meta", f"About this server. {description}")
+
+    @meta.tool(tier="read", title="Server information")
+    def server_info(call: Call) -> ServerInfo:
+        """Describe this server: version, database, schema, toolsets and tool count. Use to check set-up."""
+        from importlib.metadata import version
+
+        runtime = call.runtime
+        server = runtime.state["server"]
+        audit_count = call.db.exec(select(func.count()).select_from(AuditEntry)).one()
+        return ServerInfo(
+            server=server_name,
+            version=version(f"revops-{server_name}"),
+            python=platform.python_version(),
+            database=runtime.db.dialect,
+            schema_versions=current_versions(runtime.db),
+            toolsets=sorted({t.toolset for t in server.tools}),
+            tool_count=len(server.tools),
+            read_only=runtime.settings.read_only,
+            role=call.role,
+            audit_entries=int(audit_count),
+            uptime_seconds=round(time.time() - runtime.started_at, 3),
+        )
+
+    return meta

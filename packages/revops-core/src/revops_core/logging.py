@@ -1,0 +1,98 @@
+"""Structured JSON logs to stderr (stdout is the stdio protocol), with correlation ids and redaction."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import uuid
+from collections.abc import MutableMapping
+from contextvars import ContextVar
+from typing import Any
+
+import structlog
+
+from revops_core.secrets import REDACTED, Secret
+
+correlation_id: ContextVar[str | None] = ContextVar("revops_correlation_id", default=None)
+
+# Keys whose values are never logged, whatever they hold.
+_SECRET_KEYS = re.compile(
+    r"(pass(word)?|secret|token|api[_-]?key|authorization|cookie|master[_-]?key|private|credential|dek|kek)",
+    re.IGNORECASE,
+)
+# Values that look like credentials even under an innocent key.
+_SECRET_VALUES = re.compile(
+    r"(Bearer\s+[A-Za-z0-9._~+/=-]{8,}|SG\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}|rvk_[A-Za-z0-9_-]{16,}"
+    r"|eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]*)"
+)
+
+
+def new_correlation_id() -> str:
+    value = uuid.uuid4().hex[:16]
+    correlation_id.set(value)
+    return value
+
+
+def redact(value: Any, key: str | None = None) -> Any:
+    """Return `value` with secrets replaced, recursively. Used by logs and the audit log alike."""
+    if key is not None and _SECRET_KEYS.search(key):
+        return REDACTED
+    if isinstance(value, Secret):
+        return REDACTED
+    if isinstance(value, str):
+        return _SECRET_VALUES.sub(REDACTED, value)
+    if isinstance(value, dict):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    return value
+
+
+def _redact_processor(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key in list(event):
+        if key in ("timestamp", "level", "logger"):
+            continue
+        event[key] = redact(event[key], key if key != "event" else None)
+    return event
+
+
+def _add_correlation(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    cid = correlation_id.get()
+    if cid is not None:
+        event.setdefault("correlation_id", cid)
+    return event
+
+
+def configure_logging(level: str = "INFO", stream: Any = None) -> None:
+    """Route structlog and the standard library to one JSON stream on stderr."""
+    out = stream or sys.stderr
+    numeric = logging.getLevelName(level)
+    shared = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _add_correlation,
+        structlog.processors.format_exc_info,
+        _redact_processor,
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.processors.JSONRenderer()],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, structlog.processors.JSONRenderer()],
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric)
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    return structlog.get_logger(name)

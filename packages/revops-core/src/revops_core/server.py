@@ -1,0 +1,391 @@
+"""`build_server()`: one MCP server from toolsets, with the suite's conventions wired in.
+
+Every tool goes through `_wrap`, which
+  1. resolves the actor and role (stdio: configured local user; HTTP: the bearer key),
+  2. refuses what the role or `--read-only` forbids,
+  3. runs the tool body with a `Call` (one database transaction; writes use BEGIN IMMEDIATE),
+  4. appends the audit entry for every write *in that same transaction*, then commits,
+  5. maps `RevOpsError` (and anything unexpected) to an `isError` result with code and hint,
+  6. counts the call and its latency.
+
+Tool bodies are plain functions `def tool(call: Call, <params>) -> Model`. Synchronous bodies run in a
+worker thread (SQLite and hashing never block the event loop); `async def` bodies run on the loop
+and use `await call.in_thread(fn)` for database work.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+import typing
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from sqlmodel import Session
+
+from revops_core.db import Database, ensure_schema
+from revops_core.errors import InternalError, PermissionDenied, RevOpsError, ValidationFailed
+from revops_core.logging import correlation_id, get_logger, new_correlation_id, redact
+from revops_core.settings import ROLE_RANK, Role, Settings, get_settings
+
+if TYPE_CHECKING:
+    from revops_core.metrics import Metrics
+
+Tier = Literal["read", "write", "destructive", "critical"]
+TIER_ROLE: dict[str, Role] = {"read": "viewer", "write": "member", "destructive": "member", "critical": "admin"}
+
+log = get_logger("revops.server")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ToolDef:
+    fn: Callable[..., Any]
+    name: str
+    toolset: str
+    tier: Tier
+    idempotent: bool
+    open_world: bool
+    title: str | None
+
+    @property
+    def read_only(self) -> bool:
+        return self.tier == "read"
+
+    @property
+    def annotations(self) -> ToolAnnotations:
+        return ToolAnnotations(
+            title=self.title,
+            read_only_hint=self.read_only,
+            destructive_hint=self.tier in ("destructive", "critical"),
+            idempotent_hint=self.idempotent,
+            open_world_hint=self.open_world,
+        )
+
+
+RegisterExtras = Callable[[MCPServer, "Runtime"], None]
+
+
+class Toolset:
+    """A named group of tools (plus optional resources/prompts registered by `extras`)."""
+
+    def __init__(self, name: str, description: str) -> None:
+        self.name = name
+        self.description = description
+        self.tools: list[ToolDef] = []
+        self.extras: list[RegisterExtras] = []
+
+    def tool(
+        self,
+        *,
+        tier: Tier,
+        idempotent: bool | None = None,
+        open_world: bool = False,
+        title: str | None = None,
+        name: str | None = None,
+    ) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Register a tool. `idempotent` defaults to True for reads and must be stated for writes."""
+        if idempotent is None:
+            if tier != "read":
+                raise TypeError("writing tools must state idempotent=True/False explicitly")
+            idempotent = True
+
+        def decorator(fn: Callable[..., T]) -> Callable[..., T]:
+            self.tools.append(
+                ToolDef(fn, name or fn.__name__, self.name, tier, idempotent, open_world, title)
+            )
+            return fn
+
+        return decorator
+
+    def register(self, extras: RegisterExtras) -> RegisterExtras:
+        """Register resources, prompts or completions that belong to this toolset."""
+        self.extras.append(extras)
+        return extras
+
+
+# --------------------------------------------------------------------------- runtime
+
+
+class Runtime:
+    """What a running server holds: settings, database, metrics, caches. One per server instance."""
+
+    def __init__(self, server_name: str, settings: Settings, db: Database | None = None) -> None:
+        from revops_core.metrics import Metrics
+
+        self.server_name = server_name
+        self.settings = settings
+        self.db = db or Database(settings)
+        self.metrics: Metrics = Metrics(server_name)
+        self.started_at = time.time()
+        self.state: dict[str, Any] = {}  # per-server caches (vendor clients, breakers)
+
+    def resolve_actor(self, ctx: Context | None) -> tuple[str, Role]:
+        """The caller: a bearer key's owner over HTTP, else the configured local user."""
+        headers = None
+        if ctx is not None:
+            try:
+                headers = ctx.headers
+            except (AttributeError, ValueError, LookupError):
+                headers = None
+        if headers is not None:
+            auth = headers.get("authorization") or headers.get("Authorization")
+            from revops_core.apikeys import resolve_bearer
+
+            principal = resolve_bearer(self.db, auth)
+            if principal is None:
+                raise PermissionDenied("This request carries no valid API key.")
+            return principal
+        return self.settings.actor, self.settings.role
+
+
+@dataclass
+class Call:
+    """One tool invocation: who, what, and the transaction it runs in."""
+
+    runtime: Runtime
+    tool: ToolDef
+    actor: str
+    role: Role
+    arguments: dict[str, Any]
+    ctx: Context | None = None
+    target: str | None = None
+    audit_details: dict[str, Any] = field(default_factory=dict)
+    audit_action: str | None = None
+    skip_audit: bool = False  # set when a call changed nothing (a plan, a dry run)
+    _session: Session | None = None
+    _session_cm: Any = None
+
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
+
+    @property
+    def db(self) -> Session:
+        """The call's transaction (opened on first use; committed by the wrapper)."""
+        if self._session is None:
+            self._session_cm = self.runtime.db.session(write=not self.tool.read_only)
+            self._session = self._session_cm.__enter__()
+        return self._session
+
+    @property
+    def tenant(self) -> str:
+        return self.settings.tenant
+
+    def no_change(self) -> None:
+        """Mark this call as having changed nothing (e.g. it returned a plan); no audit entry."""
+        self.skip_audit = True
+
+    def progress(self, done: float, total: float | None = None, message: str | None = None) -> None:
+        """Report progress from a synchronous tool body (a worker thread)."""
+        if self.ctx is None:
+            return
+        try:
+            anyio.from_thread.run(functools.partial(self.ctx.report_progress, done, total, message))
+        except RuntimeError:  # not in a worker thread (e.g. called from the loop): skip, never fail
+            return
+
+    def run_async(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Run a coroutine function (a vendor call) from a synchronous tool body."""
+        return anyio.from_thread.run(fn, *args)
+
+    async def in_thread(self, fn: Callable[[], T]) -> T:
+        """Run blocking work (database, hashing) from an async tool body."""
+        return await anyio.to_thread.run_sync(fn)
+
+    def _finish(self, ok: bool) -> None:
+        if self._session_cm is None:
+            if ok and not self.tool.read_only and not self.skip_audit:
+                # A write that touched no table still gets its audit entry.
+                _ = self.db
+            else:
+                return
+        if ok and not self.tool.read_only and not self.skip_audit:
+            from revops_core.audit import append as audit_append
+
+            audit_append(
+                self.db,
+                actor=self.actor,
+                action=self.audit_action or f"{self.runtime.server_name}.{self.tool.name}",
+                target=self.target,
+                details={"arguments": redact(self.arguments), **redact(self.audit_details)},
+                tenant=self.tenant,
+            )
+        cm, self._session_cm, self._session = self._session_cm, None, None
+        if ok:
+            cm.__exit__(None, None, None)
+        else:
+            cm.__exit__(RuntimeError, RuntimeError("tool failed"), None)
+
+
+def error_result(err: RevOpsError) -> CallToolResult:
+    """The `isError` result a client receives: readable text plus the structured error in `_meta`."""
+    return CallToolResult(
+        content=[TextContent(type="text", text=err.client_text())],
+        is_error=True,
+        _meta={"revops/error": err.to_dict()},
+    )
+
+
+def _wrap(runtime: Runtime, tool: ToolDef) -> Callable[..., Awaitable[Any]]:
+    """The function MCPServer registers: the tool's own signature minus `call`, plus `ctx`."""
+    hints = typing.get_type_hints(tool.fn, localns={"Call": Call}, include_extras=True)
+    sig = inspect.signature(tool.fn)
+    sig = sig.replace(
+        parameters=[p.replace(annotation=hints.get(p.name, p.annotation)) for p in sig.parameters.values()],
+        return_annotation=hints.get("return", sig.return_annotation),
+    )
+    params = list(sig.parameters.values())
+    if not params or params[0].name != "call":
+        raise TypeError(f"tool {tool.name} must take `call: Call` as its first parameter")
+    if tool.tier in ("destructive", "critical") and "confirm" not in sig.parameters:
+        raise TypeError(f"{tool.tier} tool {tool.name} must accept `confirm` (plan → confirm)")
+    public = params[1:]
+    is_async = inspect.iscoroutinefunction(tool.fn)
+    required_rank = ROLE_RANK[TIER_ROLE[tool.tier]]
+    metrics = runtime.metrics
+
+    async def wrapper(ctx: Context, **kwargs: Any) -> Any:
+        cid = new_correlation_id()
+        started = time.perf_counter()
+        status = "ok"
+        call: Call | None = None
+        try:
+            actor, role = await anyio.to_thread.run_sync(runtime.resolve_actor, ctx)
+            if ROLE_RANK[role] < required_rank:
+                raise PermissionDenied(
+                    f"Role '{role}' may not call {tool.name} (needs '{TIER_ROLE[tool.tier]}').",
+                )
+            if runtime.settings.read_only and not tool.read_only:
+                raise PermissionDenied(
+                    f"The server runs read-only; {tool.name} writes.",
+                    hint="Restart the server without --read-only to use writing tools.",
+                )
+            call = Call(runtime=runtime, tool=tool, actor=actor, role=role, arguments=dict(kwargs), ctx=ctx)
+            if is_async:
+                result = await tool.fn(call, **kwargs)
+                await anyio.to_thread.run_sync(call._finish, True)
+            else:
+
+                def run_sync() -> Any:
+                    assert call is not None
+                    out = tool.fn(call, **kwargs)
+                    call._finish(True)
+                    return out
+
+                result = await anyio.to_thread.run_sync(run_sync)
+            return result
+        except RevOpsError as err:
+            status = err.code
+            await _abort(call)
+            log.info("tool_error", tool=tool.name, code=err.code, message=err.message)
+            return error_result(err)
+        except Exception:
+            status = "internal_error"
+            await _abort(call)
+            log.exception("tool_crashed", tool=tool.name)
+            return error_result(
+                InternalError(f"Unexpected error in {tool.name} (correlation id {cid}); nothing was changed.")
+            )
+        finally:
+            metrics.observe(tool.name, status, time.perf_counter() - started)
+            correlation_id.set(None)
+
+    wrapper.__name__ = tool.name
+    wrapper.__qualname__ = tool.name
+    wrapper.__doc__ = inspect.getdoc(tool.fn)
+    ctx_param = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)
+    wrapper.__signature__ = sig.replace(  # type: ignore[attr-defined]
+        parameters=[p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in public] + [ctx_param]
+    )
+    wrapper.__annotations__ = {p.name: p.annotation for p in public} | {
+        "ctx": Context,
+        "return": sig.return_annotation,
+    }
+    return wrapper
+
+
+async def _abort(call: Call | None) -> None:
+    if call is not None and call._session_cm is not None:
+        await anyio.to_thread.run_sync(call._finish, False)
+
+
+# --------------------------------------------------------------------------- factory
+
+
+@dataclass
+class RevOpsServer:
+    mcp: MCPServer
+    runtime: Runtime
+    tools: list[ToolDef]
+
+    @property
+    def name(self) -> str:
+        return self.runtime.server_name
+
+
+def build_server(
+    name: str,
+    toolsets: Iterable[Toolset],
+    *,
+    settings: Settings | None = None,
+    db: Database | None = None,
+    instructions: str | None = None,
+    version: str = "0.1.0",
+    check_schema: bool = True,
+) -> RevOpsServer:
+    """Build a server. `settings.toolsets` / `settings.read_only` narrow what is listed."""
+    settings = settings or get_settings()
+    runtime = Runtime(name, settings, db)
+    if check_schema:
+        ensure_schema(runtime.db)
+    toolsets = list(toolsets)
+    known = {ts.name for ts in toolsets}
+    wanted = set(settings.toolsets) if settings.toolsets else known
+    unknown = wanted - known
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown toolset(s): {', '.join(sorted(unknown))}.",
+            field="toolsets",
+            hint=f"Choose from: {', '.join(sorted(known))}.",
+        )
+    mcp = MCPServer(name=f"revops-{name}", instructions=instructions, version=version)
+    registered: list[ToolDef] = []
+    for ts in toolsets:
+        if ts.name not in wanted:
+            continue
+        for tool in ts.tools:
+            if settings.read_only and not tool.read_only:
+                continue
+            mcp.add_tool(
+                _wrap(runtime, tool),
+                name=tool.name,
+                title=tool.title,
+                annotations=tool.annotations,
+                meta={"revops/toolset": ts.name, "revops/tier": tool.tier},
+                structured_output=True,
+            )
+            registered.append(tool)
+        for extras in ts.extras:
+            extras(mcp, runtime)
+    return RevOpsServer(mcp=mcp, runtime=runtime, tools=registered)
+
+
+def server_info_toolset(server_name: str, description: str) -> Toolset:
+    """The `meta` toolset every server has: what is this server and what does it hold."""
+    from revops_core.info import register_server_info
+
+    return register_server_info(server_name, description)
+
+
+def run_stdio(server: RevOpsServer) -> None:
+    """Serve over stdio (stdout is the protocol; logs go to stderr)."""
+    server.mcp.run("stdio")
+

@@ -1,0 +1,144 @@
+"""One validated settings model for every server and the CLI.
+
+Precedence: environment (`REVOPS_*`, plus the conventional `DATABASE_URL` / `REDIS_URL`) >
+config file (TOML at `REVOPS_CONFIG`, else `<data dir>/config.toml`) > defaults.
+A bad value fails at start-up with the variable's name, never half-way through a tool call.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+Role = Literal["viewer", "member", "admin"]
+ROLE_RANK: dict[str, int] = {"viewer": 0, "member": 1, "admin": 2}
+
+
+def default_data_dir() -> Path:
+    """Where the embedded default keeps its SQLite file and key file (per-user, per-platform)."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("revops-suite", appauthor=False))
+
+
+def _config_file() -> Path:
+    explicit = os.environ.get("REVOPS_CONFIG")
+    if explicit:
+        return Path(explicit)
+    data_dir = os.environ.get("REVOPS_DATA_DIR")
+    return (Path(data_dir) if data_dir else default_data_dir()) / "config.toml"
+
+
+class Settings(BaseSettings):
+    """Every knob of the suite. Domain defaults from REFERENCE.md live here, not in code."""
+
+    model_config = SettingsConfigDict(env_prefix="REVOPS_", extra="ignore", validate_default=True)
+
+    data_dir: Path = Field(default_factory=default_data_dir, description="Embedded-default data folder.")
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "REVOPS_DATABASE_URL"),
+        description="PostgreSQL URL; unset means the embedded SQLite file in data_dir.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("REDIS_URL", "REVOPS_REDIS_URL"),
+        description="Redis URL for shared rate limits, breaker state and event wake-ups.",
+    )
+    master_key: SecretStr | None = Field(
+        default=None, description="Base64 key-encryption key; unset means a 0600 key file in data_dir."
+    )
+    tenant: str = Field(default="default", min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    role: Role = Field(default="admin", description="Role of the local stdio user.")
+    actor: str = Field(default_factory=lambda: f"local:{os.environ.get('USER', 'user')}")
+    toolsets: list[str] | None = Field(default=None, description="Toolsets to expose; None = all.")
+    read_only: bool = False
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    auto_migrate: bool | None = Field(
+        default=None,
+        description="Apply pending migrations at start-up; default: yes on embedded SQLite, no on PostgreSQL.",
+    )
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=1, le=65535)
+
+    # Guards
+    plan_ttl_seconds: int = Field(default=900, ge=30, le=86_400)
+    approval_timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
+    spend_cap_24h_minor: int = Field(default=500_000, ge=0, description="Rolling 24 h spend cap (minor units).")
+    spend_cap_campaign_minor: int = Field(default=200_000, ge=0)
+
+    # Resilience
+    http_timeout_seconds: float = Field(default=20.0, gt=0, le=300)
+    http_deadline_seconds: float = Field(default=60.0, gt=0, le=900)
+    http_max_attempts: int = Field(default=4, ge=1, le=10)
+    breaker_window_seconds: float = Field(default=60.0, gt=0)
+    breaker_min_calls: int = Field(default=10, ge=1)
+    breaker_failure_rate: float = Field(default=0.5, gt=0, le=1)
+    breaker_open_seconds: float = Field(default=30.0, gt=0)
+    breaker_probe_lease_seconds: float = Field(default=15.0, gt=0)
+
+    # Audit
+    audit_retention_days: int = Field(default=400, ge=30)
+
+    @field_validator("toolsets", mode="before")
+    @classmethod
+    def _split_toolsets(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            items = [part.strip() for part in value.split(",") if part.strip()]
+            return items or None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("postgresql", "postgres://", "sqlite")):
+            raise ValueError("DATABASE_URL must be a postgresql:// or sqlite:/// URL")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=_config_file()))
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.database_url is None or self.database_url.startswith("sqlite")
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The URL handed to SQLAlchemy: psycopg 3 for PostgreSQL, a file in data_dir otherwise."""
+        if self.database_url is None:
+            return f"sqlite:///{self.data_dir / 'revops.db'}"
+        url = self.database_url
+        for prefix in ("postgres://", "postgresql://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix) :]
+        return url
+
+    @property
+    def should_auto_migrate(self) -> bool:
+        return self.is_embedded if self.auto_migrate is None else self.auto_migrate
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings, read once. Tests build `Settings(...)` directly instead."""
+    return Settings()

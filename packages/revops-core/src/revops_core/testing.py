@@ -1,0 +1,162 @@
+"""The verification harness every package's tests share (loaded as a pytest plugin).
+
+- `backend` runs a test on SQLite (a file in a tmp dir) and, where `DATABASE_URL` points at a
+  PostgreSQL server, again on PostgreSQL in a fresh schema. Redis tests use `REDIS_URL`.
+- Missing services skip with a reason — unless `REVOPS_REQUIRE_SERVICES=1` (CI), where they fail.
+- `make_settings()` builds isolated `Settings`; `connect()` opens an in-process `mcp.Client`.
+Our own database and cache are never mocked.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from revops_core.settings import Settings
+
+DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def services_required() -> bool:
+    return os.environ.get("REVOPS_REQUIRE_SERVICES") == "1"
+
+
+def _unavailable(what: str, why: str) -> None:
+    message = f"{what} unavailable: {why}"
+    if services_required():
+        pytest.fail(f"{message} (REVOPS_REQUIRE_SERVICES=1)")
+    pytest.skip(message)
+
+
+def postgres_url() -> str:
+    """A reachable PostgreSQL URL, or skip/fail."""
+    url = os.environ.get("DATABASE_URL") or (DEFAULT_PG_URL if services_required() else None)
+    if not url:
+        _unavailable("PostgreSQL", "DATABASE_URL is not set")
+    assert url is not None
+    try:
+        import psycopg
+
+        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), connect_timeout=3):
+            pass
+    except Exception as exc:
+        _unavailable("PostgreSQL", f"cannot connect ({type(exc).__name__})")
+    return url
+
+
+def redis_url() -> str:
+    url = os.environ.get("REDIS_URL") or (DEFAULT_REDIS_URL if services_required() else None)
+    if not url:
+        _unavailable("Redis", "REDIS_URL is not set")
+    assert url is not None
+    try:
+        import redis
+
+        redis.Redis.from_url(url, socket_connect_timeout=3).ping()
+    except Exception as exc:
+        _unavailable("Redis", f"cannot connect ({type(exc).__name__})")
+    return url
+
+
+class PgSchema:
+    """A throw-away PostgreSQL schema; the URL routes every connection's search_path to it."""
+
+    def __init__(self, base_url: str) -> None:
+        import psycopg
+
+        self.base = base_url.replace("postgresql+psycopg://", "postgresql://")
+        self.name = f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.base, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{self.name}"')
+        sep = "&" if "?" in self.base else "?"
+        self.url = f"{self.base}{sep}options=-csearch_path%3D{self.name}"
+
+    def drop(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.base, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{self.name}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | None]:
+    """The DATABASE_URL for this run of the test: None (embedded SQLite) or a fresh PG schema."""
+    if request.param == "sqlite":
+        yield None
+        return
+    schema = PgSchema(postgres_url())
+    try:
+        yield schema.url
+    finally:
+        schema.drop()
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, backend: str | None) -> Callable[..., Settings]:
+    """Factory of isolated Settings on the current backend; keyword overrides win."""
+
+    def build(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "data_dir": tmp_path / "data",
+            "database_url": backend,
+            "redis_url": None,
+            "master_key": None,
+            "auto_migrate": True,
+            "actor": "test:user",
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return build
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Any]:
+    from revops_core.db import Database, upgrade
+
+    database = Database(settings)
+    upgrade(database)
+    try:
+        yield database
+    finally:
+        database.dispose()
+
+
+@pytest.fixture(params=["legacy", "auto"])
+def protocol_mode(request: pytest.FixtureRequest) -> str:
+    """Both protocol eras: the initialize handshake and 2026-07-28 discovery."""
+    return str(request.param)
+
+
+@asynccontextmanager
+async def connect(server: Any, mode: str = "auto", **kwargs: Any) -> AsyncIterator[Any]:
+    """An in-process `mcp.Client` on a RevOpsServer (or a bare MCPServer)."""
+    from mcp import Client
+
+    target = getattr(server, "mcp", server)
+    async with Client(target, mode=mode, **kwargs) as client:  # type: ignore[arg-type]
+        yield client
+
+
+def error_of(result: Any) -> dict[str, Any]:
+    """The structured error a client received from an isError tool result."""
+    assert result.is_error, f"expected an error, got {result.structured_content!r}"
+    meta = result.meta or {}
+    return dict(meta["revops/error"])
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

@@ -1,0 +1,97 @@
+"""The server factory through the protocol: structured results, errors, roles, audit in-transaction."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import pytest
+from pydantic import BaseModel, Field
+from sqlalchemy import func
+from sqlmodel import select
+
+from revops_core.audit import AuditEntry
+from revops_core.errors import NotFound
+from revops_core.models import CoreCompany
+from revops_core.server import Call, Toolset, build_server
+from revops_core.testing import connect, error_of
+
+pytestmark = pytest.mark.anyio
+
+
+class Created(BaseModel):
+    company_id: int = Field(description="Id of the new company.")
+
+
+class Counted(BaseModel):
+    companies: int = Field(description="Number of companies.")
+
+
+def _toolset(fail_after_write: bool = False) -> Toolset:
+    ts = Toolset("demo", "test tools")
+
+    @ts.tool(tier="write", idempotent=False)
+    def add_company(
+        call: Call, name: Annotated[str, Field(min_length=1, max_length=50, description="Company name.")]
+    ) -> Created:
+        """Add a company."""
+        company = CoreCompany(name=name)
+        call.db.add(company)
+        call.db.flush()
+        call.target = f"core_company:{company.id}"
+        if fail_after_write:
+            raise NotFound("simulated failure after the write")
+        return Created(company_id=company.id or 0)
+
+    @ts.tool(tier="read")
+    def count_companies(call: Call) -> Counted:
+        """Count companies."""
+        return Counted(companies=call.db.exec(select(func.count()).select_from(CoreCompany)).one())
+
+    return ts
+
+
+async def test_write_is_audited_in_the_same_transaction(settings, protocol_mode):
+    server = build_server("t", [_toolset()], settings=settings)
+    async with connect(server, protocol_mode) as client:
+        result = await client.call_tool("add_company", {"name": "Acme"})
+        assert not result.is_error
+        assert result.structured_content["company_id"] >= 1
+        counted = await client.call_tool("count_companies", {})
+        assert counted.structured_content == {"companies": 1}
+    with server.runtime.db.session() as s:
+        entries = list(s.exec(select(AuditEntry)))
+    assert [e.action for e in entries] == ["t.add_company"]
+    assert entries[0].target == f"core_company:{result.structured_content['company_id']}"
+
+
+async def test_failed_write_rolls_back_change_and_audit(settings):
+    server = build_server("t", [_toolset(fail_after_write=True)], settings=settings)
+    async with connect(server) as client:
+        result = await client.call_tool("add_company", {"name": "Acme"})
+    assert error_of(result)["code"] == "not_found"
+    assert "Next step:" in result.content[0].text
+    with server.runtime.db.session() as s:
+        assert s.exec(select(func.count()).select_from(CoreCompany)).one() == 0
+        assert s.exec(select(func.count()).select_from(AuditEntry)).one() == 0
+
+
+async def test_viewer_cannot_call_write_tool(make_settings):
+    server = build_server("t", [_toolset()], settings=make_settings(role="viewer"))
+    async with connect(server) as client:
+        result = await client.call_tool("add_company", {"name": "Acme"})
+    assert error_of(result)["code"] == "permission_denied"
+
+
+async def test_read_only_mode_lists_only_read_tools(make_settings):
+    server = build_server("t", [_toolset()], settings=make_settings(read_only=True))
+    async with connect(server) as client:
+        names = [t.name for t in (await client.list_tools()).tools]
+    assert names == ["count_companies"]
+
+
+async def test_bad_arguments_are_rejected_naming_the_field(settings):
+    server = build_server("t", [_toolset()], settings=settings)
+    async with connect(server) as client:
+        result = await client.call_tool("add_company", {"name": ""})
+    assert result.is_error
+    assert "name" in result.content[0].text

@@ -1,0 +1,1 @@
+"""RevOps Suite — Customer Success MCP server."""

@@ -1,0 +1,19 @@
+"""The Customer Success server: its toolsets assembled by `build_server`."""
+
+from __future__ import annotations
+
+from revops_core.server import RevOpsServer, Toolset, build_server, server_info_toolset
+from revops_core.settings import Settings
+
+NAME = "cs"
+DESCRIPTION = "Clients, health, onboarding, retention, support, expansion and feedback."
+
+
+def toolsets() -> list[Toolset]:
+    return [server_info_toolset(NAME, DESCRIPTION)]
+
+
+def create_server(settings: Settings) -> RevOpsServer:
+    server = build_server(NAME, toolsets(), settings=settings, instructions=f"RevOps Customer Success server. {DESCRIPTION}")
+    server.runtime.state["server"] = server
+    return server

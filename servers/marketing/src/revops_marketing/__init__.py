@@ -1,0 +1,1 @@
+"""RevOps Suite — Marketing MCP server."""

@@ -1,0 +1,1 @@
+"""RevOps Suite — Sales MCP server."""

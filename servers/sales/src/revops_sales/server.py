@@ -1,0 +1,19 @@
+"""The Sales server: its toolsets assembled by `build_server`."""
+
+from __future__ import annotations
+
+from revops_core.server import RevOpsServer, Toolset, build_server, server_info_toolset
+from revops_core.settings import Settings
+
+NAME = "sales"
+DESCRIPTION = "Pipeline, deals, forecasts and quotas for a small sales team."
+
+
+def toolsets() -> list[Toolset]:
+    return [server_info_toolset(NAME, DESCRIPTION)]
+
+
+def create_server(settings: Settings) -> RevOpsServer:
+    server = build_server(NAME, toolsets(), settings=settings, instructions=f"RevOps Sales server. {DESCRIPTION}")
+    server.runtime.state["server"] = server
+    return server
