@@ -182,7 +182,9 @@ def current_versions(db: Database) -> dict[str, int]:
     return {str(r[0]): int(r[1]) for r in rows}
 
 
-def pending_migrations(db: Database, components: Sequence[Component] | None = None) -> list[tuple[str, Migration]]:
+def pending_migrations(
+    db: Database, components: Sequence[Component] | None = None
+) -> list[tuple[str, Migration]]:
     components = components if components is not None else discover_components()
     have = current_versions(db)
     todo: list[tuple[str, Migration]] = []
@@ -210,11 +212,11 @@ def upgrade(db: Database, components: Sequence[Component] | None = None) -> list
                     if row is not None and int(row[0]) >= step.version:
                         continue
                 step.apply(conn)
+                conn.execute(text("DELETE FROM core_schema_version WHERE component = :c"), {"c": component})
                 conn.execute(
-                    text("DELETE FROM core_schema_version WHERE component = :c"), {"c": component}
-                )
-                conn.execute(
-                    text("INSERT INTO core_schema_version (component, version, applied_at) VALUES (:c, :v, :t)"),
+                    text(
+                        "INSERT INTO core_schema_version (component, version, applied_at) VALUES (:c, :v, :t)"
+                    ),
                     {"c": component, "v": step.version, "t": utcnow()},
                 )
             applied.append(f"{component} v{step.version}: {step.description}")

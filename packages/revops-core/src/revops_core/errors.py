@@ -234,7 +234,9 @@ def classify(
         return IntegrationUnavailable(
             f"Network error talking to {provider}.", outcome="unknown" if sent else "not_sent"
         )
-    return InternalError(f"Unexpected failure talking to {provider}.", outcome="unknown" if sent else "not_sent")
+    return InternalError(
+        f"Unexpected failure talking to {provider}.", outcome="unknown" if sent else "not_sent"
+    )
 
 
 def _classify_status(status: int, *, provider: str, headers: dict[str, str]) -> RevOpsError:
@@ -264,6 +266,8 @@ def _classify_status(status: int, *, provider: str, headers: dict[str, str]) -> 
         )
     if 500 <= status < 600:
         return IntegrationUnavailable(
-            f"{provider} failed (HTTP {status}).", outcome="failed", retry_after=parse_retry_after(lowered.get("retry-after"))
+            f"{provider} failed (HTTP {status}).",
+            outcome="failed",
+            retry_after=parse_retry_after(lowered.get("retry-after")),
         )
     return IntegrationUnavailable(f"{provider} answered HTTP {status}.", outcome="failed", retryable=False)

@@ -39,7 +39,12 @@ if TYPE_CHECKING:
     from revops_core.metrics import Metrics
 
 Tier = Literal["read", "write", "destructive", "critical"]
-TIER_ROLE: dict[str, Role] = {"read": "viewer", "write": "member", "destructive": "member", "critical": "admin"}
+TIER_ROLE: dict[str, Role] = {
+    "read": "viewer",
+    "write": "member",
+    "destructive": "member",
+    "critical": "admin",
+}
 
 log = get_logger("revops.server")
 T = TypeVar("T")
@@ -388,4 +393,3 @@ def server_info_toolset(server_name: str, description: str) -> Toolset:
 def run_stdio(server: RevOpsServer) -> None:
     """Serve over stdio (stdout is the protocol; logs go to stderr)."""
     server.mcp.run("stdio")
-

@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     auto_migrate: bool | None = Field(
         default=None,
-        description="Apply pending migrations at start-up; default: yes on embedded SQLite, no on PostgreSQL.",
+        description="Apply pending migrations at start-up (default: on for SQLite, off for PostgreSQL).",
     )
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=1, le=65535)
@@ -74,7 +74,9 @@ class Settings(BaseSettings):
     # Guards
     plan_ttl_seconds: int = Field(default=900, ge=30, le=86_400)
     approval_timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
-    spend_cap_24h_minor: int = Field(default=500_000, ge=0, description="Rolling 24 h spend cap (minor units).")
+    spend_cap_24h_minor: int = Field(
+        default=500_000, ge=0, description="Rolling 24 h spend cap (minor units)."
+    )
     spend_cap_campaign_minor: int = Field(default=200_000, ge=0)
 
     # Resilience

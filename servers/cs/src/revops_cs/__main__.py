@@ -7,7 +7,6 @@ import sys
 
 def main() -> None:
     from revops_core.entrypoint import run
-
     from revops_cs.server import create_server
 
     sys.exit(run("cs", create_server))

@@ -7,13 +7,39 @@ from revops_core.settings import Settings
 
 NAME = "cs"
 DESCRIPTION = "Clients, health, onboarding, retention, support, expansion and feedback."
+INSTRUCTIONS = (
+    "RevOps Customer Success server. Every number comes from the stored client data; tools that "
+    "change many records or send messages first return a plan — show it to the user and call again "
+    "with confirm=<plan_id> only after they agree."
+)
 
 
 def toolsets() -> list[Toolset]:
-    return [server_info_toolset(NAME, DESCRIPTION)]
+    from revops_cs.tools import (
+        clients,
+        communication,
+        expansion,
+        feedback,
+        health,
+        onboarding,
+        retention,
+        support,
+    )
+
+    return [
+        server_info_toolset(NAME, DESCRIPTION),
+        clients.toolset,
+        health.toolset,
+        onboarding.toolset,
+        retention.toolset,
+        communication.toolset,
+        support.toolset,
+        expansion.toolset,
+        feedback.toolset,
+    ]
 
 
 def create_server(settings: Settings) -> RevOpsServer:
-    server = build_server(NAME, toolsets(), settings=settings, instructions=f"RevOps Customer Success server. {DESCRIPTION}")
+    server = build_server(NAME, toolsets(), settings=settings, instructions=INSTRUCTIONS)
     server.runtime.state["server"] = server
     return server

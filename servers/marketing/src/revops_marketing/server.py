@@ -14,6 +14,8 @@ def toolsets() -> list[Toolset]:
 
 
 def create_server(settings: Settings) -> RevOpsServer:
-    server = build_server(NAME, toolsets(), settings=settings, instructions=f"RevOps Marketing server. {DESCRIPTION}")
+    server = build_server(
+        NAME, toolsets(), settings=settings, instructions=f"RevOps Marketing server. {DESCRIPTION}"
+    )
     server.runtime.state["server"] = server
     return server

@@ -1,0 +1,1 @@
+"""Pure CS maths: no I/O, unit-tested against REFERENCE.md."""

@@ -1,0 +1,69 @@
+"""Helpers every CS toolset uses: fetch a live client, resolve `as_of`, describe parameters once."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated
+
+from pydantic import Field
+from sqlmodel import Session
+
+from revops_core.errors import NotFound, ValidationFailed
+from revops_cs.models.clients import CsClient
+
+ClientId = Annotated[int, Field(ge=1, description="Client id (from list_clients or register_client).")]
+AsOf = Annotated[
+    date | None,
+    Field(
+        description="Compute as of this date (YYYY-MM-DD); default today (UTC). Use for reproducible reports."
+    ),
+]
+Limit = Annotated[int, Field(ge=1, le=200, description="Page size (1–200).")]
+Cursor = Annotated[
+    str | None, Field(max_length=500, description="Cursor from the previous page; omit for page 1.")
+]
+
+
+def get_client(session: Session, client_id: int, *, include_deleted: bool = False) -> CsClient:
+    """The client, or `not_found` naming the id. Soft-deleted clients are hidden unless asked for."""
+    client = session.get(CsClient, client_id)
+    if client is None or (client.deleted_at is not None and not include_deleted):
+        raise NotFound(
+            f"No client with id {client_id}.",
+            field="client_id",
+            hint="Find valid ids with list_clients; archived clients can be restored with restore_client.",
+        )
+    return client
+
+
+def resolve_as_of(as_of: date | None) -> date:
+    today = datetime.now(UTC).date()
+    if as_of is None:
+        return today
+    if as_of > today:
+        raise ValidationFailed(
+            f"as_of {as_of.isoformat()} is in the future.",
+            field="as_of",
+            hint="Use today or an earlier date.",
+        )
+    return as_of
+
+
+def end_of_day(day: date) -> datetime:
+    """The exclusive upper bound for events 'as of' a day: the next midnight, UTC."""
+    return datetime.combine(day, time.min, tzinfo=UTC) + timedelta(days=1)
+
+
+def start_of_day(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def check_range(
+    start: date, end: date, *, start_field: str = "start_date", end_field: str = "end_date"
+) -> None:
+    if end < start:
+        raise ValidationFailed(
+            f"{end_field} ({end.isoformat()}) is before {start_field} ({start.isoformat()}).",
+            field=end_field,
+            hint=f"Give an {end_field} on or after {start_field}.",
+        )

@@ -1,0 +1,1 @@
+"""CS tables (all prefixed `cs_`), one module per area."""

@@ -1,0 +1,1 @@
+"""CS tables for communication (filled in by its own change)."""

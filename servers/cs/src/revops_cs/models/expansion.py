@@ -1,0 +1,1 @@
+"""CS tables for expansion (filled in by its own change)."""

@@ -1,0 +1,1 @@
+"""CS tables for feedback (filled in by its own change)."""

@@ -1,0 +1,1 @@
+"""CS tables for onboarding (filled in by its own change)."""

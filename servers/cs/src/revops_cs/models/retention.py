@@ -1,0 +1,1 @@
+"""CS tables for retention (filled in by its own change)."""

@@ -1,0 +1,1 @@
+"""CS tables for support (filled in by its own change)."""

@@ -1,0 +1,1 @@
+"""CS tables for usage (filled in by its own change)."""

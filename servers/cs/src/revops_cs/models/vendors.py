@@ -1,0 +1,1 @@
+"""CS tables for vendors (filled in by its own change)."""

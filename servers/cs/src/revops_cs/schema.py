@@ -1,0 +1,44 @@
+"""The `cs` schema component: every `cs_*` table, created from the model modules below.
+
+A model module may define `after_create(connection)` for what SQLModel cannot express
+(full-text search tables, triggers); it runs after the tables exist.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from sqlalchemy import Connection
+from sqlmodel import SQLModel
+
+from revops_core.db import Component, Migration
+from revops_core.schema import load_core_tables
+
+CS_MODEL_MODULES = tuple(
+    f"revops_cs.models.{name}"
+    for name in (
+        "clients",
+        "usage",
+        "onboarding",
+        "retention",
+        "expansion",
+        "support",
+        "feedback",
+        "communication",
+        "vendors",
+    )
+)
+
+
+def _create_cs_tables(connection: Connection) -> None:
+    load_core_tables()  # cs tables reference core_company / core_contact
+    modules = [importlib.import_module(name) for name in CS_MODEL_MODULES]
+    tables = [t for name, t in SQLModel.metadata.tables.items() if name.startswith("cs_")]
+    SQLModel.metadata.create_all(connection, tables=tables)  # type: ignore[arg-type]
+    for module in modules:
+        hook = getattr(module, "after_create", None)
+        if hook is not None:
+            hook(connection)
+
+
+CS = Component(name="cs", steps=[Migration(1, "customer success tables", _create_cs_tables)])

@@ -1,0 +1,1 @@
+"""CS toolsets, one module each; every module exposes `toolset`."""

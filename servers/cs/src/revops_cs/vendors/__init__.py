@@ -1,0 +1,1 @@
+"""Vendor clients for CS (Zendesk, Intercom, Mixpanel, SendGrid), all on IntegrationClient."""
