@@ -95,3 +95,20 @@ async def test_bad_arguments_are_rejected_naming_the_field(settings):
         result = await client.call_tool("add_company", {"name": ""})
     assert result.is_error
     assert "name" in result.content[0].text
+
+
+async def test_schema_violations_are_structured_validation_errors(settings, protocol_mode):
+    server = build_server("t", [_toolset()], settings=settings)
+    async with connect(server, protocol_mode) as client:
+        result = await client.call_tool("add_company", {"name": "x" * 51})
+    err = error_of(result)
+    assert err["code"] == "validation_error"
+    assert err["field"] == "name"
+    assert "x" * 51 not in result.content[0].text  # the rejected value is not echoed
+
+
+async def test_unknown_tool_is_not_found(settings):
+    server = build_server("t", [_toolset()], settings=settings)
+    async with connect(server) as client:
+        result = await client.call_tool("no_such_tool", {})
+    assert error_of(result)["code"] == "not_found"

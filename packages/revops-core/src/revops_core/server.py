@@ -27,11 +27,13 @@ import anyio
 import anyio.from_thread
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import ValidationError as PydanticValidationError
 from sqlmodel import Session
 
 from revops_core.db import Database, ensure_schema
-from revops_core.errors import InternalError, PermissionDenied, RevOpsError, ValidationFailed
+from revops_core.errors import InternalError, NotFound, PermissionDenied, RevOpsError, ValidationFailed
 from revops_core.logging import correlation_id, get_logger, new_correlation_id, redact
 from revops_core.settings import ROLE_RANK, Role, Settings, get_settings
 
@@ -325,6 +327,39 @@ async def _abort(call: Call | None) -> None:
 # --------------------------------------------------------------------------- factory
 
 
+class RevOpsMCPServer(MCPServer):
+    """MCPServer whose argument-validation failures are our structured `validation_error`.
+
+    The SDK validates arguments before our wrapper runs and reports them as plain text; clients
+    (and the fuzz test) rely on every failure carrying a code, the field names and a next step.
+    The rejected values are never echoed: they are the caller's data.
+    """
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, PydanticValidationError):
+                problems = [
+                    f"{'.'.join(str(p) for p in err['loc']) or '(arguments)'}: {err['msg']}"
+                    for err in cause.errors(include_input=False, include_url=False)
+                ]
+                first = cause.errors()[0]["loc"] if cause.errors() else ()
+                return error_result(
+                    ValidationFailed(
+                        f"Invalid arguments for {name}: " + "; ".join(problems[:8]),
+                        field=".".join(str(p) for p in first) or None,
+                        hint="Correct the named field(s) per the tool's input schema; nothing was changed.",
+                    )
+                )
+            if name not in {t.name for t in self._tool_manager.list_tools()}:
+                return error_result(
+                    NotFound(f"No tool named {name!r}.", field="name", hint="List the tools with tools/list.")
+                )
+            raise
+
+
 @dataclass
 class RevOpsServer:
     mcp: MCPServer
@@ -361,7 +396,7 @@ def build_server(
             field="toolsets",
             hint=f"Choose from: {', '.join(sorted(known))}.",
         )
-    mcp = MCPServer(name=f"revops-{name}", instructions=instructions, version=version)
+    mcp = RevOpsMCPServer(name=f"revops-{name}", instructions=instructions, version=version)
     registered: list[ToolDef] = []
     for ts in toolsets:
         if ts.name not in wanted:
