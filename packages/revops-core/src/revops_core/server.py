@@ -167,6 +167,7 @@ class Call:
     audit_details: dict[str, Any] = field(default_factory=dict)
     audit_action: str | None = None
     skip_audit: bool = False  # set when a call changed nothing (a plan, a dry run)
+    approval: Any = None  # critical tier: the client's answer to the approval prompt (guards.ApprovalAnswer)
     _session: Session | None = None
     _session_cm: Any = None
 
@@ -258,12 +259,19 @@ def _wrap(runtime: Runtime, tool: ToolDef) -> Callable[..., Awaitable[Any]]:
     is_async = inspect.iscoroutinefunction(tool.fn)
     required_rank = ROLE_RANK[TIER_ROLE[tool.tier]]
     metrics = runtime.metrics
+    # Critical tools get a resolver-filled parameter that asks a person to approve (see guards).
+    approval_param = None
+    if tool.tier == "critical":
+        from revops_core.guards import approval_parameter
+
+        approval_param = approval_parameter(runtime, tool)
 
     async def wrapper(ctx: Context, **kwargs: Any) -> Any:
         cid = new_correlation_id()
         started = time.perf_counter()
         status = "ok"
         call: Call | None = None
+        approval = kwargs.pop(approval_param.name, None) if approval_param is not None else None
         try:
             actor, role = await anyio.to_thread.run_sync(runtime.resolve_actor, ctx)
             if ROLE_RANK[role] < required_rank:
@@ -276,6 +284,10 @@ def _wrap(runtime: Runtime, tool: ToolDef) -> Callable[..., Awaitable[Any]]:
                     hint="Restart the server without --read-only to use writing tools.",
                 )
             call = Call(runtime=runtime, tool=tool, actor=actor, role=role, arguments=dict(kwargs), ctx=ctx)
+            if approval_param is not None:
+                from revops_core.guards import approval_from
+
+                call.approval = approval_from(approval)
             if is_async:
                 result = await tool.fn(call, **kwargs)
                 await anyio.to_thread.run_sync(call._finish, True)
@@ -309,10 +321,11 @@ def _wrap(runtime: Runtime, tool: ToolDef) -> Callable[..., Awaitable[Any]]:
     wrapper.__qualname__ = tool.name
     wrapper.__doc__ = inspect.getdoc(tool.fn)
     ctx_param = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)
+    extra = [approval_param] if approval_param is not None else []
     wrapper.__signature__ = sig.replace(  # type: ignore[attr-defined]
-        parameters=[p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in public] + [ctx_param]
+        parameters=[p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in public] + extra + [ctx_param]
     )
-    wrapper.__annotations__ = {p.name: p.annotation for p in public} | {
+    wrapper.__annotations__ = {p.name: p.annotation for p in public + extra} | {
         "ctx": Context,
         "return": sig.return_annotation,
     }
