@@ -6,11 +6,22 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from pydantic import ValidationError
+
 from revops_core.errors import RevOpsError
 from revops_core.logging import configure_logging, get_logger
 from revops_core.settings import Settings
 
 ServerFactory = Callable[[Settings], "object"]
+
+
+def describe_settings_error(err: ValidationError) -> str:
+    """One line per bad setting, naming its environment variable and the rule it broke."""
+    lines = []
+    for problem in err.errors(include_input=False, include_url=False):
+        name = ".".join(str(p) for p in problem["loc"])
+        lines.append(f"  REVOPS_{name.upper()} ({name}): {problem['msg']}")
+    return "\n".join(lines) + "\nFix the variable or the config file, or run `revops doctor`."
 
 
 def parse_args(name: str, argv: Sequence[str] | None) -> argparse.Namespace:
@@ -52,6 +63,9 @@ def run(name: str, factory: Callable[[Settings], object], argv: Sequence[str] | 
     except RevOpsError as err:
         get_logger("revops.start").error("start_failed", code=err.code, message=err.message, hint=err.hint)
         print(f"revops-{name}: {err.client_text()}", file=sys.stderr)
+        return 2
+    except ValidationError as err:
+        print(f"revops-{name}: invalid configuration:\n{describe_settings_error(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

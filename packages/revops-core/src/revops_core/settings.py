@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -58,39 +59,76 @@ class Settings(BaseSettings):
     master_key: SecretStr | None = Field(
         default=None, description="Base64 key-encryption key; unset means a 0600 key file in data_dir."
     )
-    tenant: str = Field(default="default", min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    tenant: str = Field(
+        default="default",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[a-z0-9][a-z0-9_-]*$",
+        description="Tenant name bound into every vault record and audit entry.",
+    )
     role: Role = Field(default="admin", description="Role of the local stdio user.")
-    actor: str = Field(default_factory=lambda: f"local:{os.environ.get('USER', 'user')}")
-    toolsets: list[str] | None = Field(default=None, description="Toolsets to expose; None = all.")
-    read_only: bool = False
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    actor: str = Field(
+        default_factory=lambda: f"local:{os.environ.get('USER', 'user')}",
+        description="Name the local stdio user is audited under.",
+    )
+    toolsets: Annotated[list[str] | None, NoDecode] = Field(
+        default=None, description="Comma-separated toolsets to expose (default: all)."
+    )
+    read_only: bool = Field(default=False, description="List only tools that change nothing.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Log level of the JSON logs on stderr."
+    )
     auto_migrate: bool | None = Field(
         default=None,
         description="Apply pending migrations at start-up (default: on for SQLite, off for PostgreSQL).",
     )
-    http_host: str = "127.0.0.1"
-    http_port: int = Field(default=8000, ge=1, le=65535)
+    http_host: str = Field(default="127.0.0.1", description="Bind address for --transport http.")
+    http_port: int = Field(default=8000, ge=1, le=65535, description="Port for --transport http.")
 
     # Guards
-    plan_ttl_seconds: int = Field(default=900, ge=30, le=86_400)
-    approval_timeout_seconds: float = Field(default=120.0, gt=0, le=3600)
+    plan_ttl_seconds: int = Field(
+        default=900, ge=30, le=86_400, description="How long a plan may be confirmed after it is made."
+    )
+    approval_timeout_seconds: float = Field(
+        default=120.0, gt=0, le=3600, description="Seconds to wait for a person's approval; silence is a no."
+    )
     spend_cap_24h_minor: int = Field(
         default=500_000, ge=0, description="Rolling 24 h spend cap (minor units)."
     )
-    spend_cap_campaign_minor: int = Field(default=200_000, ge=0)
+    spend_cap_campaign_minor: int = Field(
+        default=200_000, ge=0, description="Spend cap per campaign (minor units)."
+    )
 
     # Resilience
-    http_timeout_seconds: float = Field(default=20.0, gt=0, le=300)
-    http_deadline_seconds: float = Field(default=60.0, gt=0, le=900)
-    http_max_attempts: int = Field(default=4, ge=1, le=10)
-    breaker_window_seconds: float = Field(default=60.0, gt=0)
-    breaker_min_calls: int = Field(default=10, ge=1)
-    breaker_failure_rate: float = Field(default=0.5, gt=0, le=1)
-    breaker_open_seconds: float = Field(default=30.0, gt=0)
-    breaker_probe_lease_seconds: float = Field(default=15.0, gt=0)
+    http_timeout_seconds: float = Field(
+        default=20.0, gt=0, le=300, description="Timeout of one vendor request."
+    )
+    http_deadline_seconds: float = Field(
+        default=60.0, gt=0, le=900, description="Overall deadline of a vendor call including retries."
+    )
+    http_max_attempts: int = Field(default=4, ge=1, le=10, description="Attempts per retryable vendor call.")
+    breaker_window_seconds: float = Field(default=60.0, gt=0, description="Failure-rate window of a breaker.")
+    breaker_min_calls: int = Field(
+        default=10, ge=1, description="Calls in the window before a breaker may open."
+    )
+    breaker_failure_rate: float = Field(
+        default=0.5, gt=0, le=1, description="Failure share in the window that opens the breaker."
+    )
+    breaker_open_seconds: float = Field(
+        default=30.0, gt=0, description="How long an open breaker fails fast."
+    )
+    breaker_probe_lease_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="Lease of the single half-open probe; a hung probe frees it on expiry.",
+    )
 
     # Audit
-    audit_retention_days: int = Field(default=400, ge=30)
+    audit_retention_days: int = Field(
+        default=400,
+        ge=30,
+        description="Audit entries older than this are archived by `revops audit archive`.",
+    )
 
     @field_validator("toolsets", mode="before")
     @classmethod
