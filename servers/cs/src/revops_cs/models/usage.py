@@ -48,3 +48,47 @@ class CsHealthSnapshot(SQLModel, table=True):
     missing: str = Field(default="[]", sa_column=Column(Text, nullable=False), description="JSON list.")
     inputs_hash: str = Field(max_length=64, description="SHA-256 of the inputs: same inputs, same hash.")
     computed_at: datetime = utc_field(default_now=True)
+
+
+class CsFeature(SQLModel, table=True):
+    """The feature catalogue: what adoption is measured against. `tiers` empty = every tier is eligible."""
+
+    __tablename__ = "cs_feature"
+    __table_args__ = (UniqueConstraint("tenant", "key", name="uq_cs_feature_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant: str = Field(default="default", max_length=64)
+    key: str = Field(max_length=100, description="Matches CsUsageEvent.feature.")
+    name: str = Field(max_length=200)
+    tiers: str = Field(default="[]", max_length=200, description="JSON list of eligible tiers; [] = all.")
+    created_at: datetime = utc_field(default_now=True)
+
+
+class CsMilestoneDef(SQLModel, table=True):
+    """An adoption milestone: `kind` first_login | active_users | features_used | event_count ≥ threshold."""
+
+    __tablename__ = "cs_milestone_def"
+    __table_args__ = (UniqueConstraint("tenant", "key", name="uq_cs_milestone_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant: str = Field(default="default", max_length=64)
+    key: str = Field(max_length=100)
+    name: str = Field(max_length=200)
+    kind: str = Field(max_length=20)
+    threshold: int = Field(default=1, ge=1)
+    event: str | None = Field(default=None, max_length=100, description="Event name for kind=event_count.")
+    created_at: datetime = utc_field(default_now=True)
+
+
+class CsSegmentRule(SQLModel, table=True):
+    """A saved custom segment: a conjunction of field/op/value conditions (JSON)."""
+
+    __tablename__ = "cs_segment_rule"
+    __table_args__ = (UniqueConstraint("tenant", "name", name="uq_cs_segment_rule_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant: str = Field(default="default", max_length=64)
+    name: str = Field(max_length=100)
+    conditions: str = Field(sa_column=Column(Text, nullable=False), description="JSON list of conditions.")
+    created_by: str = Field(max_length=200)
+    created_at: datetime = utc_field(default_now=True)
