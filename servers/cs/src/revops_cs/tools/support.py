@@ -236,7 +236,7 @@ def _apply(call: Call, a: TicketArgs, zendesk_id: str | None) -> TicketResult:
     """The local change, in the call's write transaction (re-validated: state may have moved on)."""
     session, now = call.db, now_utc()
     ticket = _validate(session, a)
-    result = TicketResult(action=a.action, ticket=None, mirrored=False)  # type: ignore[arg-type]
+    escalation: CsEscalation | None = None
     if ticket is None:
         ticket = CsTicket(
             client_id=a.client_id or 0,
@@ -290,14 +290,18 @@ def _apply(call: Call, a: TicketArgs, zendesk_id: str | None) -> TicketResult:
         ticket.escalated = True
         ticket.tags = json.dumps(sorted({*json.loads(ticket.tags), "escalated"}))
         session.flush()
-        result.escalation_id, result.escalation_due_at = escalation.id, due
         call.audit_details["escalation_id"] = escalation.id
     ticket.updated_at = now
     session.add(ticket)
     session.flush()
     call.target = f"cs_ticket:{ticket.id}"
-    result.ticket = ticket_out(ticket)
-    return result
+    return TicketResult(
+        action=a.action,
+        ticket=ticket_out(ticket),
+        escalation_id=escalation.id if escalation else None,
+        escalation_due_at=escalation.due_at if escalation else None,
+        mirrored=False,
+    )
 
 
 def _snapshot(call: Call, a: TicketArgs) -> tuple[CsTicket | None, zendesk.ZendeskCredentials | str]:
