@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 
 from revops_core.audit import AuditEntry
 from revops_core.db import utcnow
+from revops_core.errors import NotFound
 from revops_core.guards import CorePlan, Plan, PlanPreview, approve, require_confirmation
 from revops_core.models import CoreCompany
 from revops_core.server import Call, RevOpsServer, Toolset, build_server
@@ -29,7 +30,7 @@ class Removed(BaseModel):
     plan: Plan | None = Field(default=None, description="The plan, when not confirmed.")
 
 
-def _remove(call: Call, prefix: str, confirm: str | None) -> Removed:
+def _remove(call: Call, prefix: str, confirm: str | None, fail_after: bool = False) -> Removed:
     rows = list(call.db.exec(select(CoreCompany).where(CoreCompany.name.startswith(prefix))))  # type: ignore[attr-defined]
     preview = PlanPreview(
         summary=f"Delete {len(rows)} companies named {prefix}*.",
@@ -43,16 +44,19 @@ def _remove(call: Call, prefix: str, confirm: str | None) -> Removed:
         return Removed(removed=0, plan=plan)
     for row in rows:
         call.db.delete(row)
+    call.db.flush()
+    if fail_after:
+        raise NotFound("simulated failure after the deletes")
     return Removed(removed=len(rows))
 
 
-def _toolset() -> Toolset:
+def _toolset(fail_after: bool = False) -> Toolset:
     ts = Toolset("demo", "guard test tools")
 
     @ts.tool(tier="destructive", idempotent=False)
     def delete_companies(call: Call, prefix: Prefix, confirm: Confirm = None) -> Removed:
         """Delete companies whose name starts with prefix (plan → confirm)."""
-        return _remove(call, prefix, confirm)
+        return _remove(call, prefix, confirm, fail_after)
 
     @ts.tool(tier="destructive", idempotent=False)
     def other_delete(call: Call, prefix: Prefix, confirm: Confirm = None) -> Removed:
@@ -159,6 +163,39 @@ async def test_stale_plan_is_refused(settings):
     assert _names(server) == ["acme-1", "acme-2", "acme-3", "beta"]
     with server.runtime.db.session() as s:
         assert s.get(CorePlan, plan["plan_id"]).used_at is None  # type: ignore[union-attr]
+
+
+async def test_failed_execution_does_not_consume_the_plan(settings):
+    server = _server(settings)
+    failing = build_server("t", [_toolset(fail_after=True)], settings=settings)
+    async with connect(failing) as client:
+        plan = (await client.call_tool("delete_companies", {"prefix": "acme"})).structured_content["plan"]
+        failed = await client.call_tool("delete_companies", {"prefix": "acme", "confirm": plan["plan_id"]})
+    assert error_of(failed)["code"] == "not_found"
+    assert _names(server) == ALL
+    async with connect(server) as client:
+        ok = await client.call_tool("delete_companies", {"prefix": "acme", "confirm": plan["plan_id"]})
+    assert ok.structured_content["removed"] == 2
+    assert _actions(server) == ["plan.create", "plan.confirm", "t.delete_companies"]
+
+
+async def test_concurrent_confirms_execute_once(settings):
+    import anyio
+
+    server = _server(settings)
+    results: list[Any] = []
+    async with connect(server) as client:
+        plan = (await client.call_tool("delete_companies", {"prefix": "acme"})).structured_content["plan"]
+
+        async def confirm() -> None:
+            args = {"prefix": "acme", "confirm": plan["plan_id"]}
+            results.append(await client.call_tool("delete_companies", args))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(4):
+                tg.start_soon(confirm)
+    assert sorted(r.is_error for r in results) == [False, True, True, True]
+    assert _actions(server).count("plan.confirm") == 1
 
 
 def _edit_plan(server: RevOpsServer, plan_id: str, **values: Any) -> None:

@@ -492,7 +492,10 @@ def approval_parameter(runtime: Runtime, tool: ToolDef) -> inspect.Parameter:
     from mcp_types.version import is_version_at_least
 
     from revops_core.errors import RevOpsError
+    from revops_core.server import TIER_ROLE
     from revops_core.settings import ROLE_RANK
+
+    needed_rank = ROLE_RANK[TIER_ROLE[tool.tier]]
 
     async def ask_approval(ctx: Context, confirm: str | None) -> ApprovalAnswer | Elicit[ApprovalForm]:
         if confirm is None:
@@ -512,7 +515,7 @@ def approval_parameter(runtime: Runtime, tool: ToolDef) -> inspect.Parameter:
             actor, role = await anyio.to_thread.run_sync(runtime.resolve_actor, ctx)
         except RevOpsError:
             return ApprovalAnswer("not_asked")
-        if actor != row.actor or ROLE_RANK[role] < ROLE_RANK["admin"]:
+        if actor != row.actor or ROLE_RANK[role] < needed_rank:
             return ApprovalAnswer("not_asked")  # never prompt a person for a call that will be refused
         caps = ctx.client_capabilities
         elicitation = caps.elicitation if caps is not None else None
