@@ -410,6 +410,11 @@ def build_server(
             hint=f"Choose from: {', '.join(sorted(known))}.",
         )
     mcp = RevOpsMCPServer(name=f"revops-{name}", instructions=instructions, version=version)
+    # logging/setLevel + a default completion/complete (see protocol_extras); before toolset extras,
+    # so a toolset's own @mcp.completion() replaces the default.
+    from revops_core.protocol_extras import install as install_protocol_extras
+
+    install_protocol_extras(mcp, runtime)
     registered: list[ToolDef] = []
     for ts in toolsets:
         if ts.name not in wanted:
