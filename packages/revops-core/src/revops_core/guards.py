@@ -421,11 +421,8 @@ def reserve_spend(
         # Concurrent reservations read-then-insert; serialise them so two cannot both fit under a cap.
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SPEND_LOCK_KEY})
     now = now or utcnow()
-    tenant = settings.tenant
     currency = amount.currency.upper()
-    base = select(func.coalesce(func.sum(CoreSpendLedger.amount_minor), 0)).where(
-        CoreSpendLedger.tenant == tenant, CoreSpendLedger.currency == currency
-    )
+    base = _spent_query(settings.tenant, currency)
     window_start = now - timedelta(hours=24)
     spent_24h = int(
         session.exec(
@@ -438,7 +435,7 @@ def reserve_spend(
         _check_cap(f"campaign '{campaign}'", spent_campaign, amount, settings.spend_cap_campaign_minor)
     session.add(
         CoreSpendLedger(
-            tenant=tenant,
+            tenant=settings.tenant,
             scope=scope,
             campaign=campaign,
             amount_minor=amount.amount_minor,
@@ -447,6 +444,12 @@ def reserve_spend(
         )
     )
     session.flush()
+
+
+def _spent_query(tenant: str, currency: str) -> Any:
+    return select(func.coalesce(func.sum(CoreSpendLedger.amount_minor), 0)).where(
+        CoreSpendLedger.tenant == tenant, CoreSpendLedger.currency == currency
+    )
 
 
 def _check_cap(name: str, spent: int, amount: Money, cap: int) -> None:
@@ -464,9 +467,7 @@ def _check_cap(name: str, spent: int, amount: Money, cap: int) -> None:
 
 def spend_total(session: Session, *, settings: Settings, currency: str, campaign: str | None = None) -> int:
     """Sum reserved so far (per campaign when given), in minor units of `currency`."""
-    query = select(func.coalesce(func.sum(CoreSpendLedger.amount_minor), 0)).where(
-        CoreSpendLedger.tenant == settings.tenant, CoreSpendLedger.currency == currency.upper()
-    )
+    query = _spent_query(settings.tenant, currency.upper())
     if campaign is not None:
         query = query.where(CoreSpendLedger.campaign == campaign)
     return int(session.exec(query).one())
