@@ -13,7 +13,14 @@ from revops_cs.analytics import segmentation as seg
 
 def test_weighted_mean_spreads_a_missing_components_weight():
     weights = {"usage": 30, "engagement": 20, "support": 15, "sentiment": 15, "adoption": 10, "contract": 10}
-    scores = {"usage": 80, "engagement": 60, "support": 100, "sentiment": None, "adoption": 50, "contract": 100}
+    scores = {
+        "usage": 80,
+        "engagement": 60,
+        "support": 100,
+        "sentiment": None,
+        "adoption": 50,
+        "contract": 100,
+    }
     value, missing = h.weighted_mean(scores, weights)
     # (30·80 + 20·60 + 15·100 + 10·50 + 10·100) / 85
     assert value == pytest.approx(6600 / 85)
@@ -30,8 +37,16 @@ def test_weighted_mean_without_any_data_refuses():
 
 @pytest.mark.parametrize(
     ("score", "band"),
-    [(100, "excellent"), (90, "excellent"), (89.99, "good"), (70, "good"), (69.9, "at_risk"), (50, "at_risk"),
-     (49.99, "critical"), (0, "critical")],
+    [
+        (100, "excellent"),
+        (90, "excellent"),
+        (89.99, "good"),
+        (70, "good"),
+        (69.9, "at_risk"),
+        (50, "at_risk"),
+        (49.99, "critical"),
+        (0, "critical"),
+    ],
 )
 def test_bands_are_half_open(score, band):
     assert h.band(score) == band
@@ -85,7 +100,7 @@ def test_abc_cut_by_cumulative_arr_share():
 
 
 def test_quintiles_rank_then_cut_keep_ties_together():
-    values = {i: v for i, v in enumerate([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])}
+    values = dict(enumerate([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]))
     scores = seg.quintile_scores(values)
     assert [scores[i] for i in range(10)] == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
     tied = seg.quintile_scores({"a": 5, "b": 5, "c": 5, "d": 1, "e": 9})
@@ -99,14 +114,24 @@ def test_quintiles_rank_then_cut_keep_ties_together():
 def test_lifecycle_segment():
     kw = {"as_of": date(2026, 6, 1)}
     assert seg.lifecycle_segment(stage="churned", contract_start=None, renewal_date=None, **kw) == "churned"
-    assert seg.lifecycle_segment(stage="mature", contract_start=date(2025, 1, 1), renewal_date=date(2026, 8, 30),
-                                 **kw) == "renewal_window"
-    assert seg.lifecycle_segment(stage="adoption", contract_start=date(2026, 5, 20), renewal_date=None,
-                                 **kw) == "onboarding"
-    assert seg.lifecycle_segment(stage="adoption", contract_start=date(2026, 1, 1), renewal_date=None,
-                                 **kw) == "adoption"
-    assert seg.lifecycle_segment(stage="adoption", contract_start=date(2025, 1, 1), renewal_date=None,
-                                 **kw) == "mature"
+    assert (
+        seg.lifecycle_segment(
+            stage="mature", contract_start=date(2025, 1, 1), renewal_date=date(2026, 8, 30), **kw
+        )
+        == "renewal_window"
+    )
+    assert (
+        seg.lifecycle_segment(stage="adoption", contract_start=date(2026, 5, 20), renewal_date=None, **kw)
+        == "onboarding"
+    )
+    assert (
+        seg.lifecycle_segment(stage="adoption", contract_start=date(2026, 1, 1), renewal_date=None, **kw)
+        == "adoption"
+    )
+    assert (
+        seg.lifecycle_segment(stage="adoption", contract_start=date(2025, 1, 1), renewal_date=None, **kw)
+        == "mature"
+    )
 
 
 def test_engagement_active_users_and_baseline_drop():
@@ -119,8 +144,10 @@ def test_engagement_active_users_and_baseline_drop():
     weekly = [10.0] * 12 + [6.0] * 4
     res = eng.baseline_change(weekly)
     assert res.pct_change == pytest.approx(-40)
-    assert res.dropped and res.z_score is None
+    assert res.dropped
+    assert res.z_score is None
     flat = eng.baseline_change([10.0] * 12 + [8.0] * 4)
-    assert flat.pct_change == pytest.approx(-20) and not flat.dropped
+    assert flat.pct_change == pytest.approx(-20)
+    assert not flat.dropped
     buckets = eng.weekly_totals([(d, 1.0), (date(2026, 3, 4), 2.0), (date(2026, 3, 3), 5.0)], d, 2)
     assert buckets == [5.0, 3.0]

@@ -24,8 +24,15 @@ AS_OF = date(2026, 3, 31)
 def add_events(session: Session, client: CsClient, rows: list[tuple[str, str, str | None, str]]) -> None:
     """rows: (day, user, event, feature)."""
     for day, user, event, feature in rows:
-        session.add(CsUsageEvent(client_id=client.id or 0, user_ref=user, event=event or "login",
-                                 feature=feature or None, occurred_at=at(day)))
+        session.add(
+            CsUsageEvent(
+                client_id=client.id or 0,
+                user_ref=user,
+                event=event or "login",
+                feature=feature or None,
+                occurred_at=at(day),
+            )
+        )
     session.flush()
 
 
@@ -42,12 +49,25 @@ async def call(client: Any, name: str, args: dict[str, Any]) -> dict[str, Any]:
 
 async def test_register_client_writes_company_client_contact_and_history(cs_server):
     async with connect(cs_server) as client:
-        out = await call(client, "register_client", {
-            "name": "Globex", "tier": "enterprise", "domain": "https://www.Globex.com/", "arr_minor": 5_000_000,
-            "seats_purchased": 50, "contract_start": "2026-01-01", "renewal_date": "2027-01-01",
-            "contact_email": "Ann@Globex.com", "contact_name": "Ann Lee", "owner": "csm@us.com",
-        })
-        dup = await client.call_tool("register_client", {"name": "Globex 2", "tier": "smb", "domain": "globex.com"})
+        out = await call(
+            client,
+            "register_client",
+            {
+                "name": "Globex",
+                "tier": "enterprise",
+                "domain": "https://www.Globex.com/",
+                "arr_minor": 5_000_000,
+                "seats_purchased": 50,
+                "contract_start": "2026-01-01",
+                "renewal_date": "2027-01-01",
+                "contact_email": "Ann@Globex.com",
+                "contact_name": "Ann Lee",
+                "owner": "csm@us.com",
+            },
+        )
+        dup = await client.call_tool(
+            "register_client", {"name": "Globex 2", "tier": "smb", "domain": "globex.com"}
+        )
     assert out["client"]["domain"] == "globex.com" and out["client"]["arr_minor"] == 5_000_000
     assert error_of(dup)["code"] == "conflict" and error_of(dup)["field"] == "domain"
     with cs_server.runtime.db.session() as s:
@@ -61,9 +81,13 @@ async def test_register_client_writes_company_client_contact_and_history(cs_serv
 
 async def test_register_client_rejects_bad_dates_and_domain(cs_server):
     async with connect(cs_server) as client:
-        bad_dates = await client.call_tool("register_client", {
-            "name": "X", "tier": "smb", "contract_start": "2026-05-01", "renewal_date": "2026-04-01"})
-        bad_domain = await client.call_tool("register_client", {"name": "X", "tier": "smb", "domain": "not a domain"})
+        bad_dates = await client.call_tool(
+            "register_client",
+            {"name": "X", "tier": "smb", "contract_start": "2026-05-01", "renewal_date": "2026-04-01"},
+        )
+        bad_domain = await client.call_tool(
+            "register_client", {"name": "X", "tier": "smb", "domain": "not a domain"}
+        )
     assert error_of(bad_dates)["code"] == "validation_error"
     assert error_of(bad_domain)["field"] == "domain"
     assert rows(cs_server, CsClient) == 0
@@ -72,9 +96,17 @@ async def test_register_client_rejects_bad_dates_and_domain(cs_server):
 async def test_overview_numbers_come_from_rows(cs_server):
     with cs_server.runtime.db.session() as s:
         c = add_client(s, "Acme", renewal_date=date(2026, 5, 30), seats_purchased=10)
-        add_events(s, c, [("2026-03-30", "a", "login", ""), ("2026-03-29", "b", "report", "reports"),
-                          ("2026-03-29", "b", "report", "reports"), ("2026-03-20", "a", "export", "export"),
-                          ("2026-02-01", "c", "login", "")])  # outside the 30-day window
+        add_events(
+            s,
+            c,
+            [
+                ("2026-03-30", "a", "login", ""),
+                ("2026-03-29", "b", "report", "reports"),
+                ("2026-03-29", "b", "report", "reports"),
+                ("2026-03-20", "a", "export", "export"),
+                ("2026-02-01", "c", "login", ""),
+            ],
+        )  # outside the 30-day window
         s.add(CsTicket(client_id=c.id, subject="Broken", status="open", created_at=at("2026-03-01")))
         s.add(CsTicket(client_id=c.id, subject="Old", status="solved", created_at=at("2026-02-01")))
         s.add(CsFeedback(client_id=c.id, kind="nps", score=4, submitted_at=at("2026-01-10")))
@@ -96,7 +128,9 @@ async def test_update_client_info_validates_and_records_stage_changes(cs_server)
     with cs_server.runtime.db.session() as s:
         cid = add_client(s, "Acme").id
     async with connect(cs_server) as client:
-        out = await call(client, "update_client_info", {"client_id": cid, "arr_minor": 9_900, "stage": "adoption"})
+        out = await call(
+            client, "update_client_info", {"client_id": cid, "arr_minor": 9_900, "stage": "adoption"}
+        )
         skip = await client.call_tool("update_client_info", {"client_id": cid, "stage": "renewal"})
         churn = await client.call_tool("update_client_info", {"client_id": cid, "stage": "churned"})
         nothing = await client.call_tool("update_client_info", {"client_id": cid, "arr_minor": 9_900})
@@ -109,17 +143,39 @@ async def test_update_client_info_validates_and_records_stage_changes(cs_server)
     with cs_server.runtime.db.session() as s:
         stored = s.get(CsClient, cid)
         assert (stored.arr_minor, stored.stage) == (9_900, "renewal")
-        assert [(c.from_stage, c.to_stage) for c in s.exec(select(CsStageChange).order_by(CsStageChange.id))] == [
-            ("onboarding", "adoption"), ("adoption", "renewal")]
+        assert [
+            (c.from_stage, c.to_stage) for c in s.exec(select(CsStageChange).order_by(CsStageChange.id))
+        ] == [("onboarding", "adoption"), ("adoption", "renewal")]
 
 
 async def test_list_clients_filters_pages_and_health_band(cs_server):
     with cs_server.runtime.db.session() as s:
-        ids = [add_client(s, f"C{i}", tier="smb" if i % 2 else "enterprise", arr_minor=i * 1000).id for i in range(1, 6)]
-        s.add(CsHealthSnapshot(client_id=ids[0], as_of=date(2026, 3, 1), score=40, band="critical", components="{}",
-                               weights="{}", inputs_hash="x"))
-        s.add(CsHealthSnapshot(client_id=ids[0], as_of=date(2026, 3, 8), score=75, band="good", components="{}",
-                               weights="{}", inputs_hash="y"))
+        ids = [
+            add_client(s, f"C{i}", tier="smb" if i % 2 else "enterprise", arr_minor=i * 1000).id
+            for i in range(1, 6)
+        ]
+        s.add(
+            CsHealthSnapshot(
+                client_id=ids[0],
+                as_of=date(2026, 3, 1),
+                score=40,
+                band="critical",
+                components="{}",
+                weights="{}",
+                inputs_hash="x",
+            )
+        )
+        s.add(
+            CsHealthSnapshot(
+                client_id=ids[0],
+                as_of=date(2026, 3, 8),
+                score=75,
+                band="good",
+                components="{}",
+                weights="{}",
+                inputs_hash="y",
+            )
+        )
     async with connect(cs_server) as client:
         p1 = await call(client, "list_clients", {"limit": 2})
         p2 = await call(client, "list_clients", {"limit": 2, "cursor": p1["next_cursor"]})
@@ -137,23 +193,57 @@ async def test_list_clients_filters_pages_and_health_band(cs_server):
 async def test_timeline_merges_real_events(cs_server):
     with cs_server.runtime.db.session() as s:
         c = add_client(s, "Acme")
-        add_events(s, c, [("2026-01-05", "a", "login", ""), ("2026-01-06", "a", "login", ""),
-                          ("2026-01-07", "a", "report", "reports"), ("2026-02-07", "b", "report", "reports")])
-        s.add(CsTicket(client_id=c.id, subject="Bug", status="solved", created_at=at("2026-01-10"),
-                       solved_at=at("2026-01-12")))
+        add_events(
+            s,
+            c,
+            [
+                ("2026-01-05", "a", "login", ""),
+                ("2026-01-06", "a", "login", ""),
+                ("2026-01-07", "a", "report", "reports"),
+                ("2026-02-07", "b", "report", "reports"),
+            ],
+        )
+        s.add(
+            CsTicket(
+                client_id=c.id,
+                subject="Bug",
+                status="solved",
+                created_at=at("2026-01-10"),
+                solved_at=at("2026-01-12"),
+            )
+        )
         s.add(CsFeedback(client_id=c.id, kind="nps", score=10, submitted_at=at("2026-01-20")))
-        s.add(CsStageChange(client_id=c.id, from_stage="onboarding", to_stage="adoption", actor="t",
-                            at=at("2026-02-01")))
+        s.add(
+            CsStageChange(
+                client_id=c.id, from_stage="onboarding", to_stage="adoption", actor="t", at=at("2026-02-01")
+            )
+        )
         cid = c.id
     async with connect(cs_server) as client:
         out = await call(client, "get_client_timeline", {"client_id": cid})
         page = await call(client, "get_client_timeline", {"client_id": cid, "limit": 2})
-        jan = await call(client, "get_client_timeline", {"client_id": cid, "start_date": "2026-01-01",
-                                                         "end_date": "2026-01-11", "kinds": ["first_login", "ticket_opened"]})
-        bad = await client.call_tool("get_client_timeline", {"client_id": cid, "start_date": "2026-02-01",
-                                                             "end_date": "2026-01-01"})
+        jan = await call(
+            client,
+            "get_client_timeline",
+            {
+                "client_id": cid,
+                "start_date": "2026-01-01",
+                "end_date": "2026-01-11",
+                "kinds": ["first_login", "ticket_opened"],
+            },
+        )
+        bad = await client.call_tool(
+            "get_client_timeline", {"client_id": cid, "start_date": "2026-02-01", "end_date": "2026-01-01"}
+        )
     kinds = [e["kind"] for e in out["items"]]
-    assert kinds == ["stage_change", "feedback", "ticket_solved", "ticket_opened", "first_feature_use", "first_login"]
+    assert kinds == [
+        "stage_change",
+        "feedback",
+        "ticket_solved",
+        "ticket_opened",
+        "first_feature_use",
+        "first_login",
+    ]
     assert out["total"] == 6 and page["next_cursor"] and len(page["items"]) == 2
     assert [e["kind"] for e in jan["items"]] == ["ticket_opened", "first_login"]
     assert error_of(bad)["field"] == "end_date"
@@ -176,8 +266,11 @@ async def test_import_csv_reports_row_errors_and_imports_valid_rows(cs_server):
     async with connect(cs_server) as client:
         dry = await call(client, "import_clients_csv", {"csv_text": csv_text, "dry_run": True})
         assert rows(cs_server, CsClient) == 0
-        out = (await client.call_tool("import_clients_csv", {"csv_text": csv_text}, progress_callback=on_progress)
-               ).structured_content
+        out = (
+            await client.call_tool(
+                "import_clients_csv", {"csv_text": csv_text}, progress_callback=on_progress
+            )
+        ).structured_content
         header = await client.call_tool("import_clients_csv", {"csv_text": "nom,tier\nx,smb\n"})
     assert dry["valid"] == 2 and dry["imported"] == 0
     assert out["imported"] == 2 and out["rows"] == 5
@@ -203,8 +296,11 @@ async def test_archive_and_restore_go_through_plan_and_confirm(cs_server):
         again = await client.call_tool("archive_client", {"client_id": cid})
         listed = await call(client, "list_clients", {"archived": True})
         rplan = await call(client, "archive_client", {"client_id": cid, "action": "restore"})
-        restored = await call(client, "archive_client", {"client_id": cid, "action": "restore",
-                                                          "confirm": rplan["plan"]["plan_id"]})
+        restored = await call(
+            client,
+            "archive_client",
+            {"client_id": cid, "action": "restore", "confirm": rplan["plan"]["plan_id"]},
+        )
     assert done["done"] and done["archived"]
     assert error_of(hidden)["code"] == "not_found"
     assert error_of(again)["field"] == "action"
@@ -212,5 +308,3 @@ async def test_archive_and_restore_go_through_plan_and_confirm(cs_server):
     assert restored["done"] and not restored["archived"]
     with cs_server.runtime.db.session() as s:
         assert s.get(CsClient, cid).deleted_at is None
-
-
