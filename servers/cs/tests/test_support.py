@@ -58,12 +58,15 @@ async def test_ticket_lifecycle_is_stored_and_reports_not_mirrored(cs_server):
         assert reply["ticket"]["status"] == "open"
         assert reply["ticket"]["first_response_at"] is not None
         solved = await call(client, "handle_support_ticket", action="resolve", ticket_id=ticket_id, csat=5)
-        assert solved["ticket"]["status"] == "solved" and solved["ticket"]["csat"] == 5
+        assert solved["ticket"]["status"] == "solved"
+        assert solved["ticket"]["csat"] == 5
         got = await call(client, "handle_support_ticket", action="get", ticket_id=ticket_id)
     assert [c["body"] for c in got["comments"]] == ["Looking into it"]
     with cs_server.runtime.db.session() as s:
         ticket = s.get(CsTicket, ticket_id)
-        assert ticket is not None and ticket.solved_at is not None and ticket.external_id is None
+        assert ticket is not None
+        assert ticket.solved_at is not None
+        assert ticket.external_id is None
         actions = [e.action for e in s.exec(select(AuditEntry).where(AuditEntry.action.like("cs.%")))]
     assert actions.count("cs.handle_support_ticket") == 3  # create, comment, resolve; get is a read
 
@@ -88,9 +91,12 @@ async def test_escalate_creates_escalation_due_at_severity_resolution_target(cs_
     assert error_of(again)["code"] == "validation_error"
     with cs_server.runtime.db.session() as s:
         esc = s.get(CsEscalation, out["escalation_id"])
-        assert esc is not None and esc.severity == "urgent" and esc.ticket_id == ticket_id
+        assert esc is not None
+        assert esc.severity == "urgent"
+        assert esc.ticket_id == ticket_id
         assert timedelta(hours=2) <= esc.due_at - before <= timedelta(hours=2, minutes=1)
-    assert out["ticket"]["escalated"] is True and "escalated" in out["ticket"]["tags"]
+    assert out["ticket"]["escalated"] is True
+    assert "escalated" in out["ticket"]["tags"]
     assert count(cs_server, CsEscalation) == 1
 
 
@@ -149,9 +155,11 @@ async def test_routing_picks_first_matching_rule_and_least_loaded_agent(cs_serve
         vip = await call(client, "route_ticket", action="route", ticket_id=ent_ticket)
         listed = await call(client, "route_ticket", action="list")
     assert routed["rule"]["name"] == "rest"
-    assert routed["ticket"]["assignee"] == "bob" and routed["ticket"]["team"] == "tier1"
+    assert routed["ticket"]["assignee"] == "bob"
+    assert routed["ticket"]["team"] == "tier1"
     assert [(a["agent"], a["open_tickets"]) for a in routed["agents"]] == [("bob", 1), ("ann", 2)]
-    assert vip["ticket"]["assignee"] == "cat" and vip["rule"]["match"] == {"tier": "enterprise"}
+    assert vip["ticket"]["assignee"] == "cat"
+    assert vip["rule"]["match"] == {"tier": "enterprise"}
     loads = {a["agent"]: a["open_tickets"] for a in listed["agents"]}
     assert loads == {"ann": 2, "bob": 2, "cat": 1}
     assert [r["name"] for r in listed["rules"]] == ["vip", "rest"]
@@ -280,17 +288,20 @@ async def test_support_performance_exact_sla_compliance(cs_server):
     rows_by_p = {r["priority"]: r for r in perf["sla"]}
     assert rows_by_p["urgent"]["first_response"] == [1, 1, 0]
     assert rows_by_p["urgent"]["resolution"] == [1, 1, 0]
-    assert rows_by_p["high"]["first_response"] == [1, 0, 0] and rows_by_p["high"]["resolution"] == [0, 1, 0]
+    assert rows_by_p["high"]["first_response"] == [1, 0, 0]
+    assert rows_by_p["high"]["resolution"] == [0, 1, 0]
     assert rows_by_p["low"]["first_response"] == [0, 1, 0]
     assert perf["first_response_compliance"] == pytest.approx(50.0)  # 2 met of 4
     assert perf["resolution_compliance"] == pytest.approx(25.0)  # 1 met of 4
     assert perf["first_response"]["median_min"] == pytest.approx(20.0)  # 5, 20, 30 (private note ignored)
     assert perf["resolution"]["median_min"] == pytest.approx(130.0)  # 60, 200
-    assert perf["csat_responses"] == 3 and perf["csat"] == pytest.approx(200 / 3)
+    assert perf["csat_responses"] == 3
+    assert perf["csat"] == pytest.approx(200 / 3)
     assert perf["backlog"] == {"high": {">30d": 1}, "low": {">30d": 1}}  # 30.6 days old at as_of
     # Judged at the end of the creation day: the low ticket (8 h reply target) breached, 72 h still pending.
     low = {r["priority"]: r for r in one["sla"]}["low"]
-    assert low["first_response"] == [0, 1, 0] and low["resolution"] == [0, 0, 1]
+    assert low["first_response"] == [0, 1, 0]
+    assert low["resolution"] == [0, 0, 1]
     assert error_of(bad)["field"] == "end_date"
     assert error_of(unknown)["code"] == "not_found"
 
@@ -299,8 +310,10 @@ async def test_support_performance_without_tickets_reports_nulls(cs_server):
     async with connect(cs_server) as client:
         perf = await call(client, "analyze_support_performance", as_of=date(2026, 1, 1).isoformat())
     assert perf["tickets"] == 0
-    assert perf["first_response_compliance"] is None and perf["csat"] is None
-    assert perf["first_response"]["median_min"] is None and perf["backlog"] == {}
+    assert perf["first_response_compliance"] is None
+    assert perf["csat"] is None
+    assert perf["first_response"]["median_min"] is None
+    assert perf["backlog"] == {}
 
 
 def test_ticket_tags_are_json(tmp_path):
