@@ -68,15 +68,21 @@ async def test_register_client_writes_company_client_contact_and_history(cs_serv
         dup = await client.call_tool(
             "register_client", {"name": "Globex 2", "tier": "smb", "domain": "globex.com"}
         )
-    assert out["client"]["domain"] == "globex.com" and out["client"]["arr_minor"] == 5_000_000
-    assert error_of(dup)["code"] == "conflict" and error_of(dup)["field"] == "domain"
+    assert out["client"]["domain"] == "globex.com"
+    assert out["client"]["arr_minor"] == 5_000_000
+    assert error_of(dup)["code"] == "conflict"
+    assert error_of(dup)["field"] == "domain"
     with cs_server.runtime.db.session() as s:
         stored = s.get(CsClient, out["client"]["id"])
         contact = s.get(CoreContact, out["contact_id"])
-        assert stored.seats_purchased == 50 and stored.owner == "csm@us.com"
-        assert contact.email == "ann@globex.com" and contact.is_primary and contact.last_name == "Lee"
+        assert stored.seats_purchased == 50
+        assert stored.owner == "csm@us.com"
+        assert contact.email == "ann@globex.com"
+        assert contact.is_primary
+        assert contact.last_name == "Lee"
         assert [c.to_stage for c in s.exec(select(CsStageChange))] == ["onboarding"]
-    assert rows(cs_server, CoreCompany) == 1 and rows(cs_server, CsClient) == 1
+    assert rows(cs_server, CoreCompany) == 1
+    assert rows(cs_server, CsClient) == 1
 
 
 async def test_register_client_rejects_bad_dates_and_domain(cs_server):
@@ -118,9 +124,11 @@ async def test_overview_numbers_come_from_rows(cs_server):
     u = out["usage_30d"]
     assert (u["events"], u["logins"], u["active_users"]) == (4, 1, 2)
     assert u["top_features"] == {"reports": 2, "export": 1}
-    assert out["open_tickets"] == 1 and out["latest_nps"] == 9
+    assert out["open_tickets"] == 1
+    assert out["latest_nps"] == 9
     assert out["renewal_in_days"] == (date(2026, 5, 30) - AS_OF).days
-    assert out["health"] is None and "health" in out["missing"]
+    assert out["health"] is None
+    assert "health" in out["missing"]
     assert error_of(missing)["code"] == "not_found"
 
 
@@ -135,7 +143,8 @@ async def test_update_client_info_validates_and_records_stage_changes(cs_server)
         churn = await client.call_tool("update_client_info", {"client_id": cid, "stage": "churned"})
         nothing = await client.call_tool("update_client_info", {"client_id": cid, "arr_minor": 9_900})
         unknown = await client.call_tool("update_client_info", {"client_id": 404, "arr_minor": 1})
-    assert out["changed"] == ["arr_minor", "stage"] and out["stage_change_id"]
+    assert out["changed"] == ["arr_minor", "stage"]
+    assert out["stage_change_id"]
     assert error_of(churn)["field"] == "reason"
     assert error_of(nothing)["code"] == "validation_error"
     assert error_of(unknown)["code"] == "not_found"
@@ -183,9 +192,11 @@ async def test_list_clients_filters_pages_and_health_band(cs_server):
         good = await call(client, "list_clients", {"health_band": "good"})
         critical = await call(client, "list_clients", {"health_band": "critical"})
         bad = await client.call_tool("list_clients", {"arr_min_minor": 5, "arr_max_minor": 1})
-    assert p1["total"] == 5 and [r["client"]["id"] for r in p1["items"] + p2["items"]] == ids[:4]
+    assert p1["total"] == 5
+    assert [r["client"]["id"] for r in p1["items"] + p2["items"]] == ids[:4]
     assert [r["client"]["id"] for r in smb["items"]] == [ids[2], ids[4]]
-    assert [r["client"]["id"] for r in good["items"]] == [ids[0]] and good["items"][0]["health_score"] == 75
+    assert [r["client"]["id"] for r in good["items"]] == [ids[0]]
+    assert good["items"][0]["health_score"] == 75
     assert critical["total"] == 0  # only the latest snapshot counts
     assert error_of(bad)["field"] == "arr_max_minor"
 
@@ -244,7 +255,9 @@ async def test_timeline_merges_real_events(cs_server):
         "first_feature_use",
         "first_login",
     ]
-    assert out["total"] == 6 and page["next_cursor"] and len(page["items"]) == 2
+    assert out["total"] == 6
+    assert page["next_cursor"]
+    assert len(page["items"]) == 2
     assert [e["kind"] for e in jan["items"]] == ["ticket_opened", "first_login"]
     assert error_of(bad)["field"] == "end_date"
 
@@ -272,11 +285,14 @@ async def test_import_csv_reports_row_errors_and_imports_valid_rows(cs_server):
             )
         ).structured_content
         header = await client.call_tool("import_clients_csv", {"csv_text": "nom,tier\nx,smb\n"})
-    assert dry["valid"] == 2 and dry["imported"] == 0
-    assert out["imported"] == 2 and out["rows"] == 5
+    assert dry["valid"] == 2
+    assert dry["imported"] == 0
+    assert out["imported"] == 2
+    assert out["rows"] == 5
     errors = {(e["row"], e["field"]) for e in out["errors"]}
     assert {(3, "tier"), (4, "domain"), (5, "arr")} <= errors
-    assert progress and progress[-1] == 5
+    assert progress
+    assert progress[-1] == 5
     assert error_of(header)["field"] == "csv_text"
     with cs_server.runtime.db.session() as s:
         names = {c.name: c.arr_minor for c in s.exec(select(CsClient))}
@@ -288,7 +304,8 @@ async def test_archive_and_restore_go_through_plan_and_confirm(cs_server):
         cid = add_client(s, "Acme").id
     async with connect(cs_server) as client:
         plan = await call(client, "archive_client", {"client_id": cid})
-        assert plan["done"] is False and rows(cs_server, CsClient) == 1
+        assert plan["done"] is False
+        assert rows(cs_server, CsClient) == 1
         with cs_server.runtime.db.session() as s:
             assert s.get(CsClient, cid).deleted_at is None
         done = await call(client, "archive_client", {"client_id": cid, "confirm": plan["plan"]["plan_id"]})
@@ -301,10 +318,12 @@ async def test_archive_and_restore_go_through_plan_and_confirm(cs_server):
             "archive_client",
             {"client_id": cid, "action": "restore", "confirm": rplan["plan"]["plan_id"]},
         )
-    assert done["done"] and done["archived"]
+    assert done["done"]
+    assert done["archived"]
     assert error_of(hidden)["code"] == "not_found"
     assert error_of(again)["field"] == "action"
     assert listed["total"] == 1
-    assert restored["done"] and not restored["archived"]
+    assert restored["done"]
+    assert not restored["archived"]
     with cs_server.runtime.db.session() as s:
         assert s.get(CsClient, cid).deleted_at is None

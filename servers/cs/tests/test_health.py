@@ -103,11 +103,14 @@ async def test_health_score_is_the_weighted_mean_of_explained_components(cs_serv
     parts = {c["name"]: c for c in out["components"]}
     assert parts["usage"]["score"] == 50  # 4 of 10 seats active vs smb target 0.8
     assert parts["engagement"]["score"] == 90  # last login 5 days ago
-    assert parts["support"]["score"] == 80 and parts["support"]["inputs"]["tickets_opened"] == 2
+    assert parts["support"]["score"] == 80
+    assert parts["support"]["inputs"]["tickets_opened"] == 2
     assert parts["sentiment"]["score"] == pytest.approx(66.67)  # NPS 33.3 from 10, 9, 3
     assert parts["adoption"]["score"] == 50  # reports of {reports, export}; sso is enterprise-only
     assert parts["contract"]["score"] == 75  # one failed payment
-    assert out["score"] == 67.5 and out["band"] == "at_risk" and out["missing"] == []
+    assert out["score"] == 67.5
+    assert out["band"] == "at_risk"
+    assert out["missing"] == []
 
 
 async def test_health_score_changes_when_and_only_when_inputs_change(cs_server):
@@ -117,18 +120,22 @@ async def test_health_score_changes_when_and_only_when_inputs_change(cs_server):
     async with connect(cs_server) as client:
         first = (await call(client, "calculate_health_score", args))["client"]
         second = (await call(client, "calculate_health_score", args))["client"]
-        assert second["reused"] and (second["score"], second["inputs_hash"]) == (
+        assert second["reused"]
+        assert (second["score"], second["inputs_hash"]) == (
             first["score"],
             first["inputs_hash"],
         )
         with cs_server.runtime.db.session() as s:
             s.add(CsTicket(client_id=cid, subject="new", created_at=at("2026-03-30")))
         third = (await call(client, "calculate_health_score", args))["client"]
-    assert not third["reused"] and third["inputs_hash"] != first["inputs_hash"]
+    assert not third["reused"]
+    assert third["inputs_hash"] != first["inputs_hash"]
     assert third["score"] == 66.0  # support 70 instead of 80: 15·10/100 points less
     with cs_server.runtime.db.session() as s:
         snaps = list(s.exec(select(CsHealthSnapshot)))
-    assert len(snaps) == 1 and snaps[0].score == 66.0 and snaps[0].inputs_hash == third["inputs_hash"]
+    assert len(snaps) == 1
+    assert snaps[0].score == 66.0
+    assert snaps[0].inputs_hash == third["inputs_hash"]
 
 
 async def test_missing_components_are_named_and_their_weight_spread(cs_server):
@@ -143,7 +150,8 @@ async def test_missing_components_are_named_and_their_weight_spread(cs_server):
         no_id = await client.call_tool("calculate_health_score", {"scope": "client"})
         future = await client.call_tool("calculate_health_score", {"client_id": cid, "as_of": "2999-01-01"})
     assert out["missing"] == ["adoption", "contract", "engagement", "sentiment", "usage"]
-    assert out["score"] == 100 and out["band"] == "excellent"  # only support (no tickets) has data
+    assert out["score"] == 100
+    assert out["band"] == "excellent"
     support = next(c for c in out["components"] if c["name"] == "support")
     assert support["effective_weight_pct"] == 100
     assert error_of(nobody)["code"] == "not_found"
@@ -167,7 +175,8 @@ async def test_portfolio_scoring_reports_progress(cs_server):
                 progress_callback=progress,
             )
         ).structured_content
-    assert [p["client_id"] for p in out["portfolio"]] == ids and out["changed"] == 3
+    assert [p["client_id"] for p in out["portfolio"]] == ids
+    assert out["changed"] == 3
     assert seen[-1] == 3
     assert rows(cs_server, CsHealthSnapshot) == 3
 
@@ -184,7 +193,8 @@ async def test_trends_use_least_squares_slope_and_stable_band(cs_server):
         out = await call(client, "analyze_health_trends", {"as_of": AS_OF.isoformat()})
     first, second = out["clients"]
     assert (first["client_id"], first["slope_per_week"], first["trend"]) == (falling, -3.0, "declining")
-    assert second["client_id"] == steady and second["trend"] == "stable"
+    assert second["client_id"] == steady
+    assert second["trend"] == "stable"
     assert out["insufficient_data"] == [young]
 
 
@@ -200,9 +210,12 @@ async def test_health_report_counts_arr_by_band(cs_server):
     async with connect(cs_server) as client:
         out = await call(client, "generate_health_report", {"as_of": AS_OF.isoformat()})
     bands = {b["band"]: b for b in out["bands"]}
-    assert bands["at_risk"]["clients"] == 1 and bands["excellent"]["arr_minor"] == {"USD": 400_000}
+    assert bands["at_risk"]["clients"] == 1
+    assert bands["excellent"]["arr_minor"] == {"USD": 400_000}
     assert out["arr_at_risk_minor"] == {"USD": 350_000}
-    assert out["scored"] == 3 and len(out["unscored"]) == 1 and out["average_score"] == 61.7
+    assert out["scored"] == 3
+    assert len(out["unscored"]) == 1
+    assert out["average_score"] == 61.7
 
 
 async def test_segmentations(cs_server):
@@ -252,7 +265,8 @@ async def test_segmentations(cs_server):
         ids[1]: "R3F4M3",
     }  # tied F: mean rank 1.5 → 4
     assert set(rfm["no_data"]) == set(ids[2:])
-    assert band["counts"] == {"critical": 1} and len(band["no_data"]) == 4
+    assert band["counts"] == {"critical": 1}
+    assert len(band["no_data"]) == 4
     assert saved["counts"] == {"match": 1, "no_match": 4} == applied["counts"]
     assert [m["client_id"] for m in applied["members"] if m["segment"] == "match"] == [ids[2]]
     assert error_of(missing_rule)["code"] == "not_found"
@@ -304,11 +318,9 @@ async def test_feature_adoption_and_milestones(cs_server):
     assert f["reports"]["median_days_to_adopt"] == 20  # 10 and 30 days
     assert (f["sso"]["eligible_clients"], f["sso"]["adopters"]) == (1, 1)
     ms = {m["key"]: m["achieved_at"] for m in defaults["clients"][0]["milestones"]}
-    assert (
-        defaults["defaults_used"]
-        and ms["first_login"].startswith("2026-01-11")
-        and ms["ten_active_users"] is None
-    )
+    assert defaults["defaults_used"]
+    assert ms["first_login"].startswith("2026-01-11")
+    assert ms["ten_active_users"] is None
     assert custom["clients"][0]["milestones"][0]["achieved_at"].startswith("2026-02-01")
 
 
@@ -333,8 +345,10 @@ async def test_lifecycle_transitions_follow_rules(cs_server):
             {"client_id": cid, "action": "transition", "to_stage": "churned", "reason": "budget"},
         )
         history = await call(client, "manage_lifecycle_stages", {"client_id": cid})
-    assert moved["stage"] == "adoption" and "mature" in moved["allowed_next"]
-    assert error_of(jump)["field"] == "stage" and error_of(churn)["field"] == "reason"
+    assert moved["stage"] == "adoption"
+    assert "mature" in moved["allowed_next"]
+    assert error_of(jump)["field"] == "stage"
+    assert error_of(churn)["field"] == "reason"
     assert churned["allowed_next"] == ["onboarding"]
     assert [h["to_stage"] for h in history["history"]] == ["churned", "adoption"]
     assert rows(cs_server, CsStageChange) == 2
@@ -367,7 +381,8 @@ async def test_engagement_metrics_and_drops_against_own_baseline(cs_server):
     assert new.id in out["no_baseline"]
     assert (eng["wau"], eng["mau"], eng["active_users"]) == (3, 3, 3)
     assert eng["dau"] == pytest.approx(3 / 7, abs=0.01)
-    assert eng["features"][0]["feature"] == "reports" and eng["features"][0]["change_pct"] is None
+    assert eng["features"][0]["feature"] == "reports"
+    assert eng["features"][0]["change_pct"] is None
     assert rows(cs_server, CsUsageEvent) > 0
     with cs_server.runtime.db.session() as s:
         assert s.exec(select(func.count()).select_from(CsUsageEvent)).one() == 12 * 10 + 4 * 5 + 16 + 1 + 1

@@ -297,7 +297,8 @@ def compute_health(
         snapshot.inputs_hash = digest
         session.add(snapshot)
         session.flush()
-    assert snapshot is not None and snapshot.id is not None
+    assert snapshot is not None
+    assert snapshot.id is not None
     return HealthResult(
         client_id=client.id,
         as_of=as_of,
