@@ -80,6 +80,15 @@ def _seed(manager: TokenManager, access: str = "a-0", refresh: str = "r-0") -> N
     )
 
 
+def _due_manager(vault: Vault, endpoint: TokenEndpoint) -> tuple[TokenManager, Clock]:
+    """A seeded grant and a clock 10 s before its expiry, so the next call must refresh."""
+    clock = Clock()
+    manager = _manager(vault, endpoint, clock)
+    _seed(manager)
+    clock.now = T0 + LIFETIME - 10
+    return manager, clock
+
+
 async def test_fresh_token_is_served_without_a_request(vault):
     endpoint, clock = TokenEndpoint(), Clock()
     manager = _manager(vault, endpoint, clock)
@@ -111,10 +120,8 @@ async def _never_called(_: Secret) -> TokenResponse:
 
 
 async def test_50_coroutines_cause_one_refresh(vault):
-    endpoint, clock = TokenEndpoint(), Clock()
-    manager = _manager(vault, endpoint, clock)
-    _seed(manager)
-    clock.now = T0 + LIFETIME - 10
+    endpoint = TokenEndpoint()
+    manager, _clock = _due_manager(vault, endpoint)
     tokens = await asyncio.gather(*(manager.access_token() for _ in range(50)))
     assert len(endpoint.requests) == 1
     assert {t.reveal() for t in tokens} == {"a-1"}
@@ -134,10 +141,8 @@ async def test_waiter_rereads_store_and_skips_refresh_done_elsewhere(vault):
 
 
 async def test_rotated_refresh_token_is_saved_before_use(vault):
-    endpoint, clock = TokenEndpoint(), Clock()
-    manager = _manager(vault, endpoint, clock)
-    _seed(manager)
-    clock.now = T0 + LIFETIME - 10
+    endpoint = TokenEndpoint()
+    manager, clock = _due_manager(vault, endpoint)
     token = await manager.access_token()
     # By the time the access token is handed out, the rotated refresh token is durable in the vault.
     stored = vault.get("acme", "oauth")
@@ -153,10 +158,7 @@ async def test_rotated_refresh_token_is_saved_before_use(vault):
 
 async def test_invalid_grant_is_reauth_required_without_a_second_call(vault):
     endpoint = TokenEndpoint(lambda n: httpx.Response(400, json={"error": "invalid_grant"}))
-    clock = Clock()
-    manager = _manager(vault, endpoint, clock)
-    _seed(manager)
-    clock.now = T0 + LIFETIME - 10
+    manager, clock = _due_manager(vault, endpoint)
     with pytest.raises(ReauthRequired) as err:
         await manager.access_token()
     assert err.value.outcome == "failed"
@@ -170,10 +172,7 @@ async def test_invalid_grant_is_reauth_required_without_a_second_call(vault):
 
 async def test_timeout_never_resends_the_refresh_token(vault):
     endpoint = TokenEndpoint(lambda n: httpx.ReadTimeout("slow"))
-    clock = Clock()
-    manager = _manager(vault, endpoint, clock)
-    _seed(manager)
-    clock.now = T0 + LIFETIME - 10
+    manager, clock = _due_manager(vault, endpoint)
     with pytest.raises(ReauthRequired) as err:
         await manager.access_token()
     assert err.value.outcome == "unknown"
@@ -218,10 +217,7 @@ async def test_server_error_keeps_the_refresh_token_usable(vault):
             else httpx.Response(200, json={"access_token": "a-2", "expires_in": LIFETIME})
         )
     )
-    clock = Clock()
-    manager = _manager(vault, endpoint, clock)
-    _seed(manager)
-    clock.now = T0 + LIFETIME - 10
+    manager, _clock = _due_manager(vault, endpoint)
     with pytest.raises(IntegrationUnavailable) as err:
         await manager.access_token()
     assert err.value.outcome == "failed"
@@ -233,10 +229,7 @@ async def test_server_error_keeps_the_refresh_token_usable(vault):
 
 async def test_new_refresh_token_from_the_cli_clears_a_failed_state(vault):
     endpoint = TokenEndpoint(lambda n: httpx.Response(400, json={"error": "invalid_grant"}))
-    clock = Clock()
-    manager = _manager(vault, endpoint, clock)
-    _seed(manager)
-    clock.now = T0 + LIFETIME - 10
+    manager, clock = _due_manager(vault, endpoint)
     with pytest.raises(ReauthRequired):
         await manager.access_token()
     # What the hint tells the operator to do: store a new refresh token with `revops vault set`.

@@ -418,16 +418,7 @@ class Vault:
             row = self._find(s, provider, name, server)
             merged = dict(fields)
             if row is None:
-                row = VaultSecret(
-                    tenant=self.tenant,
-                    server=server,
-                    provider=provider,
-                    name=name,
-                    format_version=FORMAT_VERSION,
-                    kek_id="",
-                    wrapped_dek="",
-                    sealed_fields="",
-                )
+                row = self._new_row(provider, name, server)
             else:
                 if not replace:
                     merged = {k: v.reveal() for k, v in self._open_record(row).items()} | fields
@@ -622,21 +613,25 @@ class Vault:
             with self.db.session(write=True) as s:
                 if self._find(s, provider, name, server) is not None:
                     raise Conflict(f"Vault secret {provider}/{name} already exists.")
-                row = VaultSecret(
-                    tenant=self.tenant,
-                    server=server,
-                    provider=provider,
-                    name=name,
-                    format_version=FORMAT_VERSION,
-                    kek_id="",
-                    wrapped_dek="",
-                    sealed_fields="",
-                )
+                row = self._new_row(provider, name, server)
                 self._seal_record(row, fields)
                 s.add(row)
                 self._audit(s, "vault.set", provider, name, server=server, fields=sorted(fields))
         except DBIntegrityError:
             raise Conflict(f"Vault secret {provider}/{name} already exists.") from None
+
+    def _new_row(self, provider: str, name: str, server: str) -> VaultSecret:
+        # Crypto columns are filled by _seal_record before the row is flushed.
+        return VaultSecret(
+            tenant=self.tenant,
+            server=server,
+            provider=provider,
+            name=name,
+            format_version=FORMAT_VERSION,
+            kek_id="",
+            wrapped_dek="",
+            sealed_fields="",
+        )
 
     @staticmethod
     def _info(row: VaultSecret) -> VaultEntryInfo:
