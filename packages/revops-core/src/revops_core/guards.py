@@ -459,8 +459,8 @@ def _check_cap(name: str, spent: int, amount: Money, cap: int) -> None:
     raise ApprovalRequired(
         f"Spend cap {name} would be exceeded: already {Money(amount_minor=spent, currency=cur).display()}"
         f" + {amount.display()} > cap {Money(amount_minor=cap, currency=cur).display()}.",
-        hint="Spending above the cap is a critical action: an admin must raise the cap "
-        "(REVOPS_SPEND_CAP_*) or approve the spend; nothing was reserved.",
+        hint="Spending above a cap needs an admin: raise REVOPS_SPEND_CAP_24H_MINOR or "
+        "REVOPS_SPEND_CAP_CAMPAIGN_MINOR, or spend less; nothing was reserved.",
         details={"cap": name, "spent_minor": spent, "amount_minor": amount.amount_minor, "cap_minor": cap},
     )
 
