@@ -1,0 +1,194 @@
+"""Load each client's stored history once, then measure it as of any date (in memory).
+
+Churn rules, the churn model's features, expansion signals and post-mortems all read the same
+facts; loading a client's rows once lets the model measure many observation dates cheaply.
+Usage is counted from `cs_usage_event` rows only (never from stage or health).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from sqlmodel import Session, col, select
+
+from revops_cs.analytics.churn_rules import RiskFacts
+from revops_cs.common import end_of_day, start_of_day
+from revops_cs.models.clients import CsClient
+from revops_cs.models.feedback import CsFeedback
+from revops_cs.models.retention import CsBillingEvent, CsEscalation
+from revops_cs.models.support import CsTicket
+from revops_cs.models.usage import CsHealthSnapshot, CsUsageEvent
+from revops_cs.thresholds import ChurnRules
+
+LOGIN = "login"
+
+
+@dataclass
+class History:
+    client: CsClient
+    usage_at: list[datetime] = field(default_factory=list)  # sorted
+    usage: list[tuple[datetime, str, str]] = field(default_factory=list)  # (at, event, user), sorted
+    logins: list[datetime] = field(default_factory=list)
+    tickets: list[datetime] = field(default_factory=list)
+    escalations: list[CsEscalation] = field(default_factory=list)
+    nps: list[tuple[datetime, int]] = field(default_factory=list)
+    failed_payments: list[datetime] = field(default_factory=list)
+    health: list[CsHealthSnapshot] = field(default_factory=list)  # sorted by as_of
+
+    # ------------------------------------------------------------------ measures
+    def events_between(self, start: datetime, end: datetime) -> int:
+        """Usage events with start <= occurred_at < end."""
+        return bisect.bisect_left(self.usage_at, end) - bisect.bisect_left(self.usage_at, start)
+
+    def usage_window(self, as_of: date, days: int, back: int = 0) -> int:
+        """Events in the `days`-day window ending `back` windows before as_of (inclusive of as_of)."""
+        end = end_of_day(as_of) - timedelta(days=days * back)
+        return self.events_between(end - timedelta(days=days), end)
+
+    def last_login(self, as_of: date) -> date | None:
+        i = bisect.bisect_left(self.logins, end_of_day(as_of))
+        return self.logins[i - 1].date() if i else None
+
+    def logins_between(self, start: datetime, end: datetime) -> int:
+        return bisect.bisect_left(self.logins, end) - bisect.bisect_left(self.logins, start)
+
+    def tickets_in(self, as_of: date, days: int) -> int:
+        end = end_of_day(as_of)
+        start = end - timedelta(days=days)
+        return sum(1 for t in self.tickets if start <= t < end)
+
+    def urgent_escalations(self, as_of: date, days: int = 30) -> list[tuple[int, date, str]]:
+        """Urgent escalations open at as_of or opened in the last `days` days."""
+        end = end_of_day(as_of)
+        out = []
+        for e in self.escalations:
+            if e.severity != "urgent" or e.opened_at >= end:
+                continue
+            open_then = e.resolved_at is None or e.resolved_at >= end
+            if open_then or e.opened_at >= end - timedelta(days=days):
+                out.append((e.id or 0, e.opened_at.date(), "open" if open_then else "resolved"))
+        return out
+
+    def latest_nps(self, as_of: date) -> tuple[int, date] | None:
+        end = end_of_day(as_of)
+        past = [(at, s) for at, s in self.nps if at < end]
+        return (past[-1][1], past[-1][0].date()) if past else None
+
+    def latest_health(self, as_of: date) -> CsHealthSnapshot | None:
+        past = [h for h in self.health if h.as_of <= as_of]
+        return past[-1] if past else None
+
+    def failed_payments_in(self, as_of: date, days: int) -> list[date]:
+        end = end_of_day(as_of)
+        return [p.date() for p in self.failed_payments if end - timedelta(days=days) <= p < end]
+
+    def active_users(self, as_of: date, days: int = 30) -> int:
+        end = end_of_day(as_of)
+        lo = bisect.bisect_left(self.usage_at, end - timedelta(days=days))
+        hi = bisect.bisect_left(self.usage_at, end)
+        return len({u for _, _, u in self.usage[lo:hi]})
+
+    def named_events(self, as_of: date, days: int, names: Iterable[str]) -> int:
+        wanted = set(names)
+        end = end_of_day(as_of)
+        lo = bisect.bisect_left(self.usage_at, end - timedelta(days=days))
+        hi = bisect.bisect_left(self.usage_at, end)
+        return sum(1 for _, e, _ in self.usage[lo:hi] if e in wanted)
+
+    def first_event(self, name: str, since: date | None = None) -> datetime | None:
+        floor = start_of_day(since) if since else None
+        for at, e, _ in self.usage:
+            if e == name and (floor is None or at >= floor):
+                return at
+        return None
+
+    def risk_facts(self, as_of: date, cfg: ChurnRules) -> RiskFacts:
+        h = self.latest_health(as_of)
+        return RiskFacts(
+            as_of=as_of,
+            usage_current=self.usage_window(as_of, 30),
+            usage_previous=self.usage_window(as_of, 30, back=1),
+            last_login=self.last_login(as_of),
+            tickets_30d=self.tickets_in(as_of, 30),
+            urgent_escalations=self.urgent_escalations(as_of),
+            latest_nps=self.latest_nps(as_of),
+            renewal_date=self.client.renewal_date,
+            health=(h.score, h.band, h.as_of) if h else None,
+            failed_payments=self.failed_payments_in(as_of, cfg.failed_payment_days),
+        )
+
+
+def load_histories(session: Session, clients: list[CsClient]) -> dict[int, History]:
+    """Every client's usage, tickets, escalations, NPS, failed payments and health snapshots."""
+    out = {c.id or 0: History(client=c) for c in clients}
+    ids = list(out)
+    if not ids:
+        return out
+    for chunk in _chunks(ids, 500):
+        rows = session.exec(
+            select(
+                CsUsageEvent.client_id, CsUsageEvent.occurred_at, CsUsageEvent.event, CsUsageEvent.user_ref
+            )
+            .where(col(CsUsageEvent.client_id).in_(chunk))
+            .order_by(col(CsUsageEvent.occurred_at), col(CsUsageEvent.id))
+        )
+        for cid, at, event, user in rows:
+            h = out[cid]
+            h.usage_at.append(at)
+            h.usage.append((at, event, user))
+            if event == LOGIN:
+                h.logins.append(at)
+        for cid, at in session.exec(
+            select(CsTicket.client_id, CsTicket.created_at).where(col(CsTicket.client_id).in_(chunk))
+        ):
+            out[cid].tickets.append(at)
+        for esc in session.exec(select(CsEscalation).where(col(CsEscalation.client_id).in_(chunk))):
+            out[esc.client_id].escalations.append(esc)
+        for cid, at, score in session.exec(
+            select(CsFeedback.client_id, CsFeedback.submitted_at, CsFeedback.score)
+            .where(
+                col(CsFeedback.client_id).in_(chunk),
+                CsFeedback.kind == "nps",
+                col(CsFeedback.score).is_not(None),
+            )
+            .order_by(col(CsFeedback.submitted_at), col(CsFeedback.id))
+        ):
+            out[cid].nps.append((at, int(score)))
+        for cid, at in session.exec(
+            select(CsBillingEvent.client_id, CsBillingEvent.occurred_at)
+            .where(col(CsBillingEvent.client_id).in_(chunk), CsBillingEvent.kind == "payment_failed")
+            .order_by(col(CsBillingEvent.occurred_at))
+        ):
+            out[cid].failed_payments.append(at)
+        for snap in session.exec(
+            select(CsHealthSnapshot)
+            .where(col(CsHealthSnapshot.client_id).in_(chunk))
+            .order_by(col(CsHealthSnapshot.as_of), col(CsHealthSnapshot.id))
+        ):
+            out[snap.client_id].health.append(snap)
+    for h in out.values():
+        h.tickets.sort()
+    return out
+
+
+def live_clients(session: Session, tenant: str, *, include_churned: bool = False) -> list[CsClient]:
+    query = select(CsClient).where(CsClient.tenant == tenant, col(CsClient.deleted_at).is_(None))
+    if not include_churned:
+        query = query.where(CsClient.stage != "churned")
+    return list(session.exec(query.order_by(col(CsClient.id))))
+
+
+def _chunks(ids: list[int], size: int) -> Iterable[list[int]]:
+    for i in range(0, len(ids), size):
+        yield ids[i : i + size]
+
+
+def group_by_currency(rows: Iterable[tuple[str, int]]) -> dict[str, int]:
+    totals: dict[str, int] = defaultdict(int)
+    for currency, amount in rows:
+        totals[currency] += amount
+    return dict(totals)
