@@ -153,7 +153,8 @@ async def test_ticket_changes_are_mirrored_in_the_documented_shape(zd):
                 {"action": "comment", "ticket_id": tid, "body": "note", "public": False},
             )
             await client.call_tool("handle_support_ticket", {"action": "resolve", "ticket_id": tid})
-    assert out["mirrored"] is True and out["mirror_note"] is None
+    assert out["mirrored"] is True
+    assert out["mirror_note"] is None
     assert out["ticket"]["zendesk_id"] == "35436"
     sent = body_of(create.calls[0].request)
     jsonschema.validate(sent, CREATE_TICKET)
@@ -380,4 +381,5 @@ async def test_client_search_users_and_comments_use_the_documented_endpoints(set
             assert await zd.list_comments("5") == [{"id": 1}]
     assert search.calls[0].request.url.params["query"] == "type:ticket status:open"
     jsonschema.validate(body_of(upsert.calls[0].request), CREATE_OR_UPDATE_USER)
-    assert user.called and comments.called
+    assert user.called
+    assert comments.called
