@@ -38,7 +38,9 @@ def test_nps_boundaries_and_empty():
     ]
     assert surveys.nps([]) is None
     everyone = surveys.nps([10, 10])
-    assert everyone is not None and everyone.score == 100 and everyone.margin_of_error == 0
+    assert everyone is not None
+    assert everyone.score == 100
+    assert everyone.margin_of_error == 0
 
 
 def test_csat_and_ces():

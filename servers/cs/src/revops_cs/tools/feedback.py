@@ -21,11 +21,11 @@ from revops_core.errors import ValidationFailed
 from revops_core.money import Money, money
 from revops_core.server import Call, Toolset
 from revops_cs.analytics import sentiment, surveys
-from revops_cs.tools.compact import Out, arg
 from revops_cs.common import AsOf, ClientId, end_of_day, get_client, resolve_as_of, start_of_day
 from revops_cs.models.clients import STAGES, CsClient
 from revops_cs.models.feedback import CsFeedback
 from revops_cs.models.usage import CsHealthSnapshot
+from revops_cs.tools.compact import Out, arg
 
 toolset = Toolset(
     "feedback", "Surveys (NPS, CSAT, CES), sentiment, voice of the customer and product insights."

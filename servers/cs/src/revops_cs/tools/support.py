@@ -24,7 +24,6 @@ from sqlmodel import Session, col, select
 from revops_core.errors import IntegrationUnavailable, NotFound, ValidationFailed
 from revops_core.server import Call, Toolset
 from revops_cs.analytics import sla
-from revops_cs.tools.compact import Out, arg
 from revops_cs.common import AsOf, end_of_day, get_client, resolve_as_of, start_of_day
 from revops_cs.models.clients import CsClient
 from revops_cs.models.retention import CsEscalation
@@ -40,6 +39,7 @@ from revops_cs.models.support import (
     Priority,
     TicketStatus,
 )
+from revops_cs.tools.compact import Out, arg
 from revops_cs.vendors import zendesk
 
 toolset = Toolset("support", "Support tickets, routing, knowledge base and support performance.")
