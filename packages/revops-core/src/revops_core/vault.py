@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import BaseModel
 from pydantic import Field as PydField
-from sqlalchemy import Column, Text, UniqueConstraint
+from sqlalchemy import Column, Text, UniqueConstraint, text
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlmodel import Field, Session, SQLModel, col, func, select
 
@@ -52,6 +52,7 @@ KEY_BYTES: Final = 32
 KEY_FILE_NAME: Final = "vault-keyring.json"
 SIGNING_PROVIDER: Final = "revops-signing"
 SIGNING_FIELD: Final = "ed25519_private_key"
+KEYRING_LOCK_KEY: Final = 7411004  # PostgreSQL advisory lock id for rotate/retire (db.py 7411001, audit …002)
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 _SERVER_RE = re.compile(r"^(\*|[a-z0-9][a-z0-9_-]{0,63})$")
@@ -344,9 +345,10 @@ class Vault:
         dek = self._unwrap_dek(row)
         try:
             sealed = json.loads(row.sealed_fields)
-            assert isinstance(sealed, dict)
-        except (ValueError, AssertionError):
-            raise IntegrityError(f"Vault data for {what} is malformed.") from None
+        except ValueError:
+            sealed = None
+        if not isinstance(sealed, dict):
+            raise IntegrityError(f"Vault data for {what} is malformed.")
         return {
             f: Secret(unseal(dek, _unb64(v, what=what), self._field_aad(row, f), what=what).decode())
             for f, v in sealed.items()
@@ -490,19 +492,21 @@ class Vault:
         With REVOPS_MASTER_KEY the process cannot create keys: list the new key first
         (`REVOPS_MASTER_KEY=<new>,<old>`) and rotate() re-wraps everything under it.
         """
-        created = False
-        ring = self.keyring(refresh=True)
-        if ring.source == "key_file":
-            assert ring.path is not None
-            new_key = AESGCM.generate_key(bit_length=256)
-            # The new key is on disk before any data key depends on it.
-            _write_key_file(
-                ring.path, {**ring.keys, key_id_of(new_key): new_key}, key_id_of(new_key), create_only=False
-            )
-            ring = self.keyring(refresh=True)
-            created = True
         rewrapped = 0
         with self.db.session(write=True) as s:
+            ring = self._lock_keyring(s)
+            created = ring.source == "key_file"
+            if created:
+                assert ring.path is not None
+                new_key = AESGCM.generate_key(bit_length=256)
+                # The new key is on disk before any data key depends on it.
+                _write_key_file(
+                    ring.path,
+                    {**ring.keys, key_id_of(new_key): new_key},
+                    key_id_of(new_key),
+                    create_only=False,
+                )
+                ring = self.keyring(refresh=True)
             rows = s.exec(select(VaultSecret).where(VaultSecret.kek_id != ring.active_id)).all()
             if not created and not rows and len(ring.keys) == 1:
                 raise ConfigurationError(
@@ -538,16 +542,16 @@ class Vault:
 
     def retire(self, key_id: str) -> RetireReport:
         """Remove a KEK from the keyring; refused (Conflict) while it is active or wraps any data key."""
-        ring = self.keyring(refresh=True)
-        if key_id not in ring.keys:
-            raise NotFound(f"No key {key_id!r} in the vault keyring.", field="key_id")
-        if key_id == ring.active_id:
-            raise Conflict(
-                f"Key {key_id} is the active key.",
-                field="key_id",
-                hint="Run `revops vault rotate` first, then retire the old key.",
-            )
         with self.db.session(write=True) as s:
+            ring = self._lock_keyring(s)
+            if key_id not in ring.keys:
+                raise NotFound(f"No key {key_id!r} in the vault keyring.", field="key_id")
+            if key_id == ring.active_id:
+                raise Conflict(
+                    f"Key {key_id} is the active key.",
+                    field="key_id",
+                    hint="Run `revops vault rotate` first, then retire the old key.",
+                )
             in_use = s.exec(
                 select(func.count()).select_from(VaultSecret).where(VaultSecret.kek_id == key_id)
             ).one()
@@ -575,6 +579,14 @@ class Vault:
         self.keyring(refresh=True)
         log.info("vault.retired", key_id=key_id)
         return RetireReport(key_id=key_id, removed_from=ring.source, next_step=next_step)
+
+    def _lock_keyring(self, s: Session) -> Keyring:
+        """Serialise keyring changes across processes (the key file has no lock of its own), then re-read."""
+        if self.db.dialect == "postgresql":
+            s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": KEYRING_LOCK_KEY})
+        else:
+            s.execute(text("SELECT 1"))  # the first statement starts SQLite's BEGIN IMMEDIATE
+        return self.keyring(refresh=True)
 
     def signing_key(self, name: str) -> Ed25519PrivateKey:
         """The Ed25519 key `name` (e.g. the audit log's checkpoint key), generated on first use.
