@@ -25,6 +25,9 @@ N = 10_000
 FIRST, MIDDLE, LAST = 1, 5_000, N
 COLUMNS = "tenant, ts, actor, action, target, details, prev_hash, hash"
 
+# ~25 full verifications of 10 000 entries per backend, plus restoring the table after each.
+pytestmark = pytest.mark.slow
+
 
 @dataclass
 class Chain:
