@@ -180,6 +180,15 @@ def test_ciphertext_moved_to_another_record_fails_closed(vault, db):
     assert ("vault.integrity_failure", "vault:hubspot/default") in [(a, t) for a, t, _ in _audit_actions(db)]
 
 
+def test_record_moved_to_another_tenant_fails_closed(db, make_settings):
+    Vault(db, make_settings(tenant="acme")).set("zendesk", "default", {"api_token": "zd-secret"})
+    row = _row(db, "zendesk")
+    assert row.id is not None
+    _update_row(db, row.id, tenant="globex")
+    with pytest.raises(IntegrityError):
+        Vault(db, make_settings(tenant="globex")).get("zendesk", "default")
+
+
 def test_ciphertext_moved_to_another_field_fails_closed(vault, db):
     vault.set("zendesk", "default", {"api_token": "zd-secret", "subdomain": "acme"})
     row = _row(db, "zendesk")

@@ -6,7 +6,8 @@ copied to another record or field fails to open. The DEK is sealed the same way 
 key-encryption key (KEK) whose id is stored beside it; rotating the KEK only re-wraps DEKs.
 
 KEKs come from a small keyring: `REVOPS_MASTER_KEY` (one or more base64 keys, comma separated, the
-first active) or, by default, a 0600 key file in the data dir created on first use. Anything that
+first active) or, by default, a 0600 key file in the data dir created on first use (fine for one
+host; servers on several hosts sharing PostgreSQL need the same REVOPS_MASTER_KEY). Anything that
 fails to open — unknown key id, a flipped bit, a moved ciphertext — raises `IntegrityError` with a
 message that names the record, never a value. Every decrypt is audited.
 """
