@@ -458,12 +458,12 @@ class Vault:
                 continue
             if field in values:
                 return values[field]
+        # No --server in the hint: a suite-wide ('*') entry is found by the fallback above, for every server.
         name_opt = "" if name == "default" else f" --name {name}"
-        server_opt = "" if server == "*" else f" --server {server}"
         raise ConfigurationError(
             f"No credential {field!r} is stored for {provider} ({name}).",
             field=field,
-            hint=f"Run `revops vault set {provider}{name_opt}{server_opt} {field}=…` and call again.",
+            hint=f"Run `revops vault set {provider}{name_opt} {field}=…` and call again.",
         )
 
     def list(self) -> list[VaultEntryInfo]:
