@@ -48,7 +48,7 @@ from revops_core.audit import (
     verify,
 )
 from revops_core.db import Database, utcnow
-from revops_core.errors import ConfigurationError, IntegrityError, ValidationFailed
+from revops_core.errors import IntegrityError, ValidationFailed
 from revops_core.settings import Settings
 
 AUDIT_KEY_NAME = "audit-signing"
@@ -246,23 +246,31 @@ def verify_archive(
 
 
 def vault_signing_key(db: Database, settings: Settings) -> Ed25519PrivateKey:
-    """The suite's audit signing key from the vault (created on first use by the vault)."""
-    from revops_core import vault  # lazy: the vault pulls in key files and AES only when needed
+    """The suite's audit signing key from the vault (the vault generates it on first use).
 
-    factory = getattr(getattr(vault, "Vault", None), "signing_key", None)
-    if factory is None:
-        raise ConfigurationError(
-            "This build's vault cannot hold signing keys.",
-            hint="Pass an Ed25519 private key to create_checkpoint / archive_old_entries directly.",
-        )
-    return vault.Vault(db, settings).signing_key(AUDIT_KEY_NAME)  # type: ignore[attr-defined, no-any-return]
+    Call outside an open write transaction: on SQLite the vault takes the write lock itself.
+    """
+    from revops_core.vault import Vault  # lazy: key files and AES are only needed to sign
+
+    return Vault(db, settings).signing_key(AUDIT_KEY_NAME)
 
 
 def checkpoint_with_vault(db: Database, settings: Settings) -> AuditCheckpoint:
-    """Sign a checkpoint with the vault's audit key."""
+    """Sign a checkpoint of the current head with the vault's audit key."""
     return create_checkpoint(db, vault_signing_key(db, settings))
 
 
+def archive_with_vault(db: Database, settings: Settings, directory: Path) -> AuditSegment | None:
+    """Apply retention (`settings.audit_retention_days`), signing the segment with the vault's audit key."""
+    return archive_old_entries(db, vault_signing_key(db, settings), directory)
+
+
 def verify_with_vault(db: Database, settings: Settings) -> VerifyReport:
-    """Verify the chain, trusting the vault's audit key for checkpoint and segment signatures."""
-    return verify(db, public_keys=[vault_signing_key(db, settings).public_key()])
+    """Verify the chain, trusting the vault's audit key for checkpoint and segment signatures.
+
+    Raises NotFound when no audit key was ever generated (then no checkpoint can exist either:
+    use `verify(db)`).
+    """
+    from revops_core.vault import Vault
+
+    return verify(db, public_keys=[Vault(db, settings).verify_key(AUDIT_KEY_NAME)])
