@@ -68,12 +68,13 @@ async def test_register_client_writes_company_client_contact_and_history(cs_serv
         dup = await client.call_tool(
             "register_client", {"name": "Globex 2", "tier": "smb", "domain": "globex.com"}
         )
-    assert out["client"]["domain"] == "globex.com"
-    assert out["client"]["arr_minor"] == 5_000_000
     assert error_of(dup)["code"] == "conflict"
     assert error_of(dup)["field"] == "domain"
     with cs_server.runtime.db.session() as s:
-        stored = s.get(CsClient, out["client"]["id"])
+        stored = s.get(CsClient, out["client_id"])
+        company = s.get(CoreCompany, out["company_id"])
+        assert company.domain == "globex.com"
+        assert stored.arr_minor == 5_000_000
         contact = s.get(CoreContact, out["contact_id"])
         assert stored.seats_purchased == 50
         assert stored.owner == "csm@us.com"
@@ -193,9 +194,9 @@ async def test_list_clients_filters_pages_and_health_band(cs_server):
         critical = await call(client, "list_clients", {"health_band": "critical"})
         bad = await client.call_tool("list_clients", {"arr_min_minor": 5, "arr_max_minor": 1})
     assert p1["total"] == 5
-    assert [r["client"]["id"] for r in p1["items"] + p2["items"]] == ids[:4]
-    assert [r["client"]["id"] for r in smb["items"]] == [ids[2], ids[4]]
-    assert [r["client"]["id"] for r in good["items"]] == [ids[0]]
+    assert [r["id"] for r in p1["items"] + p2["items"]] == ids[:4]
+    assert [r["id"] for r in smb["items"]] == [ids[2], ids[4]]
+    assert [r["id"] for r in good["items"]] == [ids[0]]
     assert good["items"][0]["health_score"] == 75
     assert critical["total"] == 0  # only the latest snapshot counts
     assert error_of(bad)["field"] == "arr_max_minor"

@@ -94,7 +94,7 @@ class ClientProfile(Out):
     seats_purchased: int | None = Field(description="Seats in the contract.")
     contract_start: date | None = Field(description="Contract start date.")
     renewal_date: date | None = Field(description="Next renewal date.")
-    archived: bool = Field(description="True when the client is archived (soft-deleted).")
+    archived: bool = Field(description="Archived (soft-deleted).")
 
 
 def profile(session: Session, client: CsClient) -> ClientProfile:

@@ -29,26 +29,26 @@ from revops_cs.output import Out
 
 
 class ComponentScore(Out):
-    name: str = Field(description="Component: usage, engagement, support, sentiment, adoption, contract.")
-    score: float | None = Field(description="Sub-score 0–100; null when the component has no data.")
+    name: str = Field(description="Component name.")
+    score: float | None = Field(description="0–100; null = no data.")
     weight: float = Field(description="Configured weight.")
     effective_weight_pct: float | None = Field(
-        description="Share of the score after spreading missing components' weight (percent)."
+        description="Share of the score, % (after spreading missing weight)."
     )
-    inputs: dict[str, Any] = Field(description="The stored facts the sub-score was computed from.")
-    explanation: str = Field(description="The recipe applied to the inputs, or why data is missing.")
+    inputs: dict[str, Any] = Field(description="Stored facts used.")
+    explanation: str = Field(description="Recipe applied, or why data is missing.")
 
 
 class HealthResult(Out):
     client_id: int = Field(description="Client id.")
-    as_of: date = Field(description="Date the score describes.")
-    score: float = Field(description="Weighted mean of the sub-scores with data, 0–100 (1 decimal).")
-    band: str = Field(description="excellent [90,100] · good [70,90) · at_risk [50,70) · critical [0,50).")
-    components: list[ComponentScore] = Field(description="Every component with its inputs and recipe.")
-    missing: list[str] = Field(description="Components without data; their weight was spread over the rest.")
-    inputs_hash: str = Field(description="SHA-256 of all inputs: the score changes only when this does.")
-    snapshot_id: int = Field(description="Id of the stored snapshot.")
-    reused: bool = Field(description="True when an identical snapshot (same date, same inputs) existed.")
+    as_of: date = Field(description="Scored date.")
+    score: float = Field(description="Weighted mean of sub-scores with data.")
+    band: str = Field(description="excellent ≥90, good ≥70, at_risk ≥50, else critical.")
+    components: list[ComponentScore] = Field(description="Sub-scores with inputs and recipe.")
+    missing: list[str] = Field(description="Components without data (weight spread).")
+    inputs_hash: str = Field(description="SHA-256 of the inputs.")
+    snapshot_id: int = Field(description="Snapshot id.")
+    reused: bool = Field(description="Same date and inputs: snapshot reused.")
 
 
 def resolve_health_settings(settings: Settings | HealthSettings | None) -> HealthSettings:

@@ -6,10 +6,11 @@ import json
 from datetime import date
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from revops_cs.models.clients import CsClient
 from revops_cs.models.usage import CsHealthSnapshot
+from revops_cs.output import LeanIn
 
 CONDITION_FIELDS: tuple[str, ...] = (
     "tier",
@@ -26,7 +27,7 @@ CONDITION_FIELDS: tuple[str, ...] = (
 Op = Literal["eq", "ne", "gt", "gte", "lt", "lte", "in"]
 
 
-class Condition(BaseModel):
+class Condition(LeanIn):
     """One test on a client field, e.g. {"field": "arr_minor", "op": "gte", "value": 5000000}."""
 
     field: Literal[CONDITION_FIELDS] = Field(description="Client field.")  # type: ignore[valid-type]

@@ -41,7 +41,7 @@ class TimelineEvent(Out):
     kind: str = Field(description=f"One of: {', '.join(KINDS)}.")
     title: str = Field(description="Short description.")
     ref: str = Field(description="Source row, e.g. cs_ticket:12.")
-    details: dict[str, Any] = Field(default_factory=dict, description="Key facts from the source row.")
+    details: dict[str, Any] = Field(default_factory=dict, description="Key facts.")
 
 
 Source = Callable[[Session, int, datetime, datetime], list[TimelineEvent]]

@@ -15,10 +15,10 @@ from sqlmodel import Session, col, select
 from revops_core.errors import NotFound, ValidationFailed
 from revops_cs.models.clients import CsClient
 from revops_cs.models.usage import CsUsageEvent
-from revops_cs.output import Out
+from revops_cs.output import LeanIn, Out
 
 
-class UsageEventIn(Out):
+class UsageEventIn(LeanIn):
     """One usage event to store."""
 
     client_id: int = Field(ge=1, description="Client id.")
@@ -42,8 +42,8 @@ class UsageEventIn(Out):
 class IngestReport(Out):
     received: int = Field(description="Events received.")
     inserted: int = Field(description="Events stored.")
-    duplicates: int = Field(description="Events skipped: (source, external_id) already stored or repeated.")
-    source: str = Field(description="Source the events were recorded under.")
+    duplicates: int = Field(description="Skipped: (source, external_id) seen.")
+    source: str = Field(description="Source.")
 
 
 def ingest_usage_events(session: Session, events: list[UsageEventIn], *, source: str) -> IngestReport:

@@ -45,8 +45,9 @@ Band = Literal["excellent", "good", "at_risk", "critical"]
 
 
 class Registered(Out):
-    client: ClientProfile = Field(description="The new client.")
-    contact_id: int | None = Field(description="Primary contact id, when one was given.")
+    client_id: int = Field(description="New client id.")
+    company_id: int = Field(description="Shared company id.")
+    contact_id: int | None = Field(description="Primary contact id, if given.")
 
 
 @toolset.tool(tier="write", idempotent=False)
@@ -86,7 +87,7 @@ def register_client(
     )
     client, contact_id = create_client(call.db, data, tenant=call.tenant, actor=call.actor)
     call.target = f"cs_client:{client.id}"
-    return Registered(client=profile(call.db, client), contact_id=contact_id)
+    return Registered(client_id=client.id or 0, company_id=client.company_id, contact_id=contact_id)
 
 
 def _client_in(**values: Any) -> ClientIn:
@@ -101,12 +102,12 @@ def _client_in(**values: Any) -> ClientIn:
 
 
 class UsageSummary(Out):
-    window_days: int = Field(description="Days covered (ending at as_of).")
+    window_days: int = Field(description="Days covered.")
     events: int = Field(description="Usage events in the window.")
     logins: int = Field(description="Login events in the window.")
-    active_users: int = Field(description="Distinct users with any event in the window.")
+    active_users: int = Field(description="Distinct users.")
     top_features: dict[str, int] = Field(description="Events per feature (top 5).")
-    last_event_at: datetime | None = Field(description="Latest event on or before as_of; null if none.")
+    last_event_at: datetime | None = Field(description="Latest event; null if none.")
 
 
 class HealthBrief(Out):
@@ -118,16 +119,14 @@ class HealthBrief(Out):
 
 class Overview(Out):
     client: ClientProfile = Field(description="Profile.")
-    health: HealthBrief | None = Field(description="Latest stored health snapshot; null if never computed.")
-    usage_30d: UsageSummary = Field(description="Usage in the 30 days to as_of.")
-    open_tickets: int = Field(description="Tickets not yet solved/closed.")
-    latest_nps: int | None = Field(description="Most recent NPS answer (0–10); null if none.")
+    health: HealthBrief | None = Field(description="Latest stored snapshot; null if none.")
+    usage_30d: UsageSummary = Field(description="Usage, last 30 days.")
+    open_tickets: int = Field(description="Unsolved tickets.")
+    latest_nps: int | None = Field(description="Latest NPS answer; null if none.")
     latest_nps_at: datetime | None = Field(description="When it was given.")
-    renewal_in_days: int | None = Field(
-        description="Days from as_of to renewal; null without a renewal date."
-    )
-    last_stage_change: datetime | None = Field(description="When the client entered its current stage.")
-    missing: list[str] = Field(description="Facts with no data behind them.")
+    renewal_in_days: int | None = Field(description="Days to renewal; null if no date.")
+    last_stage_change: datetime | None = Field(description="Entered current stage at.")
+    missing: list[str] = Field(description="Facts without data.")
 
 
 def usage_summary(session: Session, client_id: int, as_of: date, days: int = 30) -> UsageSummary:
@@ -221,9 +220,10 @@ def get_client_overview(call: Call, client_id: ClientId, as_of: AsOf = None) -> 
 
 
 class Updated(Out):
-    client: ClientProfile = Field(description="The client after the update.")
+    client_id: int = Field(description="Client id.")
+    stage: str = Field(description="Stage now.")
     changed: list[str] = Field(description="Fields that changed.")
-    stage_change_id: int | None = Field(description="History row written for a stage change.")
+    stage_change_id: int | None = Field(description="Stage history row, if the stage changed.")
 
 
 @toolset.tool(tier="write", idempotent=True)
@@ -284,19 +284,28 @@ def update_client_info(
     call.db.flush()
     call.target = f"cs_client:{client.id}"
     call.audit_details["changed"] = sorted(changes)
-    return Updated(client=profile(call.db, client), changed=sorted(changes), stage_change_id=change_id)
+    return Updated(
+        client_id=client_id, stage=client.stage, changed=sorted(changes), stage_change_id=change_id
+    )
 
 
 class ClientRow(Out):
-    client: ClientProfile = Field(description="Profile.")
-    health_score: float | None = Field(description="Latest stored health score; null if never computed.")
+    id: int = Field(description="Client id.")
+    name: str = Field(description="Name.")
+    tier: str = Field(description="Tier.")
+    stage: str = Field(description="Stage.")
+    arr_minor: int = Field(description="ARR, minor units.")
+    currency: str = Field(description="Currency.")
+    owner: str | None = Field(description="CSM.")
+    renewal_date: date | None = Field(description="Renewal date.")
+    health_score: float | None = Field(description="Latest stored score; null if none.")
     health_band: str | None = Field(description="Its band.")
 
 
 class ClientPage(Out):
     items: list[ClientRow] = Field(description="This page.")
-    next_cursor: str | None = Field(description="Cursor for the next page; null on the last.")
-    total: int = Field(description="Matching clients across all pages.")
+    next_cursor: str | None = Field(description="Next page cursor; null at end.")
+    total: int = Field(description="Matches, all pages.")
 
 
 @toolset.tool(tier="read")
@@ -338,7 +347,14 @@ def list_clients(
     page = clients[offset : offset + limit]
     rows = [
         ClientRow(
-            client=profile(call.db, c),
+            id=c.id or 0,
+            name=c.name,
+            tier=c.tier,
+            stage=c.stage,
+            arr_minor=c.arr_minor,
+            currency=c.currency,
+            owner=c.owner,
+            renewal_date=c.renewal_date,
             health_score=s.score if (s := snaps.get(c.id or 0)) else None,
             health_band=s.band if s else None,
         )
@@ -361,8 +377,8 @@ def _offset(cursor: str | None) -> int:
 
 class TimelinePage(Out):
     items: list[TimelineEvent] = Field(description="Events, newest first.")
-    next_cursor: str | None = Field(description="Cursor for the next page; null on the last.")
-    total: int = Field(description="Matching events across all pages.")
+    next_cursor: str | None = Field(description="Next page cursor; null at end.")
+    total: int = Field(description="Matches, all pages.")
 
 
 @toolset.tool(tier="read")
@@ -403,11 +419,11 @@ class RowError(Out):
 
 class ImportReport(Out):
     rows: int = Field(description="Data rows read.")
-    imported: int = Field(description="Clients created (0 on a dry run).")
+    imported: int = Field(description="Clients created.")
     valid: int = Field(description="Rows that passed validation.")
-    errors: list[RowError] = Field(description="Rows not imported, with the reason.")
+    errors: list[RowError] = Field(description="Rows not imported.")
     client_ids: list[int] = Field(description="Ids of the created clients.")
-    dry_run: bool = Field(description="True when nothing was written.")
+    dry_run: bool = Field(description="Nothing written.")
 
 
 CSV_COLUMNS = (
@@ -515,10 +531,10 @@ def import_clients_csv(
 class ArchiveResult(Out):
     client_id: int = Field(description="Client id.")
     action: str = Field(description="archive or restore.")
-    done: bool = Field(description="True when the change was applied (false while a plan awaits confirm).")
+    done: bool = Field(description="Applied (false while a plan awaits confirm).")
     archived: bool = Field(description="Whether the client is archived now.")
     plan: dict[str, Any] | None = Field(
-        default=None, description="Plan to confirm (plan_id, summary…); null once done."
+        default=None, description="Plan (plan_id, summary, sample); null once done."
     )
 
 

@@ -61,24 +61,22 @@ class FeatureUse(Out):
     events: int = Field(description="Events this period.")
     users: int = Field(description="Distinct users this period.")
     previous_events: int = Field(description="Events in the previous period.")
-    change_pct: float | None = Field(description="Event change vs previous period; null if it had none.")
+    change_pct: float | None = Field(description="% change; null if previous 0.")
 
 
 class Engagement(Out):
     client_id: int = Field(description="Client id.")
-    period: list[date] = Field(description="[first day, last day] of the period.")
-    dau: float = Field(description="Mean distinct users with a login per day.")
-    wau: int = Field(description="Distinct login users in the last 7 days of the period.")
-    mau: int = Field(description="Distinct login users in the last 30 days of the period.")
+    period: list[date] = Field(description="[first, last] day.")
+    dau: float = Field(description="Mean daily login users.")
+    wau: int = Field(description="Login users, last 7 days.")
+    mau: int = Field(description="Login users, last 30 days.")
     stickiness_pct: float | None = Field(description="DAU/MAU·100; null when MAU is 0.")
-    active_users: int = Field(description="Distinct login users in the period.")
-    previous_active_users: int = Field(description="Same for the previous period of equal length.")
-    active_users_change_pct: float | None = Field(
-        description="Period-over-period change; null if previous 0."
-    )
-    events: int = Field(description="All usage events in the period.")
-    previous_events: int = Field(description="All usage events in the previous period.")
-    features: list[FeatureUse] = Field(description="Per-feature breakdown, most used first.")
+    active_users: int = Field(description="Login users in period.")
+    previous_active_users: int = Field(description="Same, previous period.")
+    active_users_change_pct: float | None = Field(description="% change; null if previous 0.")
+    events: int = Field(description="Events in period.")
+    previous_events: int = Field(description="Events, previous period.")
+    features: list[FeatureUse] = Field(description="Per feature, most used first.")
 
 
 def _events(call: Call, client_id: int, first: date, last: date) -> list[tuple[date, str, str, str | None]]:
@@ -155,15 +153,15 @@ class PortfolioScore(Out):
     score: float = Field(description="Health score.")
     band: str = Field(description="Band.")
     missing: list[str] = Field(description="Components without data.")
-    reused: bool = Field(description="Snapshot unchanged (same inputs).")
+    reused: bool = Field(description="Snapshot reused.")
 
 
 class HealthCalc(Out):
     scope: str = Field(description="client or portfolio.")
     as_of: date = Field(description="Date scored.")
-    client: HealthResult | None = Field(description="Full explanation (scope=client).")
-    portfolio: list[PortfolioScore] = Field(description="One line per client (scope=portfolio).")
-    changed: int = Field(description="Snapshots written or rewritten because inputs changed.")
+    client: HealthResult | None = Field(description="Explained score (client).")
+    portfolio: list[PortfolioScore] = Field(description="Per client (portfolio).")
+    changed: int = Field(description="Snapshots written (inputs changed).")
 
 
 @toolset.tool(tier="write", idempotent=True)
@@ -224,17 +222,17 @@ class ClientTrend(Out):
     points: int = Field(description="Weekly snapshots used.")
     first_score: float = Field(description="Oldest score in the window.")
     latest_score: float = Field(description="Newest score in the window.")
-    slope_per_week: float = Field(description="Least-squares slope, points per week.")
-    trend: str = Field(description="improving, declining or stable (|slope| ≤ threshold).")
+    slope_per_week: float = Field(description="Points per week (least squares).")
+    trend: str = Field(description="improving, declining or stable.")
 
 
 class Trends(Out):
     as_of: date = Field(description="End of the window.")
     weeks: int = Field(description="Window in weeks.")
     stable_within: float = Field(description="|slope| at or below this is stable.")
-    clients: list[ClientTrend] = Field(description="Clients with enough snapshots, biggest movers first.")
-    insufficient_data: list[int] = Field(description="Client ids with fewer snapshots than needed.")
-    min_points: int = Field(description="Weekly snapshots needed for a trend.")
+    clients: list[ClientTrend] = Field(description="Biggest movers first.")
+    insufficient_data: list[int] = Field(description="Ids with too few snapshots.")
+    min_points: int = Field(description="Snapshots needed.")
 
 
 @toolset.tool(tier="read")
@@ -296,17 +294,17 @@ def analyze_health_trends(
 
 class BandLine(Out):
     band: str = Field(description="Band.")
-    clients: int = Field(description="Clients whose latest snapshot is in this band.")
-    arr_minor: dict[str, int] = Field(description="Their ARR per currency (minor units).")
+    clients: int = Field(description="Clients (latest snapshot).")
+    arr_minor: dict[str, int] = Field(description="ARR per currency, minor units.")
 
 
 class HealthReport(Out):
-    as_of: date = Field(description="Latest snapshots on or before this date.")
+    as_of: date = Field(description="Snapshots up to this date.")
     bands: list[BandLine] = Field(description="Portfolio by band.")
-    arr_at_risk_minor: dict[str, int] = Field(description="ARR in at_risk + critical, per currency.")
+    arr_at_risk_minor: dict[str, int] = Field(description="ARR in at_risk + critical.")
     scored: int = Field(description="Clients with a snapshot.")
-    unscored: list[int] = Field(description="Live client ids with no snapshot (run calculate_health_score).")
-    average_score: float | None = Field(description="Mean latest score; null when none scored.")
+    unscored: list[int] = Field(description="Live client ids without a snapshot.")
+    average_score: float | None = Field(description="Mean score; null if none.")
 
 
 @toolset.tool(tier="read")
@@ -344,16 +342,16 @@ class Member(Out):
     client_id: int = Field(description="Client id.")
     name: str = Field(description="Client name.")
     segment: str = Field(description="Segment label.")
-    facts: dict[str, Any] = Field(description="Values the label was derived from.")
+    facts: dict[str, Any] = Field(description="Values used.")
 
 
 class Segmentation(Out):
     by: str = Field(description="Segmentation used.")
     counts: dict[str, int] = Field(description="Clients per segment.")
-    arr_minor: dict[str, dict[str, int]] = Field(description="ARR per segment and currency (minor units).")
-    members: list[Member] = Field(description="Clients with their segment (up to limit).")
-    no_data: list[int] = Field(description="Client ids left out for lack of data.")
-    rule: str | None = Field(default=None, description="Saved rule applied or saved (custom).")
+    arr_minor: dict[str, dict[str, int]] = Field(description="ARR per segment and currency.")
+    members: list[Member] = Field(description="Clients and segment (≤ limit).")
+    no_data: list[int] = Field(description="Ids without data.")
+    rule: str | None = Field(default=None, description="Rule used (custom).")
 
 
 def _segmentation(
@@ -553,11 +551,11 @@ def _custom(
 
 class FeatureAdoption(Out):
     feature: str = Field(description="Feature key.")
-    eligible_clients: int = Field(description="Live clients whose tier may use it.")
-    adopters: int = Field(description="Eligible clients with at least one use.")
-    adoption_pct: float | None = Field(description="adopters ÷ eligible · 100; null with none eligible.")
+    eligible_clients: int = Field(description="Eligible live clients.")
+    adopters: int = Field(description="Clients that used it.")
+    adoption_pct: float | None = Field(description="adopters ÷ eligible, %.")
     median_days_to_adopt: float | None = Field(description="Median days contract start → first use.")
-    timed_adopters: int = Field(description="Adopters with a contract start (used for the median).")
+    timed_adopters: int = Field(description="Adopters with a contract start.")
 
 
 class AdoptionReport(Out):
@@ -610,7 +608,7 @@ def track_feature_adoption(call: Call, as_of: AsOf = None) -> AdoptionReport:
 class MilestoneStatus(Out):
     key: str = Field(description="Milestone key.")
     name: str = Field(description="Milestone name.")
-    achieved_at: str | None = Field(description="When reached (ISO time); null if not yet.")
+    achieved_at: str | None = Field(description="When reached; null if not yet.")
 
 
 class ClientMilestones(Out):
@@ -621,9 +619,9 @@ class ClientMilestones(Out):
 
 class Milestones(Out):
     action: str = Field(description="Action performed.")
-    definitions: list[dict[str, Any]] = Field(description="Milestone definitions in force.")
-    defaults_used: bool = Field(description="True when no milestones are defined and defaults were used.")
-    clients: list[ClientMilestones] = Field(description="Per client status (action=report).")
+    definitions: list[dict[str, Any]] = Field(description="Definitions used.")
+    defaults_used: bool = Field(description="Defaults used (none defined).")
+    clients: list[ClientMilestones] = Field(description="Per client (report).")
 
 
 DEFAULT_MILESTONES: tuple[dict[str, Any], ...] = (
@@ -787,7 +785,7 @@ class StageChange(Out):
 class Lifecycle(Out):
     client_id: int = Field(description="Client id.")
     stage: str = Field(description="Current stage.")
-    allowed_next: list[str] = Field(description="Stages it may move to now.")
+    allowed_next: list[str] = Field(description="Allowed next stages.")
     history: list[StageChange] = Field(description="Stage changes, newest first.")
 
 
@@ -840,11 +838,11 @@ def manage_lifecycle_stages(
 class Pattern(Out):
     client_id: int = Field(description="Client id.")
     name: str = Field(description="Client name.")
-    recent_weekly_mean: float = Field(description="Mean weekly events, recent weeks.")
-    baseline_weekly_mean: float = Field(description="Mean weekly events, baseline weeks.")
+    recent_weekly_mean: float = Field(description="Recent weekly mean.")
+    baseline_weekly_mean: float = Field(description="Baseline weekly mean.")
     change_pct: float = Field(description="Recent vs baseline, percent.")
-    z_score: float | None = Field(description="(recent − baseline)/baseline std; null if std 0.")
-    dropped: bool = Field(description="Fell by at least the threshold.")
+    z_score: float | None = Field(description="z-score; null if std 0.")
+    dropped: bool = Field(description="Drop ≥ threshold.")
 
 
 class Patterns(Out):
@@ -852,9 +850,9 @@ class Patterns(Out):
     recent_weeks: int = Field(description="Recent window.")
     baseline_weeks: int = Field(description="Baseline window before it.")
     drop_threshold_pct: float = Field(description="Drop that flags a client.")
-    flagged: list[Pattern] = Field(description="Clients whose usage dropped, worst first.")
-    checked: list[Pattern] = Field(description="All clients with a baseline (up to 200), worst first.")
-    no_baseline: list[int] = Field(description="Client ids with no usage in the baseline weeks.")
+    flagged: list[Pattern] = Field(description="Dropped clients, worst first.")
+    checked: list[Pattern] = Field(description="Clients with a baseline, worst first (≤200).")
+    no_baseline: list[int] = Field(description="Ids without baseline usage.")
 
 
 @toolset.tool(tier="read")
