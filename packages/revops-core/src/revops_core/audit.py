@@ -539,7 +539,7 @@ def stream_rows(
         if where is not None:
             conditions.append(where)
         query = sa_select(*_RAW_COLUMNS).where(*conditions).order_by(_T.c.seq).limit(BATCH_SIZE)
-        rows = [(r[0], r[1], _utc(r[2]), *r[3:]) for r in conn.execute(query)]
+        rows = [(r[0], r[1], _utc(r[2]), *r[3:]) for r in conn.execute(query).all()]
         yield from rows
         if len(rows) < BATCH_SIZE:
             return
