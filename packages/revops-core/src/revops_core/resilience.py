@@ -219,22 +219,25 @@ def _snapshot(
     return BreakerSnapshot(state, calls, failures, open_until, lease_until)
 
 
-# Lua: every breaker transition is one atomic script. Floats travel as strings (Lua numbers returned
-# to Redis are truncated to integers).
+# Lua: every breaker transition is one atomic script. Floats travel as strings with 17 significant
+# digits: Lua numbers returned to Redis are truncated to integers, and `tostring` keeps only 14 digits
+# (0.1 ms at epoch scale), enough to let a bucket over-admit.
 _LUA_ADMIT = """
+local function fmt(x) return string.format('%.17g', x) end
 local st = redis.call('HMGET', KEYS[1], 'open_until', 'lease_until')
 local now = tonumber(ARGV[1])
 local open_until = tonumber(st[1])
 if not open_until then return {1, '', '0'} end
-if now < open_until then return {0, '', tostring(open_until - now)} end
+if now < open_until then return {0, '', fmt(open_until - now)} end
 local lease_until = tonumber(st[2])
-if lease_until and now < lease_until then return {0, '', tostring(lease_until - now)} end
-redis.call('HSET', KEYS[1], 'lease_until', tostring(now + tonumber(ARGV[2])), 'lease_token', ARGV[3])
+if lease_until and now < lease_until then return {0, '', fmt(lease_until - now)} end
+redis.call('HSET', KEYS[1], 'lease_until', fmt(now + tonumber(ARGV[2])), 'lease_token', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return {1, ARGV[3], '0'}
 """
 
 _LUA_RECORD = """
+local function fmt(x) return string.format('%.17g', x) end
 local now = tonumber(ARGV[1])
 local ok = ARGV[2] == '1'
 local token = ARGV[3]
@@ -250,7 +253,7 @@ if st[1] then
     redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
     return 'closed'
   end
-  redis.call('HSET', KEYS[1], 'open_until', tostring(now + open_s))
+  redis.call('HSET', KEYS[1], 'open_until', fmt(now + open_s))
   redis.call('HDEL', KEYS[1], 'lease_until', 'lease_token')
   redis.call('PEXPIRE', KEYS[1], ttl)
   return 'open'
@@ -265,7 +268,7 @@ local total = redis.call('ZCARD', KEYS[2])
 local failures = redis.call('ZCARD', KEYS[3])
 if total >= min_calls and failures / total >= rate then
   redis.call('DEL', KEYS[2], KEYS[3])
-  redis.call('HSET', KEYS[1], 'open_until', tostring(now + open_s))
+  redis.call('HSET', KEYS[1], 'open_until', fmt(now + open_s))
   redis.call('PEXPIRE', KEYS[1], ttl)
   return 'open'
 end
@@ -280,6 +283,7 @@ return 0
 """
 
 _LUA_TAKE = """
+local function fmt(x) return string.format('%.17g', x) end
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
@@ -292,9 +296,9 @@ if now > stamp then
 end
 local wait = 0
 if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) / rate end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'stamp', tostring(stamp))
+redis.call('HSET', KEYS[1], 'tokens', fmt(tokens), 'stamp', fmt(stamp))
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return tostring(wait)
+return fmt(wait)
 """
 
 _LUA_HOLD = """
