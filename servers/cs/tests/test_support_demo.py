@@ -1,0 +1,84 @@
+"""Demo generators: same seed → same rows, and the tools compute believable figures from them."""
+
+from __future__ import annotations
+
+import random
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+from factories import add_client
+from sqlmodel import select
+
+from revops_core.testing import PgSchema, connect
+from revops_cs.demo.feedback import generate_feedback
+from revops_cs.demo.support import generate_support
+from revops_cs.models.feedback import CsFeedback
+from revops_cs.models.support import CsTicket
+
+pytestmark = pytest.mark.anyio
+AS_OF = date(2026, 3, 31)
+
+
+def _portfolio(s: Any) -> list[Any]:
+    start = AS_OF - timedelta(days=400)
+    return [
+        add_client(s, "Ent", tier="enterprise", stage="mature", contract_start=start),
+        add_client(s, "Mid", tier="mid_market", stage="renewal", contract_start=start),
+        add_client(s, "Small", tier="smb", stage="adoption", contract_start=start),
+    ]
+
+
+def _generate(server: Any, seed: int) -> tuple[dict[str, int], dict[str, int]]:
+    with server.runtime.db.session(write=True) as s:
+        clients = _portfolio(s)
+        support = generate_support(s, random.Random(seed), clients, AS_OF)
+        feedback = generate_feedback(s, random.Random(seed), clients, AS_OF)
+    return support, feedback
+
+
+def _fingerprint(server: Any) -> list[tuple[Any, ...]]:
+    with server.runtime.db.session() as s:
+        tickets = [
+            (t.subject, t.priority, t.created_at, t.solved_at, t.csat) for t in s.exec(select(CsTicket))
+        ]
+        answers = [(f.kind, f.score, f.submitted_at, f.feature) for f in s.exec(select(CsFeedback))]
+    return tickets + answers
+
+
+async def test_demo_is_deterministic_and_feeds_the_tools(make_settings, tmp_path, backend):
+    from revops_cs.server import create_server
+
+    # Two independent stores: a second SQLite file, or a second PostgreSQL schema.
+    other = PgSchema(backend.split("?")[0]) if backend else None
+    first = create_server(make_settings(data_dir=tmp_path / "a"))
+    second = create_server(make_settings(data_dir=tmp_path / "b", database_url=other.url if other else None))
+    try:
+        counts = _generate(first, 7)
+        assert counts == _generate(second, 7)
+        assert _fingerprint(first) == _fingerprint(second)
+        support, feedback = counts
+        assert support["tickets"] > 20
+        assert support["comments"] > support["tickets"]
+        assert feedback["nps"] > 10
+        assert feedback["feature_requests"] >= 0
+        async with connect(first) as client:
+            perf = (
+                await client.call_tool("analyze_support_performance", {"as_of": AS_OF.isoformat()})
+            ).structured_content
+            fb = (
+                await client.call_tool("analyze_feedback_sentiment", {"as_of": AS_OF.isoformat()})
+            ).structured_content
+            kb = (
+                await client.call_tool("manage_knowledge_base", {"action": "search", "query": "export csv"})
+            ).structured_content
+    finally:
+        first.runtime.db.dispose()
+        second.runtime.db.dispose()
+        if other is not None:
+            other.drop()
+    assert 0 < perf["first_response_compliance"] < 100
+    assert perf["first_response"]["median_min"] is not None
+    assert fb["surveys"]["nps"]["responses"] == feedback["nps"]
+    assert fb["themes"]
+    assert kb["results"][0]["title"] == "Export data to CSV"
