@@ -26,8 +26,11 @@ def test_rules_boundaries():
         as_of=D, usage_current=8, usage_previous=10, last_login=date(2026, 6, 17), tickets_30d=3
     )
     pts = {h.rule: h.points for h in churn_rules.evaluate(under, cfg)}
-    assert pts["usage_drop"] == 0 and pts["no_login"] == 0 and pts["support_load"] == 15
-    assert churn_rules.level(60, cfg) == "high" and churn_rules.level(59, cfg) == "medium"
+    assert pts["usage_drop"] == 0
+    assert pts["no_login"] == 0
+    assert pts["support_load"] == 15
+    assert churn_rules.level(60, cfg) == "high"
+    assert churn_rules.level(59, cfg) == "medium"
     assert churn_rules.level(29, cfg) == "low"
 
 

@@ -17,7 +17,9 @@ def test_nrr_grr_and_components():
 
 def test_grr_capped_new_accounts_excluded():
     r = revenue.retention({1: 100, 2: 0}, {1: 500, 2: 900})
-    assert r.accounts == 1 and r.grr == 1.0 and r.nrr == 5.0
+    assert r.accounts == 1
+    assert r.grr == 1.0
+    assert r.nrr == 5.0
 
 
 def test_annualised_churn():

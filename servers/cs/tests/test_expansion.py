@@ -37,8 +37,10 @@ async def test_nrr_grr_worked_example(cs_server):
             "analyze_revenue_retention", {"start_month": "2026-01-01", "end_month": "2026-04-01"}
         )
     out = res.structured_content
-    assert out["accounts"] == 4 and out["churned_accounts"] == 1
-    assert out["start_mrr_minor"] == 3000_00 and out["end_mrr_minor"] == 2600_00
+    assert out["accounts"] == 4
+    assert out["churned_accounts"] == 1
+    assert out["start_mrr_minor"] == 3000_00
+    assert out["end_mrr_minor"] == 2600_00
     assert (out["expansion_mrr_minor"], out["contraction_mrr_minor"], out["churned_mrr_minor"]) == (
         200_00,
         100_00,
@@ -51,7 +53,8 @@ async def test_nrr_grr_worked_example(cs_server):
     ltv = out["ltv"]
     monthly = 1 - (2400 / 3000) ** (1 / 3)
     arpa = round((1200_00 + 900_00 + 500_00 + 9999_00) / 4)  # accounts active in end month
-    assert ltv["arpa_minor"] == arpa and ltv["gross_margin"] == 0.8
+    assert ltv["arpa_minor"] == arpa
+    assert ltv["gross_margin"] == 0.8
     assert ltv["monthly_revenue_churn"] == pytest.approx(monthly, abs=1e-6)
     assert ltv["ltv_minor"] == round(arpa * 0.8 / round(monthly, 6)) or ltv["ltv_minor"] == round(
         arpa * 0.8 / monthly
@@ -68,8 +71,10 @@ async def test_grr_never_above_100_and_ltv_refused_without_churn(cs_server):
             "analyze_revenue_retention", {"start_month": "2026-01-01", "end_month": "2026-02-01"}
         )
         out = res.structured_content
-        assert out["nrr"] == 3.0 and out["grr"] == 1.0
-        assert out["ltv"]["ltv_minor"] is None and "unbounded" in out["ltv"]["note"]
+        assert out["nrr"] == 3.0
+        assert out["grr"] == 1.0
+        assert out["ltv"]["ltv_minor"] is None
+        assert "unbounded" in out["ltv"]["note"]
         bad = await client.call_tool(
             "analyze_revenue_retention", {"start_month": "2026-01-15", "end_month": "2026-02-01"}
         )
@@ -81,7 +86,8 @@ async def test_grr_never_above_100_and_ltv_refused_without_churn(cs_server):
         empty = await client.call_tool(
             "analyze_revenue_retention", {"start_month": "2025-01-01", "end_month": "2025-02-01"}
         )
-        assert error_of(empty)["code"] == "validation_error" and "No MRR rows" in error_of(empty)["message"]
+        assert error_of(empty)["code"] == "validation_error"
+        assert "No MRR rows" in error_of(empty)["message"]
 
 
 async def test_upsell_signals_cite_their_numbers(cs_server):
@@ -140,7 +146,8 @@ async def test_upsell_signals_cite_their_numbers(cs_server):
     sig = {x["signal"]: x["evidence"] for x in opps[0]["signals"]}
     assert "4 active users in 30 days ÷ 5 seats = 80.0 %" in sig["seat_utilisation"]
     assert "10 usage events in the last 90 days vs 8 before (+25.0 %)" in sig["usage_growth"]
-    assert "Health 85.0" in sig["healthy_promoter"] and "NPS 10" in sig["healthy_promoter"]
+    assert "Health 85.0" in sig["healthy_promoter"]
+    assert "NPS 10" in sig["healthy_promoter"]
     assert "in 90 days" in sig["renewal_window"]
     assert "plan_limits_hit" not in sig
     quiet_out = one.structured_content["opportunities"][0]

@@ -102,9 +102,11 @@ async def test_usage_drop_of_40_percent_gets_exactly_25_points(cs_server):
     assert rules["usage_drop"]["points"] == 25
     assert "6 in the last 30 days vs 10" in rules["usage_drop"]["evidence"]
     assert "-40.0 %" in rules["usage_drop"]["evidence"]
-    assert rules["no_login"]["points"] == 0 and "2 days before" in rules["no_login"]["evidence"]
+    assert rules["no_login"]["points"] == 0
+    assert "2 days before" in rules["no_login"]["evidence"]
     assert rules["renewal_low_health"]["points"] == 0
-    assert risk["score"] == 25 and risk["level"] == "low"
+    assert risk["score"] == 25
+    assert risk["level"] == "low"
 
 
 async def test_every_rule_fires_with_evidence_and_score_is_capped(cs_server):
@@ -122,14 +124,16 @@ async def test_every_rule_fires_with_evidence_and_score_is_capped(cs_server):
         "renewal_low_health": 15,
         "failed_payment": 10,
     }
-    assert risk["score"] == 100 and risk["level"] == "high"
+    assert risk["score"] == 100
+    assert risk["level"] == "high"
     ev = {r["rule"]: r["evidence"] for r in risk["rules"]}
     assert "4 in the last 30 days vs 20 in the 30 days before (-80.0 %" in ev["usage_drop"]
     assert "20 days before" in ev["no_login"]
     assert "3 tickets" in ev["support_load"]
     assert "Latest NPS answer 3 on 2026-06-18" in ev["nps_detractor"]
     assert "health 55.0 (at_risk) on 2026-06-23" in ev["renewal_low_health"]
-    assert "2026-06-20" in ev["failed_payment"] and "2026-05-11" not in ev["failed_payment"]
+    assert "2026-06-20" in ev["failed_payment"]
+    assert "2026-05-11" not in ev["failed_payment"]
 
 
 async def test_renewal_rule_without_snapshot_says_so_and_portfolio_ranks(cs_server):
@@ -145,7 +149,8 @@ async def test_renewal_rule_without_snapshot_says_so_and_portfolio_ranks(cs_serv
     assert [r["client_id"] for r in out["clients"]] == [b, a, cid]
     assert out["counts"] == {"high": 1, "medium": 0, "low": 2}
     renewal = next(r for r in out["clients"][2]["rules"] if r["rule"] == "renewal_low_health")
-    assert renewal["points"] == 0 and "no health snapshot" in renewal["evidence"]
+    assert renewal["points"] == 0
+    assert "no health snapshot" in renewal["evidence"]
 
 
 async def test_thresholds_are_config_and_bad_config_changes_nothing(cs_server):
@@ -173,7 +178,8 @@ async def test_thresholds_are_config_and_bad_config_changes_nothing(cs_server):
 async def test_errors_unknown_client_and_future_date(cs_server):
     async with connect(cs_server) as client:
         res = await client.call_tool("identify_churn_risk", {"client_id": 999})
-        assert error_of(res)["code"] == "not_found" and error_of(res)["field"] == "client_id"
+        assert error_of(res)["code"] == "not_found"
+        assert error_of(res)["field"] == "client_id"
         res = await client.call_tool("identify_churn_risk", {"as_of": "2999-01-01"})
         assert error_of(res)["field"] == "as_of"
         res = await client.call_tool("analyze_churn_postmortem", {})
@@ -198,9 +204,12 @@ async def test_campaign_plan_then_confirm_creates_exactly_the_planned_rows(cs_se
     async with connect(cs_server) as client:
         plan = await client.call_tool("execute_retention_campaign", args)
         out = plan.structured_content
-        assert out["done"] is False and out["targets"] == ids[:2] and out["created"] == []
+        assert out["done"] is False
+        assert out["targets"] == ids[:2]
+        assert out["created"] == []
         assert out["plan"]["affected_count"] == 4
-        assert count(cs_server, CsRetentionTask) == 0 and count(cs_server, CsCampaignMessage) == 0
+        assert count(cs_server, CsRetentionTask) == 0
+        assert count(cs_server, CsCampaignMessage) == 0
         assert count(cs_server, CsRetentionCampaign) == 0
         done = await client.call_tool(
             "execute_retention_campaign", {**args, "confirm": out["plan"]["plan_id"]}
@@ -209,7 +218,9 @@ async def test_campaign_plan_then_confirm_creates_exactly_the_planned_rows(cs_se
             "execute_retention_campaign", {**args, "confirm": out["plan"]["plan_id"]}
         )
     res = done.structured_content
-    assert res["done"] is True and res["emails_sent"] == 0 and "no email was sent" in res["note"]
+    assert res["done"] is True
+    assert res["emails_sent"] == 0
+    assert "no email was sent" in res["note"]
     assert error_of(again)["code"] == "confirmation_required"  # a plan executes once
     with cs_server.runtime.db.session() as s:
         tasks = list(s.exec(select(CsRetentionTask)))
@@ -262,7 +273,8 @@ async def test_escalation_sla_clock_breach_and_resolve(cs_server):
         )
         e1 = late.structured_content["escalations"][0]
         e2 = fresh.structured_content["escalations"][0]
-        assert e1["breached"] is True and e1["minutes_left"] < 0
+        assert e1["breached"] is True
+        assert e1["minutes_left"] < 0
         opened = datetime.fromisoformat(e1["opened_at"])
         assert datetime.fromisoformat(e1["due_at"]) - opened == timedelta(hours=2)
         assert e2["breached"] is False
@@ -284,7 +296,8 @@ async def test_escalation_sla_clock_breach_and_resolve(cs_server):
         # the urgent escalation now feeds the churn rules
         risk = await client.call_tool("identify_churn_risk", {"client_id": cid})
     support = next(r for r in risk.structured_content["clients"][0]["rules"] if r["rule"] == "support_load")
-    assert support["points"] == 15 and f"#{e1['id']}" in support["evidence"]
+    assert support["points"] == 15
+    assert f"#{e1['id']}" in support["evidence"]
     assert count(cs_server, CsEscalation) == 2
     with cs_server.runtime.db.session() as s:
         actions = [a.action for a in s.exec(select(AuditEntry))]
@@ -310,7 +323,8 @@ async def test_postmortem_shows_trajectory_before_churn(cs_server):
     months = out["clients"][0]["months"]
     assert [m["usage_events"] for m in months] == [2, 12, 30]
     assert [m["tickets"] for m in months] == [1, 0, 0]
-    assert months[0]["health"] == 42.0 and months[1]["health"] is None
+    assert months[0]["health"] == 42.0
+    assert months[1]["health"] is None
     assert out["clients"][0]["rules_before"] == ["usage_drop", "no_login"]
     assert out["rule_share"]["usage_drop"] == 1.0
     assert error_of(bad)["code"] == "validation_error"
