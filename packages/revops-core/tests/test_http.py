@@ -6,9 +6,10 @@ between tests.
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ import respx
 from revops_core.clock import FakeClock
 from revops_core.errors import (
     CircuitOpen,
+    ConfigurationError,
     IntegrationUnavailable,
     NotFound,
     RateLimited,
@@ -557,26 +559,119 @@ async def test_auth_headers_are_fetched_per_attempt(
     await client.aclose()
 
 
-async def test_attempt_log_has_no_query_secrets_headers_or_bodies(
-    make_client: Callable[..., IntegrationClient],
-    router: respx.MockRouter,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+@pytest.fixture
+def log_stream() -> Iterator[io.StringIO]:
+    """Route structlog and stdlib logging (httpx's too) into a buffer; restore the setup after."""
+    import logging
+
+    import structlog
+
     from revops_core.logging import configure_logging
 
-    configure_logging("INFO")
+    saved_config, root = structlog.get_config(), logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    stream = io.StringIO()
+    configure_logging("DEBUG", stream=stream)
+    try:
+        yield stream
+    finally:
+        structlog.configure(**saved_config)
+        root.handlers[:], root.level = saved_handlers, saved_level
+
+
+async def test_attempt_log_has_no_query_secrets_headers_or_bodies(
+    make_client: Callable[..., IntegrationClient], router: respx.MockRouter, log_stream: io.StringIO
+) -> None:
     client = make_client(default_headers={"X-Api-Key": "hdr-secret-123"})
     router.get("/search").mock(
         side_effect=[httpx.Response(503), httpx.Response(200, json={"email": "a@b.test"})]
     )
     await client.get_json("/search", params={"api_key": "qs-secret-456"})
-    err = capsys.readouterr().err
+    await client.aclose()
+    err = log_stream.getvalue()
     lines = [json.loads(line) for line in err.splitlines() if '"http.attempt"' in line]
     assert [(e["status"], e["attempt"], e["path"], e["method"], e["provider"]) for e in lines] == [
         (503, 1, "/v1/search", "GET", "acme"),
         (200, 2, "/v1/search", "GET", "acme"),
     ]
     assert all("elapsed_ms" in e for e in lines)
+    # Even at DEBUG, neither our lines nor httpx's carry the query string, headers or bodies.
     for secret in ("qs-secret-456", "hdr-secret-123", "a@b.test"):
         assert secret not in err
+
+
+# --- shared state from settings, Redis outages, cancellation -----------------------------------
+
+
+async def test_clients_built_from_redis_url_share_one_breaker(
+    tmp_path: Path, router: respx.MockRouter, clock: FakeClock
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=None,
+        redis_url=redis_url(),
+        tenant=f"t{uuid.uuid4().hex[:10]}",
+        http_max_attempts=1,
+        breaker_min_calls=4,
+    )
+    route = router.get("/fail").mock(return_value=httpx.Response(500))
+    transport = httpx.MockTransport(router.async_handler)
+    async with IntegrationClient("acme", BASE, settings=settings, transport=transport, clock=clock) as one:
+        for _ in range(4):
+            with pytest.raises(IntegrationUnavailable):
+                await one.request("GET", "/fail")
+    # A second client with its own Redis connection (as another server process would have).
+    async with IntegrationClient("acme", BASE, settings=settings, transport=transport, clock=clock) as two:
+        with pytest.raises(CircuitOpen):
+            await two.request("GET", "/fail")
+    assert route.call_count == 4
+
+
+async def test_unreachable_redis_is_a_configuration_error_and_nothing_is_sent(
+    tmp_path: Path, router: respx.MockRouter, clock: FakeClock
+) -> None:
+    settings = Settings(data_dir=tmp_path, database_url=None, redis_url="redis://127.0.0.1:1/0")
+    route = router.post("/orders").mock(return_value=httpx.Response(201, json={}))
+    transport = httpx.MockTransport(router.async_handler)
+    async with IntegrationClient("acme", BASE, settings=settings, transport=transport, clock=clock) as client:
+        with pytest.raises(ConfigurationError) as caught:
+            await client.post_json("/orders", {"a": 1})
+    assert caught.value.outcome == "not_sent"
+    assert route.call_count == 0
+
+
+async def test_a_cancelled_probe_frees_its_lease_at_once(
+    make_client: Callable[..., IntegrationClient], router: respx.MockRouter, clock: FakeClock
+) -> None:
+    client = make_client(http_max_attempts=1)
+    await _open_breaker(client, router)
+    clock.advance(30)
+    arrived = anyio.Event()
+
+    async def hang(request: httpx.Request) -> httpx.Response:
+        arrived.set()
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    router.get("/hang").mock(side_effect=hang)
+    router.get("/ok").mock(return_value=httpx.Response(200, json={}))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(client.request, "GET", "/hang")
+        await arrived.wait()
+        tg.cancel_scope.cancel()  # e.g. the MCP client cancelled the tool call
+    await client.request("GET", "/ok")  # no lease wait: this call is the new probe, and closes it
+    assert (await client.breaker_for().snapshot()).state == "closed"
+    assert clock.sleeps == []
+    await client.aclose()
+
+
+async def test_stream_lines_retries_before_the_first_line(
+    make_client: Callable[..., IntegrationClient], router: respx.MockRouter
+) -> None:
+    client = make_client()
+    route = router.get("/export").mock(
+        side_effect=[httpx.Response(503), httpx.Response(200, content=b'{"e":1}\n{"e":2}\n')]
+    )
+    assert [line async for line in client.stream_lines("GET", "/export")] == ['{"e":1}', '{"e":2}']
+    assert route.call_count == 2
     await client.aclose()

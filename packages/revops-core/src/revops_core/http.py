@@ -32,6 +32,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 from revops_core.clock import SYSTEM_CLOCK, Clock
 from revops_core.errors import (
     CircuitOpen,
+    ConfigurationError,
     IntegrationUnavailable,
     RateLimited,
     RevOpsError,
@@ -45,6 +46,7 @@ from revops_core.resilience import (
     BreakerPolicy,
     CircuitBreaker,
     MemoryStore,
+    Permit,
     RateLimit,
     RedisStore,
     TokenBucket,
@@ -493,7 +495,7 @@ class IntegrationClient:
         try:
             response = await self._http.send(request, stream=stream)
         except httpx.HTTPError as exc:
-            await permit.failure()
+            await self._bookkeep(permit, ok=False)
             error = classify(exc, provider=self.provider, sent=True, idempotent=safe)
             self._log(request, attempt, started, status=None, error=error)
             raise error from None  # httpx errors carry the URL, query secrets included
@@ -502,40 +504,51 @@ class IntegrationClient:
             raise
 
         status = response.status_code
-        await self._note_quota(key, response.headers)
         if 200 <= status < 300:
-            await permit.success()
+            await self._bookkeep(permit, ok=True, key=key, hold=self._quota_reset(response.headers))
             self._log(request, attempt, started, status=status, error=None)
             return response
         await response.aclose()
-        # 4xx other than 429 means the vendor is up and judged our request: not a breaker failure.
-        if status == 429 or status >= 500:
-            await permit.failure()
-        else:
-            await permit.success()
         error = classify(status, provider=self.provider, headers=dict(response.headers), idempotent=safe)
         wait = self._retry_after(response.headers)
         if wait is not None and isinstance(error, RateLimited | IntegrationUnavailable):
             error.retry_after = wait
-            if status == 429:
-                # Every caller of this vendor waits, not just this one.
-                await self.store.hold(key, self.clock.time() + wait)
+        # 4xx other than 429 means the vendor is up and judged our request: not a breaker failure.
+        # After a 429 every caller of this vendor waits, not just this one.
+        await self._bookkeep(
+            permit,
+            ok=not (status == 429 or status >= 500),
+            key=key,
+            hold=wait if status == 429 else self._quota_reset(response.headers),
+        )
         self._log(request, attempt, started, status=status, error=error)
         raise error
+
+    async def _bookkeep(
+        self, permit: Permit, *, ok: bool, key: str | None = None, hold: float | None = None
+    ) -> None:
+        """Record the outcome in the breaker and any vendor-requested pause.
+
+        Runs after the request reached the vendor, so a failing shared store must not replace
+        the vendor's answer (a POST that succeeded must be reported as done): it is logged instead.
+        """
+        try:
+            await (permit.success() if ok else permit.failure())
+            if key is not None and hold:
+                await self.store.hold(key, self.clock.time() + hold)
+        except ConfigurationError as exc:
+            _log.warning("http.bookkeeping_failed", provider=self.provider, error=exc.message)
+
+    def _quota_reset(self, headers: httpx.Headers) -> float | None:
+        """Seconds to pause when the vendor says the quota is spent, else None."""
+        if not vendor_quota_spent(headers):
+            return None
+        return vendor_reset_seconds(headers, self.clock.time())
 
     def _retry_after(self, headers: httpx.Headers) -> float | None:
         now = self.clock.time()
         value = parse_retry_after(headers.get("retry-after"), now=datetime.fromtimestamp(now, UTC))
         return value if value is not None else vendor_reset_seconds(headers, now)
-
-    async def _note_quota(self, key: str, headers: httpx.Headers) -> None:
-        """When the vendor says the quota is spent, hold further calls until it resets."""
-        if not vendor_quota_spent(headers):
-            return
-        now = self.clock.time()
-        reset = vendor_reset_seconds(headers, now)
-        if reset:
-            await self.store.hold(key, now + reset)
 
     def _log(
         self,

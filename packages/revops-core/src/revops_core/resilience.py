@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from revops_core.clock import SYSTEM_CLOCK, Clock
-from revops_core.errors import CircuitOpen, RateLimited
+from revops_core.errors import CircuitOpen, ConfigurationError, RateLimited
 
 if TYPE_CHECKING:
     from revops_core.settings import Settings
@@ -333,11 +333,22 @@ class RedisStore:
         }
 
     async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        if self._async:
-            return await fn(*args, **kwargs)
-        import anyio.to_thread
+        from redis.exceptions import RedisError
 
-        return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
+        try:
+            if self._async:
+                return await fn(*args, **kwargs)
+            import anyio.to_thread
+
+            return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
+        except RedisError as exc:
+            # Not a silent fallback to local state: with Redis configured, processes must agree.
+            raise ConfigurationError(
+                f"Redis is unreachable ({type(exc).__name__}); vendor calls are paused because breaker "
+                "and rate-limit state cannot be shared.",
+                hint="Start Redis (see `revops doctor`), or unset REDIS_URL to keep that state per process.",
+                outcome="not_sent",
+            ) from None
 
     async def _script(self, name: str, keys: list[str], args: list[Any]) -> Any:
         return await self._run(self._scripts[name], keys=keys, args=args)
