@@ -1,8 +1,9 @@
 """Compact JSON schemas for the support and feedback tools, so `tools/list` stays within its budget.
 
 Pydantic emits a `title` for every property (noise for a model reading the list) and spells optional
-values as `anyOf: [{X}, {"type": "null"}]`. Both are rewritten to the equivalent shorter forms; the
-schemas still accept and describe exactly the same values.
+values as `anyOf: [{X}, {"type": "null"}]`; both are rewritten to the equivalent shorter forms. Result
+schemas also drop `default` and `required` (every result field is always present), so they accept a
+superset of what the tools return and describe every field.
 """
 
 from __future__ import annotations
@@ -29,8 +30,11 @@ def compact_property(prop: dict[str, Any]) -> None:
 
 def _compact_model(schema: dict[str, Any]) -> None:
     schema.pop("title", None)
+    # Every result field is always present; a `required` list repeating each name adds only length.
+    schema.pop("required", None)
     for prop in schema.get("properties", {}).values():
         compact_property(prop)
+        prop.pop("default", None)  # results always carry every field; defaults say nothing
 
 
 class Out(BaseModel):

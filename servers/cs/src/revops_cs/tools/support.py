@@ -107,7 +107,7 @@ class TicketOut(Out):
     created_at: datetime = Field(description="Created (UTC).")
     first_response_at: datetime | None = Field(description="First public agent reply.")
     solved_at: datetime | None = Field(description="Solved (UTC).")
-    zendesk_id: str | None = Field(description="Zendesk ticket id when mirrored.")
+    zendesk_id: str | None = Field(description="Zendesk id.")
 
 
 class CommentOut(Out):
@@ -122,9 +122,9 @@ class TicketResult(Out):
     action: str = Field(description="Action performed.")
     ticket: TicketOut = Field(description="The ticket after the action.")
     comments: list[CommentOut] | None = Field(default=None, description="Comments (action=get).")
-    escalation_id: int | None = Field(default=None, description="Escalation created (action=escalate).")
+    escalation_id: int | None = Field(default=None, description="Escalation created.")
     escalation_due_at: datetime | None = Field(default=None, description="Escalation SLA due time.")
-    mirrored: bool = Field(description="True when the change reached Zendesk.")
+    mirrored: bool = Field(description="Change reached Zendesk.")
     mirror_note: str | None = Field(default=None, description="Why it was not mirrored.")
 
 
@@ -416,25 +416,27 @@ class AgentLoad(Out):
     agent: str = Field(description="Agent name.")
     team: str = Field(description="Team.")
     active: bool = Field(description="Receives tickets.")
-    open_tickets: int = Field(description="Open tickets assigned (the load).")
+    open_tickets: int = Field(description="Open tickets (load).")
 
 
 class RuleOut(Out):
     id: int = Field(description="Rule id.")
     name: str = Field(description="Name.")
-    position: int = Field(description="Evaluation order (lowest first).")
-    match: dict[str, str] = Field(description="Conditions: priority, tier, tag (absent = any).")
+    position: int = Field(description="Order, lowest first.")
+    match: dict[str, str] = Field(description="priority/tier/tag; absent = any.")
     team: str = Field(description="Team it routes to.")
-    agent: str | None = Field(description="Fixed agent, else least loaded.")
+    agent: str | None = Field(description="Fixed agent.")
 
 
 class RoutingResult(Out):
     action: str = Field(description="Action performed.")
-    ticket: TicketOut | None = Field(default=None, description="Routed ticket (route).")
-    rule: RuleOut | None = Field(default=None, description="Rule that matched (route) or was added.")
+    ticket_id: int | None = Field(default=None, description="Routed ticket.")
+    team: str | None = Field(default=None, description="Team set.")
+    assignee: str | None = Field(default=None, description="Agent assigned.")
+    rule: RuleOut | None = Field(default=None, description="Matched or added rule.")
     rules: list[RuleOut] = Field(default_factory=list, description="Active rules (list).")
-    agents: list[AgentLoad] = Field(default_factory=list, description="Agents with load (route: candidates).")
-    note: str | None = Field(default=None, description="Why no agent was assigned, if so.")
+    agents: list[AgentLoad] = Field(default_factory=list, description="Agents, least loaded first.")
+    note: str | None = Field(default=None, description="Why no agent was assigned.")
 
 
 def _rule_out(r: CsRoutingRule) -> RuleOut:
@@ -520,7 +522,13 @@ def _route(call: Call, ticket_id: int | None) -> RoutingResult:
     call.target = f"cs_ticket:{ticket.id}"
     call.audit_details.update(rule_id=rule.id, assignee=ticket.assignee)
     return RoutingResult(
-        action="route", ticket=ticket_out(ticket), rule=_rule_out(rule), agents=candidates, note=note
+        action="route",
+        ticket_id=ticket.id,
+        team=ticket.team,
+        assignee=ticket.assignee,
+        rule=_rule_out(rule),
+        agents=candidates,
+        note=note,
     )
 
 
@@ -610,8 +618,8 @@ class ArticleHit(Out):
     id: int = Field(description="Article id.")
     title: str = Field(description="Title.")
     status: str = Field(description="draft|published|archived.")
-    rank: float | None = Field(default=None, description="Relevance (higher is better; search only).")
-    snippet: str = Field(description="Matching excerpt ([term] marks hits) or the start of the body.")
+    rank: float | None = Field(default=None, description="Relevance, higher is better.")
+    snippet: str = Field(description="Excerpt; [term] marks hits.")
 
 
 class KbResult(Out):
@@ -714,20 +722,19 @@ def manage_knowledge_base(
 
 
 class Times(Out):
-    tickets: int = Field(description="Tickets with a measured time.")
+    tickets: int = Field(description="Tickets measured.")
     median_min: float | None = Field(description="Median, minutes.")
-    p90_min: float | None = Field(description="90th percentile, minutes.")
-    mean_min: float | None = Field(description="Mean, minutes.")
+    p90_min: float | None = Field(description="P90, minutes.")
 
 
 class SlaRow(Out):
     priority: str = Field(description="Priority.")
-    target_first_response_min: int = Field(description="First-response target, minutes.")
+    target_first_response_min: int = Field(description="Target, minutes.")
     target_resolution_min: int = Field(description="Resolution target, minutes.")
     first_response: list[int] = Field(description="[met, breached, pending].")
     resolution: list[int] = Field(description="[met, breached, pending].")
-    first_response_compliance: float | None = Field(description="% met of judged; null if none judged.")
-    resolution_compliance: float | None = Field(description="% met of judged; null if none judged.")
+    first_response_compliance: float | None = Field(description="% met of judged.")
+    resolution_compliance: float | None = Field(description="% met of judged.")
 
 
 class SupportPerformance(Out):
@@ -737,12 +744,12 @@ class SupportPerformance(Out):
     tickets: int = Field(description="Tickets created in the period.")
     first_response: Times = Field(description="First public agent reply − created.")
     resolution: Times = Field(description="Solved − created.")
-    sla: list[SlaRow] = Field(description="Compliance per priority (open tickets past target = breached).")
-    first_response_compliance: float | None = Field(description="Overall % (null if none judged).")
-    resolution_compliance: float | None = Field(description="Overall % (null if none judged).")
+    sla: list[SlaRow] = Field(description="Per priority; open past target = breached.")
+    first_response_compliance: float | None = Field(description="Overall % met.")
+    resolution_compliance: float | None = Field(description="Overall % met.")
     backlog: dict[str, dict[str, int]] = Field(description="Open at as_of: priority → age bucket → count.")
     csat_responses: int = Field(description="Tickets rated.")
-    csat: float | None = Field(description="% of ratings 4–5; null without ratings.")
+    csat: float | None = Field(description="% of ratings 4–5.")
 
 
 def first_public_agent_replies(session: Session, ticket_ids: list[int]) -> dict[int, datetime]:
@@ -838,7 +845,7 @@ def performance(
 
     def _times(values: list[float]) -> Times:
         d = sla.distribution(values)
-        return Times(tickets=d.count, median_min=d.median, p90_min=d.p90, mean_min=d.mean)
+        return Times(tickets=d.count, median_min=d.median, p90_min=d.p90)
 
     return SupportPerformance(
         as_of=as_of,
@@ -881,7 +888,7 @@ class SyncResult(Out):
     fetched: int = Field(description="Tickets received.")
     created: int = Field(description="New local tickets.")
     updated: int = Field(description="Local tickets updated.")
-    skipped_unmatched: int = Field(description="Tickets whose Zendesk organization maps to no client.")
+    skipped_unmatched: int = Field(description="Organization maps to no client.")
     end_of_stream: bool = Field(description="False: more pages remain; call again to continue.")
     cursor_saved: bool = Field(description="Cursor stored for the next incremental run.")
 
