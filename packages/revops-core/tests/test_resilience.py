@@ -57,6 +57,15 @@ async def _open(breaker: CircuitBreaker) -> None:
         await (await breaker.admit()).failure()
 
 
+async def _half_open(store: Any) -> tuple[CircuitBreaker, FakeClock]:
+    """A breaker opened by failures, with the fake clock moved to the end of its open period."""
+    clock = FakeClock()
+    breaker = CircuitBreaker("acme", _key(), policy=POLICY, store=store, clock=clock)
+    await _open(breaker)
+    clock.advance(POLICY.open_seconds)
+    return breaker, clock
+
+
 # --- breaker ---------------------------------------------------------------------------------
 
 
@@ -81,10 +90,7 @@ async def test_failures_older_than_the_window_do_not_count(store: Any) -> None:
 
 
 async def test_exactly_one_of_fifty_concurrent_admissions_gets_the_probe(store: Any) -> None:
-    clock = FakeClock()
-    breaker = CircuitBreaker("acme", _key(), policy=POLICY, store=store, clock=clock)
-    await _open(breaker)
-    clock.advance(POLICY.open_seconds)
+    breaker, _ = await _half_open(store)
     granted: list[str] = []
     refused: list[float] = []
 
@@ -105,10 +111,7 @@ async def test_exactly_one_of_fifty_concurrent_admissions_gets_the_probe(store: 
 
 
 async def test_probe_lease_expiry_lets_a_new_probe_go_and_the_stale_verdict_is_ignored(store: Any) -> None:
-    clock = FakeClock()
-    breaker = CircuitBreaker("acme", _key(), policy=POLICY, store=store, clock=clock)
-    await _open(breaker)
-    clock.advance(POLICY.open_seconds)
+    breaker, clock = await _half_open(store)
     hung = await breaker.admit()
     with pytest.raises(CircuitOpen):
         await breaker.admit()
@@ -123,10 +126,7 @@ async def test_probe_lease_expiry_lets_a_new_probe_go_and_the_stale_verdict_is_i
 
 
 async def test_released_probe_frees_the_lease_without_a_verdict(store: Any) -> None:
-    clock = FakeClock()
-    breaker = CircuitBreaker("acme", _key(), policy=POLICY, store=store, clock=clock)
-    await _open(breaker)
-    clock.advance(POLICY.open_seconds)
+    breaker, _ = await _half_open(store)
     probe = await breaker.admit()
     await probe.release()
     assert (await breaker.admit()).is_probe
