@@ -83,7 +83,6 @@ class ClientIn(BaseModel):
 class ClientProfile(Out):
     id: int = Field(description="Client id.")
     name: str = Field(description="Client name.")
-    company_id: int = Field(description="Shared company record id.")
     domain: str | None = Field(description="Company web domain.")
     tier: str = Field(description="enterprise, mid_market or smb.")
     stage: str = Field(description="Lifecycle stage.")
@@ -94,7 +93,6 @@ class ClientProfile(Out):
     seats_purchased: int | None = Field(description="Seats in the contract.")
     contract_start: date | None = Field(description="Contract start date.")
     renewal_date: date | None = Field(description="Next renewal date.")
-    archived: bool = Field(description="Archived (soft-deleted).")
 
 
 def profile(session: Session, client: CsClient) -> ClientProfile:
@@ -102,7 +100,6 @@ def profile(session: Session, client: CsClient) -> ClientProfile:
     return ClientProfile(
         id=client.id or 0,
         name=client.name,
-        company_id=client.company_id,
         domain=company.domain if company else None,
         tier=client.tier,
         stage=client.stage,
@@ -113,7 +110,6 @@ def profile(session: Session, client: CsClient) -> ClientProfile:
         seats_purchased=client.seats_purchased,
         contract_start=client.contract_start,
         renewal_date=client.renewal_date,
-        archived=client.deleted_at is not None,
     )
 
 

@@ -18,11 +18,20 @@ def _nullable(prop: dict[str, Any]) -> None:
     if not isinstance(options, list) or len(options) != 2 or {"type": "null"} not in options:
         return
     other = next(o for o in options if o != {"type": "null"})
-    if set(other) <= {"type", "format"} and isinstance(other.get("type"), str):
-        del prop["anyOf"]
-        prop["type"] = [other["type"], "null"]
-        if "format" in other:
-            prop["format"] = other["format"]
+    if not isinstance(other.get("type"), str) or "$ref" in other or "items" in other:
+        return
+    del prop["anyOf"]
+    prop.update(other)
+    prop["type"] = [other["type"], "null"]
+    if "enum" in other:
+        prop["enum"] = [*other["enum"], None]
+
+
+def nullable(schema: dict[str, Any]) -> None:
+    """Field-level `json_schema_extra` for an optional tool parameter: `X | None = None` as one schema."""
+    _nullable(schema)
+    if "default" in schema and schema["default"] is None:
+        del schema["default"]  # absent means "not given"; saying so costs context on every tool
 
 
 def _lean(schema: dict[str, Any], *, keep_required: bool) -> None:

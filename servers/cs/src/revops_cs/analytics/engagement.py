@@ -33,7 +33,7 @@ def pct_change(current: float, previous: float) -> float | None:
 
 
 def weekly_totals(events: Iterable[tuple[date, float]], end: date, weeks: int) -> list[float]:
-    """Totals per 7-day bucket ending at `end` (oldest first): bucket i covers end−7(weeks−i)+1 … end−7(weeks−i−1)."""
+    """Totals per 7-day bucket, oldest first; the last bucket ends at `end` (inclusive)."""
     buckets = [0.0] * weeks
     first = end - timedelta(days=7 * weeks - 1)
     for day, value in events:
