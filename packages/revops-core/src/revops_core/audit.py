@@ -582,7 +582,20 @@ def verify(
 
     With `public_keys` (trusted Ed25519 keys, as a list or {key_id: key}) checkpoint and segment
     signatures are verified too; without, checkpoints still pin the chain but a forger who can
-    write the checkpoint table could forge them. Reports the first failure at its seq, with a kind.
+    write the checkpoint table could forge them. Reports the first failure at its seq, with a kind:
+
+    - `edited`: the entry's content no longer matches its hash (or it was re-hashed, which its
+      successor's link gives away);
+    - `deleted`: entries are missing (a gap in seq, or a lost link at the start of the chain);
+    - `inserted`: an entry that is not part of the chain sits here (its successor still links
+      to, or hashes from, the entry before it);
+    - `reordered`: an entry that belongs elsewhere in the chain (or its content) sits here;
+    - `truncated` / `rewritten`: a checkpoint vouches for entries that are gone / differ; for a
+      rewrite, `suspect_from_seq` is the first entry not covered by an earlier good checkpoint;
+    - `bad_signature` / `segment_mismatch`: a checkpoint or archived segment record was forged.
+
+    A deletion that also renumbered the following entries is indistinguishable from re-hashing
+    the entry before it, and is reported as `edited` one position earlier.
     """
     keys = public_key_map(public_keys)
     with read_snapshot(db) as conn:
