@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
 import httpx
 import pytest
-import uvicorn
 from pydantic import BaseModel, Field
 from sqlalchemy import func
 from sqlmodel import select
 
 from revops_core.apikeys import create_key, revoke_key
 from revops_core.audit import AuditEntry
-from revops_core.http_transport import build_http_app, transport_security
+from revops_core.http_transport import build_http_app, serve_in_thread, transport_security
 from revops_core.models import CoreCompany
 from revops_core.server import Call, RevOpsServer, Toolset, build_server
 from revops_core.testing import error_of
@@ -56,25 +52,9 @@ def _toolset() -> Toolset:
 
 @contextmanager
 def serving(server: RevOpsServer) -> Iterator[str]:
-    """Run the server's HTTP app under uvicorn in a thread on a free port; yield the base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    app = build_http_app(server, server.runtime.settings)
-    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not uv.started:  # a start-up wait, not a timing assertion
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
+    """The server's HTTP app on a free loopback port; yields the base URL."""
+    with serve_in_thread(build_http_app(server, server.runtime.settings)) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        uv.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 @pytest.fixture

@@ -16,7 +16,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+import socket
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
@@ -183,3 +187,32 @@ def serve_http(server: RevOpsServer, settings: Settings) -> None:
         server_header=False,
     )
     uvicorn.Server(config).run()
+
+
+@contextmanager
+def serve_in_thread(app: ASGIApp, *, start_timeout: float = 30.0) -> Iterator[int]:
+    """Run an ASGI app under uvicorn on a free 127.0.0.1 port in a daemon thread; yield the port.
+
+    For tests and the conformance runner: the socket is bound before uvicorn starts, so there is no
+    race for the port, and the context exit stops the server and waits for it.
+    """
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", log_config=None, lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + start_timeout
+    while not server.started:  # wait for start-up; nothing is measured
+        if not thread.is_alive() or time.monotonic() > deadline:
+            sock.close()
+            raise RuntimeError("the HTTP server did not start")
+        time.sleep(0.02)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(15)
+        sock.close()
