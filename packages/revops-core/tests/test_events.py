@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
+from revops_core.audit import AUDIT_LOCK_KEY
 from revops_core.events import (
     Event,
     claim,
@@ -150,3 +151,39 @@ def test_redis_wakeup_after_commit_only(make_settings):
             assert s.exec(select(func.count()).select_from(CoreEvent)).one() == 2
     finally:
         database.dispose()
+
+
+def test_postgres_events_become_visible_in_id_order(db):
+    # Without the publish lock, a later id could commit first, the consumer's offset would pass the
+    # earlier id, and that event would be lost when it committed.
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite has a single writer; the ordering race is PostgreSQL's")
+    first_tx = db.session(write=True)
+    session = first_tx.__enter__()
+    first = publish(session, "t", {"n": 1}, source="test")
+    ids: list[int] = []
+    second = threading.Thread(target=lambda: ids.append(_publish(db, "t", {"n": 2})))
+    second.start()
+    _wait_for_blocked_advisory_lock(db)
+    assert _collect(db, "c") == []  # the second publisher waits for the first to commit
+    first_tx.__exit__(None, None, None)
+    second.join()
+    assert [e.id for e in _collect(db, "c")] == [first, ids[0]]
+    assert first < ids[0]
+
+
+def _wait_for_blocked_advisory_lock(db) -> None:
+    from sqlalchemy import text
+
+    for _ in range(500):
+        with db.engine.connect() as conn:
+            waiting = conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = :k AND NOT granted"
+                ),
+                {"k": AUDIT_LOCK_KEY},
+            ).scalar()
+        if waiting:
+            return
+        threading.Event().wait(0.02)
+    raise AssertionError("the second publisher never waited for the lock")
