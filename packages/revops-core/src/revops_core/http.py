@@ -469,7 +469,18 @@ class IntegrationClient:
     ) -> httpx.Response:
         url = self._resolve(path)
         key = self._key(url)
-        permit = await self.breaker_for(url).admit()
+        try:
+            permit = await self.breaker_for(url).admit()
+        except CircuitOpen:
+            _log.info(
+                "http.refused",
+                provider=self.provider,
+                method=method,
+                path=url.path,
+                attempt=attempt,
+                error=CircuitOpen.code,
+            )
+            raise
         try:
             await wait_for_hold(self.store, key, self.clock, deadline, self.provider)
             bucket = self._bucket_for(key)
