@@ -102,7 +102,7 @@ async def test_upsell_signals_cite_their_numbers(cs_server):
                     occurred_at=at(AS_OF - timedelta(days=3)),
                 )
             )
-        for i in range(6):  # 10 events this quarter vs 8 before → +25 %
+        for _ in range(6):  # 10 events this quarter vs 8 before → +25 %
             s.add(
                 CsUsageEvent(
                     client_id=c.id or 0,
@@ -111,7 +111,7 @@ async def test_upsell_signals_cite_their_numbers(cs_server):
                     occurred_at=at(AS_OF - timedelta(days=50)),
                 )
             )
-        for i in range(8):
+        for _ in range(8):
             s.add(
                 CsUsageEvent(
                     client_id=c.id or 0,
