@@ -191,11 +191,13 @@ async def test_trends_use_least_squares_slope_and_stable_band(cs_server):
         s.add(_snap(young, AS_OF, 50, "at_risk"))
     async with connect(cs_server) as client:
         out = await call(client, "analyze_health_trends", {"as_of": AS_OF.isoformat()})
+        too_short = await client.call_tool("analyze_health_trends", {"weeks": 4})
     first, second = out["clients"]
     assert (first["client_id"], first["slope_per_week"], first["trend"]) == (falling, -3.0, "declining")
     assert second["client_id"] == steady
     assert second["trend"] == "stable"
     assert out["insufficient_data"] == [young]
+    assert error_of(too_short)["field"] == "weeks"
 
 
 async def test_health_report_counts_arr_by_band(cs_server):

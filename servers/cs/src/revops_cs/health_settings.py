@@ -10,7 +10,9 @@ Defaults:
 - sentiment: `(NPS + 100)/2` over the client's NPS answers in the last 180 days;
 - adoption: features used at least once ÷ catalogue features eligible for the client's tier;
 - contract: `100 − 25·failed payments in 90 days − 50 if the renewal date has passed`, clamped to 0–100;
-- bands (half-open lower bounds): excellent 90, good 70, at risk 50; trend stable within ±2 points/week.
+- bands (half-open lower bounds): excellent 90, good 70, at risk 50;
+- trend: least-squares slope over the latest snapshot of each of the last 12 weeks, needing at least
+  8 of them; stable within ±2 points/week.
 Example: `REVOPS_CS_HEALTH_WEIGHTS='{"usage": 40, "engagement": 20, "support": 10, "sentiment": 10,
 "adoption": 10, "contract": 10}'`.
 """
@@ -52,8 +54,7 @@ class HealthSettings(BaseSettings):
     band_excellent: float = Field(default=90.0, ge=0, le=100)
     band_good: float = Field(default=70.0, ge=0, le=100)
     band_at_risk: float = Field(default=50.0, ge=0, le=100)
-    trend_weeks: int = Field(default=12, ge=4, le=52)
-    trend_min_points: int = Field(default=4, ge=2, le=52)
+    trend_min_points: int = Field(default=8, ge=2, le=52)
     trend_stable_within: float = Field(default=2.0, ge=0)
 
     @field_validator("weights")

@@ -44,7 +44,7 @@ def _clients(call: Call, client_id: int | None) -> list[CsClient]:
 # --------------------------------------------------------------------------- usage
 
 
-@toolset.tool(tier="write", idempotent=True)
+@toolset.tool(tier="write", idempotent=False)  # events without external_id are not deduplicated
 def record_usage_events(
     call: Call,
     events: Annotated[list[UsageEventIn], Field(min_length=1, max_length=1000, description="1–1000 events.")],
@@ -249,6 +249,12 @@ def analyze_health_trends(
     """Health trend per client: least-squares slope over weekly snapshots; biggest movers first."""
     day = resolve_as_of(as_of)
     hs = health_settings()
+    if weeks < hs.trend_min_points:
+        raise ValidationFailed(
+            f"A trend needs {hs.trend_min_points} weekly snapshots; {weeks} weeks cannot hold them.",
+            field="weeks",
+            hint=f"Use weeks ≥ {hs.trend_min_points}.",
+        )
     clients = _clients(call, client_id)
     first = day - timedelta(days=7 * weeks - 1)
     snaps = call.db.exec(
