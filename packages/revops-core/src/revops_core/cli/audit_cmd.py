@@ -1,0 +1,123 @@
+"""`revops audit verify | query | export | checkpoint`: the hash-chained audit log."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+
+from revops_core.cli.common import EXIT_FAILED, EXIT_OK, load_settings, open_db, print_json
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    audit = sub.add_parser("audit", help="Audit log: verify, query, export, checkpoint.")
+    cmds = audit.add_subparsers(dest="audit_command", required=True)
+    verify = cmds.add_parser("verify", help="Check every link, checkpoint and signature; exit 1 if tampered.")
+    verify.add_argument("--json", action="store_true", help="Print the full report as JSON.")
+    verify.set_defaults(func=verify_cmd)
+    query = cmds.add_parser("query", help="Entries matching every filter, oldest first.")
+    query.add_argument("--actor", help="Exact actor, e.g. key:rep or local:ana.")
+    query.add_argument("--action", help="Exact action, e.g. cs.update_client.")
+    query.add_argument("--target", help="Exact target, e.g. cs_client:42.")
+    query.add_argument(
+        "--since", type=parse_time, help="From this time (inclusive), ISO 8601; UTC if no zone."
+    )
+    query.add_argument("--until", type=parse_time, help="Before this time (exclusive), ISO 8601.")
+    query.add_argument("--limit", type=int, default=50, help="Entries per page, 1–200 (default 50).")
+    query.add_argument("--cursor", help="next_cursor from the previous page.")
+    query.add_argument("--json", action="store_true", help="Print the page as JSON.")
+    query.set_defaults(func=query_cmd)
+    export = cmds.add_parser("export", help="Write entries as JSON lines (stdout or --output).")
+    export.add_argument("--output", help="File to write (created or replaced); default stdout.")
+    export.add_argument("--since", type=parse_time, help="From this time (inclusive).")
+    export.add_argument("--until", type=parse_time, help="Before this time (exclusive).")
+    export.set_defaults(func=export_cmd)
+    checkpoint = cmds.add_parser("checkpoint", help="Verify, then sign a checkpoint of the current head.")
+    checkpoint.set_defaults(func=checkpoint_cmd)
+
+
+def parse_time(value: str) -> datetime:
+    """ISO 8601 date or datetime; naive values are UTC."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO 8601 time: {value!r} (e.g. 2025-01-31T09:00Z)"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def verify_cmd(args: argparse.Namespace) -> int:
+    """Signatures are checked with the vault's audit key when one exists (i.e. once checkpoints exist)."""
+    from revops_core.audit import verify
+    from revops_core.audit_checkpoint import verify_with_vault
+    from revops_core.errors import NotFound
+
+    settings = load_settings()
+    db = open_db(settings)
+    try:
+        report = verify_with_vault(db, settings)
+    except NotFound:  # no audit key yet, so no signed checkpoint can exist
+        report = verify(db)
+    if args.json:
+        print_json(report.model_dump(mode="json"))
+    elif report.ok:
+        signed = "signatures checked" if report.signatures_checked else "no signed checkpoints yet"
+        print(
+            f"OK: {report.entries_checked} entries verified up to seq {report.head_seq}; "
+            f"{report.checkpoints_checked} checkpoint(s), {signed}."
+        )
+    else:
+        print(f"TAMPERED: first_bad_seq={report.first_bad_seq} kind={report.kind}", file=sys.stderr)
+        if report.message:
+            print(report.message, file=sys.stderr)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def query_cmd(args: argparse.Namespace) -> int:
+    from revops_core.audit import query
+
+    page = query(
+        open_db(load_settings()),
+        actor=args.actor,
+        action=args.action,
+        target=args.target,
+        since=args.since,
+        until=args.until,
+        limit=args.limit,
+        cursor=args.cursor,
+    )
+    if args.json:
+        print_json(page.model_dump(mode="json"))
+        return EXIT_OK
+    for r in page.items:
+        when = r.ts.isoformat(timespec="seconds")
+        print(f"{r.seq:>6}  {when}  {r.actor:<20} {r.action:<28} {r.target or '-'}")
+    print(f"{len(page.items)} of {page.total} matching entries.")
+    if page.next_cursor:
+        print(f"More: --cursor {page.next_cursor}")
+    return EXIT_OK
+
+
+def export_cmd(args: argparse.Namespace) -> int:
+    from revops_core.audit import export_jsonl
+
+    db = open_db(load_settings())
+    if args.output is None:
+        count = export_jsonl(db, sys.stdout, since=args.since, until=args.until)
+    else:
+        with open(args.output, "w", encoding="utf-8") as out:
+            count = export_jsonl(db, out, since=args.since, until=args.until)
+    print(f"Exported {count} entries.", file=sys.stderr)
+    return EXIT_OK
+
+
+def checkpoint_cmd(args: argparse.Namespace) -> int:
+    from revops_core.audit_checkpoint import checkpoint_with_vault
+
+    settings = load_settings()
+    checkpoint = checkpoint_with_vault(open_db(settings), settings)
+    print(
+        f"Signed checkpoint at seq {checkpoint.seq} (hash {checkpoint.hash[:16]}…, key {checkpoint.key_id})."
+    )
+    return EXIT_OK

@@ -1,0 +1,232 @@
+"""`revops doctor`: start-up validation, one line per check with ok / warn / error and what to do.
+
+Exit 1 when any check is an error, so it can gate a deployment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Literal
+
+from revops_core.cli.common import EXIT_FAILED, EXIT_OK, print_json
+
+if TYPE_CHECKING:
+    from revops_core.db import Database
+    from revops_core.settings import Settings
+
+Status = Literal["ok", "warn", "error"]
+REQUIRED_MODULES = (
+    "mcp", "pydantic", "pydantic_settings", "sqlmodel", "psycopg", "redis", "httpx", "structlog",
+    "cryptography", "tenacity", "platformdirs", "prometheus_client", "rfc8785", "uvicorn",
+)  # fmt: skip
+SERVERS = ("sales", "marketing", "cs")
+
+
+@dataclass
+class Check:
+    name: str
+    status: Status
+    message: str
+    hint: str | None = None
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    doctor = sub.add_parser("doctor", help="Check the installation and configuration; exit 1 on errors.")
+    doctor.add_argument("--json", action="store_true", help="Machine-readable output.")
+    doctor.set_defaults(func=doctor_cmd)
+
+
+def check_python() -> Check:
+    version = ".".join(map(str, sys.version_info[:3]))
+    # Reachable when an older interpreter runs the console script of a mis-built environment.
+    if sys.version_info >= (3, 11):  # noqa: UP036
+        return Check("python", "ok", f"Python {version}")
+    return Check("python", "error", f"Python {version} is too old", "Install Python 3.11 or newer.")
+
+
+def check_dependencies() -> Check:
+    missing = [m for m in REQUIRED_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        return Check(
+            "dependencies", "error", f"Not importable: {', '.join(missing)}", "Reinstall: `uv sync --frozen`."
+        )
+    return Check("dependencies", "ok", f"{len(REQUIRED_MODULES)} required packages importable")
+
+
+def installed_servers() -> list[str]:
+    return [s for s in SERVERS if importlib.util.find_spec(f"revops_{s}") is not None]
+
+
+def check_key_material(settings: Settings) -> Check:
+    """The vault's key: REVOPS_MASTER_KEY parses, or the key file exists with mode 0600. Never creates one."""
+    from revops_core.errors import RevOpsError
+    from revops_core.vault import KEY_FILE_NAME, load_keyring
+
+    if settings.master_key is not None:
+        try:
+            ring = load_keyring(settings)
+        except RevOpsError as err:
+            return Check("key_material", "error", err.message, err.hint)
+        return Check("key_material", "ok", f"REVOPS_MASTER_KEY holds {len(ring.keys)} key(s)")
+    path = settings.data_dir / KEY_FILE_NAME
+    if not path.exists():
+        return Check(
+            "key_material",
+            "warn",
+            f"No vault key file at {path} yet",
+            "It is created (mode 0600) on first use; back it up, or set REVOPS_MASTER_KEY for servers.",
+        )
+    if os.name == "posix" and path.stat().st_mode & 0o077:
+        mode = oct(path.stat().st_mode & 0o777)
+        return Check("key_material", "error", f"{path} has mode {mode}", f"Run `chmod 600 {path}`.")
+    try:
+        ring = load_keyring(settings)
+    except RevOpsError as err:
+        return Check("key_material", "error", err.message, err.hint)
+    return Check("key_material", "ok", f"Key file {path} (0600, {len(ring.keys)} key(s))")
+
+
+def check_database(db: Database) -> Check:
+    from sqlalchemy import text
+
+    try:
+        with db.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # any driver error means unreachable; the URL itself is never printed
+        return Check(
+            "database",
+            "error",
+            f"{db.dialect} unreachable ({type(exc).__name__})",
+            "Check DATABASE_URL, that the server runs and accepts this user.",
+        )
+    return Check("database", "ok", f"{db.dialect} reachable")
+
+
+def check_migrations(db: Database) -> Check:
+    from revops_core.db import pending_migrations
+
+    pending = pending_migrations(db)
+    if not pending:
+        return Check("migrations", "ok", "Schema up to date")
+    names = ", ".join(f"{c} v{m.version}" for c, m in pending)
+    if db.settings.should_auto_migrate:
+        return Check(
+            "migrations",
+            "warn",
+            f"Pending: {names}",
+            "Applied automatically at start, or run `revops db upgrade`.",
+        )
+    return Check(
+        "migrations", "error", f"Pending: {names}", "Run `revops db upgrade` before starting the servers."
+    )
+
+
+def check_redis(settings: Settings) -> Check:
+    if not settings.redis_url:
+        return Check("redis", "ok", "Not configured (single-process limits and locks)")
+    import redis
+
+    try:
+        redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3).ping()
+    except Exception as exc:  # connection or auth failure
+        return Check("redis", "error", f"Redis unreachable ({type(exc).__name__})", "Check REDIS_URL.")
+    return Check("redis", "ok", "Redis reachable")
+
+
+def vendor_requirements(server: str) -> list[tuple[str, tuple[str, ...]]]:
+    """(provider, required fields) of every vendor client a server ships (`revops_<s>.vendors.*`)."""
+    import importlib
+    import pkgutil
+
+    try:
+        package = importlib.import_module(f"revops_{server}.vendors")
+    except ImportError:
+        return []
+    found = []
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        provider = getattr(module, "PROVIDER", None)
+        if isinstance(provider, str):
+            found.append((provider, tuple(getattr(module, "REQUIRED_FIELDS", ()))))
+    return found
+
+
+def check_vendor_credentials(db: Database, settings: Settings) -> list[Check]:
+    """Vendors are optional (tools work on local data), so a missing credential is a warning."""
+    from revops_core.vault import Vault
+
+    stored = Vault(db, settings).list()
+    checks = []
+    for server in installed_servers():
+        for provider, required in vendor_requirements(server):
+            fields = {
+                f for e in stored if e.provider == provider and e.server in (server, "*") for f in e.fields
+            }
+            missing = [f for f in required if f not in fields]
+            name = f"credentials:{server}:{provider}"
+            if missing:
+                example = " ".join(f"{f}=-" for f in missing)
+                checks.append(
+                    Check(
+                        name,
+                        "warn",
+                        f"{provider} not connected (missing {', '.join(missing)}); {server} uses local data",
+                        f"`revops vault set {provider} {example}` (values read from stdin).",
+                    )
+                )
+            else:
+                checks.append(Check(name, "ok", f"{provider} credential stored"))
+    return checks
+
+
+def run_checks() -> list[Check]:
+    """Every check, in order; later checks are skipped when what they need is broken."""
+    from revops_core.cli.common import load_settings
+    from revops_core.db import Database
+    from revops_core.errors import RevOpsError
+
+    checks = [check_python(), check_dependencies()]
+    servers = installed_servers()
+    checks.append(
+        Check("servers", "ok", f"Installed: {', '.join(servers)}")
+        if servers
+        else Check(
+            "servers", "warn", "No server package installed", "Install revops-sales, -marketing or -cs."
+        )
+    )
+    try:
+        settings = load_settings()
+    except RevOpsError as err:
+        return [*checks, Check("settings", "error", err.message, err.hint)]
+    checks.append(Check("settings", "ok", f"Valid (tenant {settings.tenant}, data dir {settings.data_dir})"))
+    checks.append(check_key_material(settings))
+    db = Database(settings)
+    try:
+        checks.append(check_database(db))
+        if checks[-1].status == "ok":
+            checks.append(check_migrations(db))
+            key_ok = checks[-3].status != "error"
+            if checks[-1].status == "ok" and key_ok:  # reading the vault needs the schema and the key
+                checks.extend(check_vendor_credentials(db, settings))
+        checks.append(check_redis(settings))
+    finally:
+        db.dispose()
+    return checks
+
+
+def doctor_cmd(args: argparse.Namespace) -> int:
+    checks = run_checks()
+    errors = sum(c.status == "error" for c in checks)
+    if args.json:
+        print_json({"ok": errors == 0, "checks": [asdict(c) for c in checks]})
+    else:
+        for c in checks:
+            line = f"[{c.status:<5}] {c.name:<32} {c.message}"
+            print(line + (f"\n        → {c.hint}" if c.hint and c.status != "ok" else ""))
+        warns = sum(c.status == "warn" for c in checks)
+        print(f"{len(checks)} checks: {errors} error(s), {warns} warning(s).")
+    return EXIT_FAILED if errors else EXIT_OK

@@ -1,0 +1,118 @@
+"""`revops vault set | list | rotate | delete`: vendor credentials, encrypted at rest.
+
+Values can come from stdin (`FIELD=-`) so they never land in shell history or `ps` output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from revops_core.cli.common import EXIT_OK, EXIT_USAGE, confirm, load_settings, open_db, print_json
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    vault = sub.add_parser("vault", help="Vendor credentials: set, list, rotate, delete.")
+    cmds = vault.add_subparsers(dest="vault_command", required=True)
+    st = cmds.add_parser("set", help="Store fields of a credential (FIELD=VALUE, or FIELD=- to read stdin).")
+    st.add_argument("provider", help="Vendor, e.g. zendesk, hubspot.")
+    st.add_argument("assignments", nargs="+", metavar="FIELD=VALUE", help="Fields to store; '-' reads stdin.")
+    st.add_argument(
+        "--name", default="default", help="Credential name within the provider (default: default)."
+    )
+    st.add_argument("--server", default="*", help="Server it is for: sales, marketing, cs or * (default).")
+    st.add_argument("--replace", action="store_true", help="Drop fields not given (default: keep them).")
+    st.set_defaults(func=set_cmd)
+    lst = cmds.add_parser("list", help="Stored credentials and their field names (never values).")
+    lst.add_argument("--json", action="store_true", help="Machine-readable output.")
+    lst.set_defaults(func=list_cmd)
+    rot = cmds.add_parser("rotate", help="Activate a new key-encryption key and re-wrap every data key.")
+    rot.set_defaults(func=rotate_cmd)
+    dele = cmds.add_parser("delete", help="Delete a credential (critical: asks for confirmation).")
+    dele.add_argument("provider", help="Vendor of the credential.")
+    dele.add_argument("--name", default="default", help="Credential name (default: default).")
+    dele.add_argument("--server", default="*", help="Server it is for (default: *).")
+    dele.add_argument("--yes", action="store_true", help="Do not ask; confirm the deletion.")
+    dele.set_defaults(func=delete_cmd)
+
+
+def parse_assignments(assignments: list[str], stdin_lines: list[str] | None = None) -> dict[str, str]:
+    """`FIELD=VALUE` pairs; `FIELD=-` takes the next line of stdin (one line per '-', in order)."""
+    from revops_core.errors import ValidationFailed
+
+    fields: dict[str, str] = {}
+    lines = stdin_lines
+    for item in assignments:
+        field, sep, value = item.partition("=")
+        if not sep or not field:
+            raise ValidationFailed(
+                "Expected FIELD=VALUE.", field="fields", hint="Write e.g. api_token=- and pipe the value in."
+            )
+        if value == "-":
+            if lines is None:
+                lines = sys.stdin.read().splitlines()
+            if not lines:
+                raise ValidationFailed(
+                    f"No value on stdin for {field}.", field=field, hint="Pipe one line per FIELD=- in order."
+                )
+            value = lines.pop(0).strip()
+        if field in fields:
+            raise ValidationFailed(f"Field {field} given twice.", field=field)
+        fields[field] = value
+    return fields
+
+
+def set_cmd(args: argparse.Namespace) -> int:
+    from revops_core.vault import Vault
+
+    fields = parse_assignments(args.assignments)
+    settings = load_settings()
+    info = Vault(open_db(settings), settings).set(
+        args.provider, args.name, fields, server=args.server, replace=args.replace
+    )
+    print(f"Stored {info.provider}/{info.name} for server {info.server}: fields {', '.join(info.fields)}.")
+    return EXIT_OK
+
+
+def list_cmd(args: argparse.Namespace) -> int:
+    from revops_core.vault import Vault
+
+    settings = load_settings()
+    entries = Vault(open_db(settings), settings).list()
+    if args.json:
+        print_json([e.model_dump(mode="json") for e in entries])
+        return EXIT_OK
+    if not entries:
+        print("The vault is empty. Store a credential with `revops vault set <provider> FIELD=-`.")
+    for e in entries:
+        print(
+            f"{e.provider:<16} {e.name:<12} server={e.server:<10} fields={','.join(e.fields)}  key={e.key_id}"
+        )
+    return EXIT_OK
+
+
+def rotate_cmd(args: argparse.Namespace) -> int:
+    from revops_core.vault import Vault
+
+    settings = load_settings()
+    report = Vault(open_db(settings), settings).rotate()
+    made = "new key created" if report.created else "key from REVOPS_MASTER_KEY"
+    print(f"Active key {report.active_key_id} ({made}); {report.rewrapped} data key(s) re-wrapped.")
+    if report.retirable_key_ids:
+        print(f"No secret uses these keys any more: {', '.join(report.retirable_key_ids)}.")
+    return EXIT_OK
+
+
+def delete_cmd(args: argparse.Namespace) -> int:
+    from revops_core.vault import Vault
+
+    settings = load_settings()
+    what = f"{args.provider}/{args.name} (server {args.server})"
+    if not confirm(
+        f"Delete the credential {what}? Tools using it will stop reaching the vendor.", assume_yes=args.yes
+    ):
+        print("Nothing deleted.", file=sys.stderr)
+        return EXIT_USAGE
+    Vault(open_db(settings), settings).delete(args.provider, args.name, server=args.server)
+    print(f"Deleted {what}.")
+    return EXIT_OK
