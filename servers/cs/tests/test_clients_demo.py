@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from revops_core.testing import connect
 from revops_cs.demo.clients import generate_clients_and_usage
 from revops_cs.models.clients import CsClient, CsStageChange
-from revops_cs.models.usage import CsUsageEvent
+from revops_cs.models.usage import CsHealthSnapshot, CsUsageEvent
 
 pytestmark = pytest.mark.anyio
 AS_OF = date(2026, 3, 31)
@@ -60,3 +60,17 @@ async def test_same_seed_same_portfolio_and_consistent_history(cs_server):
     assert len(scored.structured_content["portfolio"]) == 12
     for p in patterns.structured_content["flagged"]:
         assert p["change_pct"] <= -30
+
+
+async def test_full_demo_has_health_history_for_trends(cs_server):
+    from revops_cs.demo import generate_cs_demo
+
+    with cs_server.runtime.db.session(write=True) as s:
+        portfolio = generate_cs_demo(s, seed=3, clients=4, as_of=AS_OF, health_weeks=8)
+        live = [c.id for c in portfolio if c.stage != "churned"]
+    with cs_server.runtime.db.session() as s:
+        snapshots = s.exec(select(func.count()).select_from(CsHealthSnapshot)).one()
+    assert snapshots == 8 * len(live)
+    async with connect(cs_server) as client:
+        trends = await client.call_tool("analyze_health_trends", {"as_of": AS_OF.isoformat()})
+    assert sorted(t["client_id"] for t in trends.structured_content["clients"]) == sorted(live)
