@@ -67,7 +67,8 @@ async def test_demo_data_feeds_the_tools(cs_server):
     assert 0.5 < r["nrr"] < 1.5
     m = model.structured_content
     print(
-        f"\ndemo history model: {m['positives']}+/{m['negatives']}- AUC {m['auc']} lift {m['top_decile_lift']}"
+        f"\ndemo history model: {m['positives']}+/{m['negatives']}- "
+        f"AUC {m['auc']} lift {m['top_decile_lift']}"
     )
     assert not model.is_error
     assert m["auc"] > 0.6

@@ -86,12 +86,10 @@ def _select_clients(call: Call, client_id: int | None, tier: str | None) -> list
 @toolset.tool(tier="read")
 def identify_churn_risk(
     call: Call,
-    client_id: Annotated[
-        int | None, Field(ge=1, description="One client; omit to rank the portfolio.")
-    ] = None,
+    client_id: Annotated[int | None, arg(ge=1, description="One client; omit to rank the portfolio.")] = None,
     level: Annotated[Level | None, arg(description="Only clients at this level.")] = None,
     tier: Annotated[
-        Literal["enterprise", "mid_market", "smb"] | None, Field(description="Only this tier.")
+        Literal["enterprise", "mid_market", "smb"] | None, arg(description="Only this tier.")
     ] = None,
     as_of: AsOf = None,
     limit: Limit = 50,
@@ -120,10 +118,10 @@ def configure_cs_thresholds(
     call: Call,
     section: Annotated[
         Literal["churn_rules", "expansion", "renewal", "revenue", "onboarding", "sla", "churn_model"],
-        Field(description="Config section."),
+        arg(description="Config section."),
     ],
     values: Annotated[
-        dict[str, Any] | None, Field(description="Keys to override; omit to show the effective values.")
+        dict[str, Any] | None, arg(description="Keys to override; omit to show the effective values.")
     ] = None,
 ) -> ConfigResult:
     """Show or change thresholds for churn rules, expansion, renewal odds, LTV, onboarding, SLA, model."""
@@ -152,7 +150,7 @@ def import_churn_training_data(
     dataset: Annotated[str, arg(min_length=1, max_length=100, description="Name for this dataset.")],
     csv_text: Annotated[
         str,
-        Field(
+        arg(
             min_length=1,
             max_length=20_000_000,
             description="CSV with header: account column, outcome column (1/0, yes/no), feature columns.",
@@ -187,11 +185,9 @@ def train_churn_model(
     call: Call,
     source: Annotated[
         Literal["history", "dataset"],
-        Field(description="history: features from stored client rows; dataset: an imported CSV."),
+        arg(description="history: features from stored client rows; dataset: an imported CSV."),
     ] = "history",
-    dataset: Annotated[
-        str | None, Field(max_length=100, description="Dataset name (source=dataset).")
-    ] = None,
+    dataset: Annotated[str | None, arg(max_length=100, description="Dataset name (source=dataset).")] = None,
     horizon_days: Annotated[int, arg(ge=7, le=365, description="Label: churned within N days.")] = 90,
     months: Annotated[int, arg(ge=1, le=60, description="Monthly observation dates (history).")] = 24,
     as_of: AsOf = None,
@@ -290,11 +286,9 @@ class PredictResult(Out):
 def predict_churn(
     call: Call,
     model_id: Annotated[
-        int | None, Field(ge=1, description="Model id; default the latest history model.")
+        int | None, arg(ge=1, description="Model id; default the latest history model.")
     ] = None,
-    client_id: Annotated[
-        int | None, Field(ge=1, description="One client; omit for all live clients.")
-    ] = None,
+    client_id: Annotated[int | None, arg(ge=1, description="One client; omit for all live clients.")] = None,
     as_of: AsOf = None,
     limit: Limit = 50,
 ) -> PredictResult:
@@ -364,12 +358,12 @@ def execute_retention_campaign(
     task_title: Annotated[str, arg(min_length=1, max_length=300, description="Task created per client.")],
     risk_level: Annotated[Level | None, arg(description="Target clients at this churn-risk level.")] = None,
     tier: Annotated[
-        Literal["enterprise", "mid_market", "smb"] | None, Field(description="Only this tier.")
+        Literal["enterprise", "mid_market", "smb"] | None, arg(description="Only this tier.")
     ] = None,
     client_ids: Annotated[list[int] | None, arg(max_length=500, description="Explicit client ids.")] = None,
     due_in_days: Annotated[int, arg(ge=0, le=365, description="Task due date offset.")] = 7,
     message_subject: Annotated[
-        str | None, Field(max_length=300, description="Message to each primary contact.")
+        str | None, arg(max_length=300, description="Message to each primary contact.")
     ] = None,
     message_body: Annotated[str | None, arg(max_length=10_000, description="Message body.")] = None,
     confirm: Annotated[str | None, arg(max_length=100, description="plan_id from the first call.")] = None,
@@ -487,21 +481,21 @@ def _primary_contacts(call: Call, clients: list[CsClient]) -> dict[int, int]:
 
 
 class EscalationOut(Out):
-    id: int = Field(description="Escalation id.")
-    client_id: int = Field(description="Client id.")
-    severity: str = Field(description="urgent / high / normal / low.")
-    title: str = Field(description="Title.")
-    status: str = Field(description="open or resolved.")
-    opened_at: datetime = Field(description="Opened (UTC).")
-    due_at: datetime = Field(description="Resolution due by the SLA target for its severity.")
-    resolved_at: datetime | None = Field(description="Resolved (UTC).")
-    breached: bool = Field(description="Resolved after due_at, or still open past it.")
-    minutes_left: int | None = Field(description="Minutes until due (negative = overdue); open only.")
+    id: int = arg(description="Escalation id.")
+    client_id: int = arg(description="Client id.")
+    severity: str = arg(description="urgent / high / normal / low.")
+    title: str = arg(description="Title.")
+    status: str = arg(description="open or resolved.")
+    opened_at: datetime = arg(description="Opened (UTC).")
+    due_at: datetime = arg(description="Resolution due by the SLA target for its severity.")
+    resolved_at: datetime | None = arg(description="Resolved (UTC).")
+    breached: bool = arg(description="Resolved after due_at, or still open past it.")
+    minutes_left: int | None = arg(description="Minutes until due (negative = overdue); open only.")
 
 
 class EscalationsResult(Out):
-    escalations: list[EscalationOut] = Field(description="Created/resolved escalation, or the list.")
-    breached: int = Field(description="How many of those are breached.")
+    escalations: list[EscalationOut] = arg(description="Created/resolved escalation, or the list.")
+    breached: int = arg(description="How many of those are breached.")
 
 
 def _esc_out(e: CsEscalation, now: datetime) -> EscalationOut:
@@ -526,16 +520,14 @@ def manage_escalations(
     action: Annotated[Literal["create", "list", "resolve"], arg(description="What to do.")],
     client_id: Annotated[int | None, arg(ge=1, description="Client (create; filter for list).")] = None,
     severity: Annotated[
-        Literal["urgent", "high", "normal", "low"] | None, Field(description="Severity.")
+        Literal["urgent", "high", "normal", "low"] | None, arg(description="Severity.")
     ] = None,
     title: Annotated[str | None, arg(max_length=300, description="Title (create).")] = None,
     opened_at: Annotated[
-        datetime | None, Field(description="When it was raised (create; default now).")
+        datetime | None, arg(description="When it was raised (create; default now).")
     ] = None,
     escalation_id: Annotated[int | None, arg(ge=1, description="Escalation (resolve).")] = None,
-    resolution: Annotated[
-        str | None, Field(max_length=2000, description="Resolution note (resolve).")
-    ] = None,
+    resolution: Annotated[str | None, arg(max_length=2000, description="Resolution note (resolve).")] = None,
     status: Annotated[Literal["open", "resolved"] | None, arg(description="Filter (list).")] = None,
     limit: Limit = 50,
 ) -> EscalationsResult:
@@ -627,7 +619,7 @@ def analyze_churn_postmortem(
     since: Annotated[date | None, arg(description="Only clients churned on/after this date.")] = None,
     months: Annotated[int, arg(ge=1, le=24, description="Months before churn to show.")] = 6,
     lead_days: Annotated[
-        int, Field(ge=1, le=365, description="Evaluate the rules this long before churn.")
+        int, arg(ge=1, le=365, description="Evaluate the rules this long before churn.")
     ] = 30,
     limit: Limit = 50,
 ) -> PostmortemResult:
