@@ -206,6 +206,8 @@ async def test_health_report_counts_arr_by_band(cs_server):
         b = add_client(s, "B", arr_minor=250_000).id
         c = add_client(s, "C", arr_minor=400_000).id
         add_client(s, "Unscored")
+        gone = add_client(s, "Gone", stage="churned", arr_minor=999_000).id
+        s.add(_snap(gone, date(2026, 3, 1), 10, "critical"))
         s.add(_snap(a, date(2026, 3, 1), 60, "at_risk"))
         s.add(_snap(b, date(2026, 3, 1), 30, "critical"))
         s.add(_snap(c, date(2026, 3, 1), 95, "excellent"))

@@ -38,7 +38,11 @@ OptClient = Annotated[
 
 
 def _clients(call: Call, client_id: int | None) -> list[CsClient]:
-    return [get_client(call.db, client_id)] if client_id is not None else live_clients(call.db, call.tenant)
+    """One client, or the portfolio: live clients that have not churned (a churned account has no health
+    to manage and would only add noise: no usage reads as a 100 % drop, its ARR as ARR at risk)."""
+    if client_id is not None:
+        return [get_client(call.db, client_id)]
+    return [c for c in live_clients(call.db, call.tenant) if c.stage != "churned"]
 
 
 # --------------------------------------------------------------------------- usage
@@ -193,7 +197,7 @@ def calculate_health_score(
         return HealthCalc(
             scope=scope, as_of=day, client=result, portfolio=[], changed=0 if result.reused else 1
         )
-    clients = live_clients(call.db, call.tenant)
+    clients = _clients(call, None)
     if not clients:
         raise NotFound("There are no live clients to score.", field="scope", hint="Register clients first.")
     lines: list[PortfolioScore] = []
@@ -318,9 +322,9 @@ class HealthReport(Out):
 
 @toolset.tool(tier="read")
 def generate_health_report(call: Call, as_of: AsOf = None) -> HealthReport:
-    """Portfolio health: clients and ARR per band, ARR at risk, and who has no score yet."""
+    """Portfolio health (non-churned clients): clients and ARR per band, ARR at risk, who has no score."""
     day = resolve_as_of(as_of)
-    clients = live_clients(call.db, call.tenant)
+    clients = _clients(call, None)
     snaps = latest_snapshots(call.db, [c.id or 0 for c in clients], day)
     lines = {b: BandLine(band=b, clients=0, arr_minor={}) for b in hmath.BAND_NAMES}
     risk: dict[str, int] = {}
