@@ -27,10 +27,12 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         name = ".".join(str(p) for p in first["loc"]) or "settings"
+        # Aliased settings report their variable name (DATABASE_URL); the rest are REVOPS_<FIELD>.
+        variable = name if name.isupper() else f"REVOPS_{name.upper()}"
         raise ConfigurationError(
-            f"Invalid setting {name}: {first['msg']}.",
+            f"Invalid setting {variable}: {first['msg']}.",
             field=name,
-            hint=f"Fix REVOPS_{name.upper()} (or DATABASE_URL / REDIS_URL); `revops doctor` lists all.",
+            hint=f"Fix {variable} (environment or config.toml); `revops doctor` checks everything.",
         ) from None
 
 
