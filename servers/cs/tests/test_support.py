@@ -109,6 +109,7 @@ async def test_ticket_errors_name_the_field_and_change_nothing(cs_server):
             ({"action": "comment", "ticket_id": 4242, "body": "hi"}, "not_found", "ticket_id"),
             ({"action": "update", "ticket_id": 4242}, "not_found", "ticket_id"),
             ({"action": "get"}, "validation_error", "ticket_id"),
+            ({"action": "get", "ticket_id": 2**40}, "validation_error", "ticket_id"),  # once crashed SQLite
         ]
         for args, code, field in cases:
             err = error_of(await client.call_tool("handle_support_ticket", args))

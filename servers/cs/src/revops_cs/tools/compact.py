@@ -12,6 +12,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+MAX_ID = 2_147_483_647
+"""Largest id a parameter accepts (PostgreSQL integer): an absurd id is a validation error, not a crash."""
+
 
 def compact_property(prop: dict[str, Any]) -> None:
     """Drop the title; fold `anyOf [{type: X, …}, {type: null}]` into `type: [X, "null"]`."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from statistics import fmean
 from typing import Annotated, Literal
 
@@ -25,13 +25,14 @@ from revops_cs.common import AsOf, ClientId, end_of_day, get_client, resolve_as_
 from revops_cs.models.clients import STAGES, CsClient
 from revops_cs.models.feedback import CsFeedback
 from revops_cs.models.usage import CsHealthSnapshot
-from revops_cs.tools.compact import Out, arg
+from revops_cs.tools.compact import MAX_ID, Out, arg
+from revops_cs.tools.support import performance, period
 
 toolset = Toolset(
     "feedback", "Surveys (NPS, CSAT, CES), sentiment, voice of the customer and product insights."
 )
 
-OptClient = Annotated[int | None, arg("One client; omit for the portfolio.", ge=1)]
+OptClient = Annotated[int | None, arg("One client; omit for the portfolio.", ge=1, le=MAX_ID)]
 OptDate = Annotated[date | None, arg("YYYY-MM-DD.")]
 Top = Annotated[int, arg("How many themes/items.", ge=1, le=50)]
 DEFAULT_DAYS = 365
@@ -78,7 +79,7 @@ def collect_feedback(
     score: Annotated[int | None, arg("NPS 0–10, CSAT 1–5, CES 1–7.", ge=0, le=10)] = None,
     comment: Annotated[str | None, arg("Free text.", min_length=1, max_length=5000)] = None,
     feature: Annotated[str | None, arg("Feature requested.", min_length=1, max_length=100)] = None,
-    contact_id: Annotated[int | None, arg("Respondent contact id.", ge=1)] = None,
+    contact_id: Annotated[int | None, arg("Respondent contact id.", ge=1, le=MAX_ID)] = None,
     submitted_at: Annotated[datetime | None, arg("When answered (ISO, with zone); default now.")] = None,
     source: Annotated[str, arg("Channel, e.g. survey, email.", min_length=1, max_length=30)] = "api",
 ) -> FeedbackOut:
@@ -86,7 +87,7 @@ def collect_feedback(
     _check_score(kind, score, comment)
     now = datetime.now(UTC)
     if submitted_at is not None:
-        if submitted_at.tzinfo is None:
+        if submitted_at.tzinfo is None or submitted_at.year < 2000:
             raise ValidationFailed(
                 "submitted_at needs a time zone.", field="submitted_at", hint="Add Z or +00:00."
             )
@@ -178,21 +179,6 @@ def survey_scores(rows: Sequence[CsFeedback]) -> Surveys:
         csat=Score(responses=len(csat_values), score=surveys.csat(csat_values)),
         ces=Score(responses=len(ces_values), score=surveys.ces(ces_values)),
     )
-
-
-def period(start: date | None, end: date | None, as_of: date, days: int = DEFAULT_DAYS) -> tuple[date, date]:
-    """[start, end] defaulting to the `days` ending on as_of; end may not pass as_of."""
-    end = end or as_of
-    start = start or end - timedelta(days=days - 1)
-    if end < start:
-        raise ValidationFailed(
-            f"end_date ({end}) is before start_date ({start}).", field="end_date", hint="Swap the dates."
-        )
-    if end > as_of:
-        raise ValidationFailed(
-            "end_date is after as_of.", field="end_date", hint="Use a date on or before as_of."
-        )
-    return start, end
 
 
 def feedback_rows(session: Session, client_id: int | None, start: date, end: date) -> list[CsFeedback]:
@@ -294,7 +280,7 @@ def analyze_feedback_sentiment(
 ) -> FeedbackAnalysis:
     """NPS (with 95 % margin of error), CSAT, CES, monthly trend, comment sentiment and themes
     for a client or the portfolio (default: 365 days to as_of)."""
-    start, end = period(start_date, end_date, resolve_as_of(as_of))
+    start, end = period(start_date, end_date, resolve_as_of(as_of), DEFAULT_DAYS)
     rows = feedback_rows(call.db, client_id, start, end)
     found, commented = _themes(rows, top)
     return FeedbackAnalysis(
@@ -404,7 +390,7 @@ def analyze_product_insights(
     call: Call, start_date: OptDate = None, end_date: OptDate = None, as_of: AsOf = None, top: Top = 20
 ) -> ProductInsights:
     """Feature requests grouped by feature: requests, distinct clients and the ARR behind them."""
-    start, end = period(start_date, end_date, resolve_as_of(as_of))
+    start, end = period(start_date, end_date, resolve_as_of(as_of), DEFAULT_DAYS)
     rows = [r for r in feedback_rows(call.db, None, start, end) if r.feature]
     clients = {c.id: c for c in call.db.exec(select(CsClient))}
     by_feature: dict[str, list[CsFeedback]] = defaultdict(list)
@@ -484,10 +470,9 @@ def get_cs_metrics_overview(
     days: Annotated[int, arg("Look-back window in days.", ge=7, le=365)] = 90,
 ) -> CsOverview:
     """One-screen CS overview: clients by stage, NPS/CSAT/CES, open tickets, SLA compliance, health."""
-    from revops_cs.tools.support import performance
 
     day = resolve_as_of(as_of)
-    start = day - timedelta(days=days - 1)
+    start, _ = period(None, day, day, days)
     session = call.db
     stages = dict(
         session.exec(

@@ -39,12 +39,12 @@ from revops_cs.models.support import (
     Priority,
     TicketStatus,
 )
-from revops_cs.tools.compact import Out, arg
+from revops_cs.tools.compact import MAX_ID, Out, arg
 from revops_cs.vendors import zendesk
 
 toolset = Toolset("support", "Support tickets, routing, knowledge base and support performance.")
 
-TicketId = Annotated[int | None, arg("Ticket id (all actions but create).", ge=1)]
+TicketId = Annotated[int | None, arg("Ticket id (all actions but create).", ge=1, le=MAX_ID)]
 Tags = Annotated[
     list[Annotated[str, Field(min_length=1, max_length=50)]] | None,
     arg("Tags (replace the ticket's tags).", max_length=20),
@@ -341,7 +341,7 @@ async def handle_support_ticket(
         Literal["create", "update", "comment", "resolve", "escalate", "get"], arg("What to do.")
     ],
     ticket_id: TicketId = None,
-    client_id: Annotated[int | None, arg("Client (create).", ge=1)] = None,
+    client_id: Annotated[int | None, arg("Client (create).", ge=1, le=MAX_ID)] = None,
     subject: Annotated[str | None, arg("Subject.", min_length=1, max_length=300)] = None,
     body: Annotated[
         str | None,
@@ -549,7 +549,7 @@ def route_ticket(
     ] = None,
     match_tag: Annotated[str | None, arg("Rule condition.", min_length=1, max_length=100)] = None,
     position: Annotated[int, arg("Rule order, lowest first.", ge=0, le=10_000)] = 100,
-    rule_id: Annotated[int | None, arg("Rule to remove.", ge=1)] = None,
+    rule_id: Annotated[int | None, arg("Rule to remove.", ge=1, le=MAX_ID)] = None,
     active: Annotated[bool, arg("set_agent_active: active or not.")] = True,
 ) -> RoutingResult:
     """Route a ticket by rules (priority/tier/tag → team/agent) to the least-loaded agent; manage rules.
@@ -669,7 +669,7 @@ def _hit(a: CsKbArticle) -> ArticleHit:
 def manage_knowledge_base(
     call: Call,
     action: Annotated[Literal["create", "update", "get", "search"], arg("What to do.")],
-    article_id: Annotated[int | None, arg("Article (update, get).", ge=1)] = None,
+    article_id: Annotated[int | None, arg("Article (update, get).", ge=1, le=MAX_ID)] = None,
     title: Annotated[str | None, arg("Title.", min_length=1, max_length=300)] = None,
     body: Annotated[str | None, arg("Body text.", min_length=1, max_length=100_000)] = None,
     tags: Tags = None,
@@ -772,11 +772,17 @@ def first_public_agent_replies(session: Session, ticket_ids: list[int]) -> dict[
     return out
 
 
-def _period(start: date | None, end: date | None, as_of: date, default_days: int) -> tuple[date, date]:
+def period(start: date | None, end: date | None, as_of: date, default_days: int) -> tuple[date, date]:
+    """[start, end], defaulting to the `default_days` ending on as_of; end may not pass as_of."""
     end = end or as_of
-    start = start or end - timedelta(days=default_days - 1)
+    if start is None:
+        if end.toordinal() <= default_days:
+            raise ValidationFailed("The date is too early.", field="as_of", hint="Use a date after year 1.")
+        start = end - timedelta(days=default_days - 1)
     if end < start:
-        raise ValidationFailed("end_date is before start_date.", field="end_date", hint="Swap the dates.")
+        raise ValidationFailed(
+            f"end_date ({end}) is before start_date ({start}).", field="end_date", hint="Swap the dates."
+        )
     if end > as_of:
         raise ValidationFailed(
             "end_date is after as_of.", field="end_date", hint="Use a date on or before as_of."
@@ -866,7 +872,7 @@ def performance(
 @toolset.tool(tier="read")
 def analyze_support_performance(
     call: Call,
-    client_id: Annotated[int | None, arg("One client; omit for all.", ge=1)] = None,
+    client_id: Annotated[int | None, arg("One client; omit for all.", ge=1, le=MAX_ID)] = None,
     start_date: OptDate = None,
     end_date: OptDate = None,
     as_of: AsOf = None,
@@ -874,7 +880,7 @@ def analyze_support_performance(
     """Support KPIs for tickets created in a period (default 90 days to as_of): response and resolution
     times (median, p90), SLA compliance by priority, backlog by age, ticket CSAT."""
     day = resolve_as_of(as_of)
-    start, end = _period(start_date, end_date, day, 90)
+    start, end = period(start_date, end_date, day, 90)
     if client_id is not None:
         get_client(call.db, client_id)
     return performance(call.db, client_id, start, end, day)
