@@ -675,3 +675,33 @@ async def test_stream_lines_retries_before_the_first_line(
     assert [line async for line in client.stream_lines("GET", "/export")] == ['{"e":1}', '{"e":2}']
     assert route.call_count == 2
     await client.aclose()
+
+
+async def test_pagination_link_to_another_host_is_not_followed(
+    make_client: Callable[..., IntegrationClient], router: respx.MockRouter
+) -> None:
+    client = make_client(auth=_static_auth)
+    router.get("/tickets").mock(
+        return_value=httpx.Response(
+            200, json={"data": ["a"]}, headers={"Link": '<https://evil.test/steal?page=2>; rel="next"'}
+        )
+    )
+    with pytest.raises(IntegrationUnavailable, match="another host"):
+        async for _ in client.paginate_cursor("/tickets", items="data", cursor_param=None):
+            pass
+    assert [str(call.request.url) for call in router.calls] == [f"{BASE}/tickets"]  # nothing to evil.test
+    await client.aclose()
+
+
+async def test_redirects_are_reported_not_followed(
+    make_client: Callable[..., IntegrationClient], router: respx.MockRouter
+) -> None:
+    client = make_client(auth=_static_auth)
+    router.get("/moved").mock(return_value=httpx.Response(302, headers={"Location": "https://evil.test/x"}))
+    with pytest.raises(IntegrationUnavailable, match="HTTP 302"):
+        await client.get_json("/moved")
+    await client.aclose()
+
+
+async def _static_auth() -> dict[str, str]:
+    return {"X-Api-Key": "k-123456789"}

@@ -110,7 +110,9 @@ class IntegrationClient:
             headers=default_headers,
             transport=transport,
             timeout=settings.http_timeout_seconds,
-            follow_redirects=True,  # httpx drops Authorization on cross-origin redirects
+            # No redirects: httpx would drop Authorization on a cross-origin hop, but not API-key
+            # headers such as X-Api-Key. A 3xx is reported, never followed.
+            follow_redirects=False,
         )
         self._owned_redis: Any = None
         if redis is None and settings.redis_url:
@@ -317,6 +319,7 @@ class IntegrationClient:
                 )
             seen.add(cursor)
             if cursor_param is None:
+                self._check_same_host(cursor)
                 url, query = cursor, {}  # the cursor carries its own query string
             elif method == "POST":
                 body = {**(body or {}), cursor_param: cursor}
@@ -359,6 +362,16 @@ class IntegrationClient:
             if max_pages is not None and pages >= max_pages:
                 return
             page += 1
+
+    def _check_same_host(self, link: str) -> None:
+        """Refuse a next-page link to another host: our credentials would go along with it."""
+        if self._resolve(link).host != self._http.base_url.host:
+            raise IntegrationUnavailable(
+                f"{self.provider} pointed pagination at another host; not followed.",
+                outcome="failed",
+                retryable=False,
+                hint="Report this to your administrator; the vendor response looks tampered with.",
+            )
 
     def _items(self, data: Any, spec: ItemsSpec) -> list[Any]:
         found = spec(data) if callable(spec) else _dig(data, spec)
