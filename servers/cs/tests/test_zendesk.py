@@ -153,9 +153,14 @@ async def test_ticket_changes_are_mirrored_in_the_documented_shape(zd):
                 {"action": "comment", "ticket_id": tid, "body": "note", "public": False},
             )
             await client.call_tool("handle_support_ticket", {"action": "resolve", "ticket_id": tid})
+            local_only = await client.call_tool(
+                "handle_support_ticket", {"action": "update", "ticket_id": tid, "assignee": "ann"}
+            )
     assert out["mirrored"] is True
     assert out["mirror_note"] is None
     assert out["ticket"]["zendesk_id"] == "35436"
+    assert local_only.structured_content["mirrored"] is False  # nothing Zendesk holds changed: no call
+    assert "Zendesk was not called" in local_only.structured_content["mirror_note"]
     sent = body_of(create.calls[0].request)
     jsonschema.validate(sent, CREATE_TICKET)
     assert sent["ticket"]["comment"] == {"body": "CSV export times out", "public": True}

@@ -21,7 +21,7 @@ from revops_core.errors import ValidationFailed
 from revops_core.money import Money, money
 from revops_core.server import Call, Toolset
 from revops_cs.analytics import sentiment, surveys
-from revops_cs.common import AsOf, ClientId, end_of_day, get_client, resolve_as_of, start_of_day
+from revops_cs.common import AsOf, end_of_day, get_client, resolve_as_of, start_of_day
 from revops_cs.models.clients import STAGES, CsClient
 from revops_cs.models.feedback import CsFeedback
 from revops_cs.models.usage import CsHealthSnapshot
@@ -74,7 +74,7 @@ def _check_score(kind: str, score: int | None, comment: str | None) -> None:
 @toolset.tool(tier="write", idempotent=False)
 def collect_feedback(
     call: Call,
-    client_id: ClientId,
+    client_id: Annotated[int, arg("Client id.", ge=1, le=MAX_ID)],  # common.ClientId has no upper bound
     kind: Annotated[Literal["nps", "csat", "ces", "text"], arg("Survey kind.")],
     score: Annotated[int | None, arg("NPS 0–10, CSAT 1–5, CES 1–7.", ge=0, le=10)] = None,
     comment: Annotated[str | None, arg("Free text.", min_length=1, max_length=5000)] = None,

@@ -379,12 +379,14 @@ async def handle_support_ticket(
         call.no_change()
         return await call.in_thread(partial(_get_ticket_result, call, ticket_id))
     ticket, mirror = await call.in_thread(partial(_snapshot, call, a))
-    zendesk_id = None
+    zendesk_id, note = None, mirror if isinstance(mirror, str) else None
     if isinstance(mirror, zendesk.ZendeskCredentials):
-        zendesk_id = await _mirror(call, a, ticket, mirror)
+        if _vendor_body(a, ticket, "")["ticket"]:
+            zendesk_id = await _mirror(call, a, ticket, mirror)
+        else:
+            note = "Only local fields changed (assignee, CSAT); Zendesk was not called."
     result = await call.in_thread(partial(_apply, call, a, zendesk_id if action == "create" else None))
-    result.mirrored = zendesk_id is not None
-    result.mirror_note = None if isinstance(mirror, zendesk.ZendeskCredentials) else mirror
+    result.mirrored, result.mirror_note = zendesk_id is not None, note
     call.audit_details["mirrored"] = result.mirrored
     return result
 
