@@ -559,7 +559,7 @@ class IntegrationClient:
         try:
             await (permit.success() if ok else permit.failure())
             if key is not None and hold:
-                await self.store.hold(key, self.clock.time() + hold)
+                await self.store.hold(key, self.clock.time(), hold)
         except ConfigurationError as exc:
             _log.warning("http.bookkeeping_failed", provider=self.provider, error=exc.message)
 

@@ -115,7 +115,7 @@ class BreakerStore(Protocol):
 class BucketStore(Protocol):
     async def take(self, key: str, now: float, limit: RateLimit) -> float: ...
 
-    async def hold(self, key: str, until: float) -> None: ...
+    async def hold(self, key: str, now: float, seconds: float) -> None: ...
 
     async def held_until(self, key: str) -> float | None: ...
 
@@ -201,7 +201,8 @@ class MemoryStore:
             self._buckets[key] = (tokens, stamp)
             return wait
 
-    async def hold(self, key: str, until: float) -> None:
+    async def hold(self, key: str, now: float, seconds: float) -> None:
+        until = now + seconds
         with self._lock:
             self._holds[key] = max(until, self._holds.get(key, until))
 
@@ -405,20 +406,14 @@ class RedisStore:
         )
         return float(_text(wait))
 
-    async def hold(self, key: str, until: float) -> None:
-        # Keep the hold a little past its end so late readers still see it, then let it expire.
-        ttl_ms = max(1000, int((until - _wall()) * 1000) + 60_000)
-        await self._script("hold", [f"{self._prefix}:hold:{{{key}}}"], [repr(until), ttl_ms])
+    async def hold(self, key: str, now: float, seconds: float) -> None:
+        # Keep the hold a minute past its end so late readers still see it, then let it expire.
+        ttl_ms = int(seconds * 1000) + 60_000
+        await self._script("hold", [f"{self._prefix}:hold:{{{key}}}"], [repr(now + seconds), ttl_ms])
 
     async def held_until(self, key: str) -> float | None:
         value = await self._run(self._client.get, f"{self._prefix}:hold:{{{key}}}")
         return None if value is None else float(_text(value))
-
-
-def _wall() -> float:
-    import time
-
-    return time.time()
 
 
 def _is_async_client(client: Any) -> bool:
