@@ -240,18 +240,19 @@ async def test_critical_approved_by_the_client_executes(settings, protocol_mode)
     assert _actions(server) == ["plan.create", "plan.approve", "plan.confirm", "t.purge_companies"]
 
 
-@pytest.mark.parametrize(
-    ("action", "value", "status"),
-    [("decline", None, "declined"), ("cancel", None, "cancelled"), ("accept", False, "declined")],
-)
-async def test_critical_declined_fails_closed(settings, protocol_mode, action, value, status):
+async def test_critical_declined_cancelled_or_refused_fails_closed(settings, protocol_mode):
     server = _server(settings)
-    _, result = await _critical(server, protocol_mode, elicitation_callback=_answer(action, value))
-    err = error_of(result)
-    assert err["code"] == "approval_required"
-    assert err["details"]["approval"] == status
+    for action, value, status in [
+        ("decline", None, "declined"),
+        ("cancel", None, "cancelled"),
+        ("accept", False, "declined"),
+    ]:
+        _, result = await _critical(server, protocol_mode, elicitation_callback=_answer(action, value))
+        err = error_of(result)
+        assert err["code"] == "approval_required"
+        assert err["details"]["approval"] == status
     assert _names(server) == ALL
-    assert _actions(server) == ["plan.create"]
+    assert _actions(server) == ["plan.create"] * 3
 
 
 async def test_critical_without_elicitation_support_points_to_cli(settings, protocol_mode):
