@@ -125,15 +125,12 @@ def stack_env(tmp_path: Path) -> Iterator[dict[str, str]]:
         schema.drop()
 
 
+def _run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=180, check=False)
+
+
 def _revops(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "revops_core.cli.main", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=180,
-        check=False,
-    )
+    return _run([sys.executable, "-m", "revops_core.cli.main", *args], env)
 
 
 async def _check_servers(urls: dict[str, str], key: str) -> None:
@@ -166,14 +163,7 @@ def test_three_http_servers_on_postgres_and_redis_after_migrate(stack_env):
     from revops_core.conformance import running_server
 
     # Before `migrate`, a server refuses to serve the stale schema (it never migrates PostgreSQL).
-    refused = subprocess.run(
-        [sys.executable, "-m", "revops_sales", "--transport", "http", "--port", "1"],
-        capture_output=True,
-        text=True,
-        env=stack_env,
-        timeout=180,
-        check=False,
-    )
+    refused = _run([sys.executable, "-m", "revops_sales", "--transport", "http", "--port", "1"], stack_env)
     assert refused.returncode == 2
     assert "revops db upgrade" in refused.stderr
 
