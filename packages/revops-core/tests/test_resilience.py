@@ -206,8 +206,13 @@ async def test_token_bucket_admits_at_most_burst_plus_rate_times_t(store: Any) -
         for _ in range(10):
             tg.start_soon(worker)
     assert len(admitted) == 200
-    for count, at in enumerate(sorted(admitted), start=1):
-        assert count <= limit.burst + limit.rate_per_second * at + 1e-6
+    times = sorted(admitted)
+    # In every interval [tᵢ, tⱼ] — not only from the start — at most burst + rate × (tⱼ − tᵢ) got in.
+    for i, start in enumerate(times):
+        for j in range(i, len(times)):
+            assert j - i + 1 <= limit.burst + limit.rate_per_second * (times[j] - start) + 1e-6
+    # …and the bucket is not stingier than promised: 200 = burst + rate × elapsed.
+    assert clock.monotonic() == pytest.approx((200 - limit.burst) / limit.rate_per_second)
 
 
 async def test_token_bucket_sequential_rate_is_exact(store: Any) -> None:

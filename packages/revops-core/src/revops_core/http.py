@@ -244,6 +244,7 @@ class IntegrationClient:
 
         Connecting and the status check are retried like `request()`; once lines flow, a broken
         stream raises `IntegrationUnavailable` (the caller decides whether to restart the export).
+        To stop early, iterate inside `contextlib.aclosing(...)` so the connection is released at once.
         """
         response = await self._send(
             method,
