@@ -705,3 +705,16 @@ async def test_redirects_are_reported_not_followed(
 
 async def _static_auth() -> dict[str, str]:
     return {"X-Api-Key": "k-123456789"}
+
+
+async def test_breaker_opening_mid_retry_keeps_the_earlier_attempts_outcome(
+    make_client: Callable[..., IntegrationClient], router: respx.MockRouter
+) -> None:
+    client = make_client(http_max_attempts=4, breaker_min_calls=2, breaker_failure_rate=1.0)
+    route = router.put("/deal/1").mock(return_value=httpx.Response(503))
+    with pytest.raises(CircuitOpen) as caught:
+        await client.request("PUT", "/deal/1", json={"stage": "won"})
+    assert route.call_count == 2  # the second failure opened the breaker; the third attempt failed fast
+    assert caught.value.outcome == "failed"  # sent and refused, not "not_sent"
+    assert caught.value.details == {"last_error": "integration_unavailable"}
+    await client.aclose()

@@ -428,22 +428,35 @@ class IntegrationClient:
         if idempotency_key is not None:
             extra[self.idempotency_header] = idempotency_key
         deadline = self.clock.monotonic() + self.settings.http_deadline_seconds
-        state = {"attempt": 0}
+        attempts = 0
+        last_error: RevOpsError | None = None
 
         async def attempt() -> httpx.Response:
-            state["attempt"] += 1
-            return await self._attempt(
-                method,
-                path,
-                params=params,
-                json=json,
-                content=content,
-                headers=extra,
-                safe=safe,
-                deadline=deadline,
-                attempt=state["attempt"],
-                stream=stream,
-            )
+            nonlocal attempts, last_error
+            attempts += 1
+            try:
+                return await self._attempt(
+                    method,
+                    path,
+                    params=params,
+                    json=json,
+                    content=content,
+                    headers=extra,
+                    safe=safe,
+                    deadline=deadline,
+                    attempt=attempts,
+                    stream=stream,
+                )
+            except CircuitOpen as exc:
+                if last_error is not None:
+                    # Our own failures opened the breaker mid-retry: an earlier attempt did reach
+                    # the vendor, so "not_sent" would be a lie about the side effect.
+                    exc.outcome = last_error.outcome
+                    exc.details["last_error"] = last_error.code
+                raise
+            except RevOpsError as exc:
+                last_error = exc
+                raise
 
         retrying = AsyncRetrying(
             sleep=self.clock.sleep,
