@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
@@ -189,17 +190,8 @@ class IntegrationClient:
         `idempotent` overrides the method's default (e.g. `True` for a POST search endpoint);
         an `idempotency_key` (sent as the `Idempotency-Key` header) always makes retries safe.
         """
-        return await self._send(
-            method,
-            path,
-            params=params,
-            json=json,
-            content=content,
-            headers=headers,
-            idempotency_key=idempotency_key,
-            idempotent=idempotent,
-            stream=False,
-        )
+        outgoing = self._outgoing(method, path, params, json, content, headers, idempotency_key, idempotent)
+        return await self._send(outgoing, stream=False)
 
     async def get_json(
         self, path: str, *, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None
@@ -246,17 +238,8 @@ class IntegrationClient:
         stream raises `IntegrationUnavailable` (the caller decides whether to restart the export).
         To stop early, iterate inside `contextlib.aclosing(...)` so the connection is released at once.
         """
-        response = await self._send(
-            method,
-            path,
-            params=params,
-            json=json,
-            content=None,
-            headers=headers,
-            idempotency_key=None,
-            idempotent=idempotent,
-            stream=True,
-        )
+        outgoing = self._outgoing(method, path, params, json, None, headers, None, idempotent)
+        response = await self._send(outgoing, stream=True)
         try:
             async for line in response.aiter_lines():
                 if line.strip():
@@ -407,19 +390,17 @@ class IntegrationClient:
             ) from None
 
     # The engine ------------------------------------------------------------------------------
-    async def _send(
+    def _outgoing(
         self,
         method: str,
         path: str,
-        *,
         params: Mapping[str, Any] | None,
         json: Any,
         content: bytes | str | None,
         headers: Mapping[str, str] | None,
         idempotency_key: str | None,
         idempotent: bool | None,
-        stream: bool,
-    ) -> httpx.Response:
+    ) -> _Outgoing:
         method = method.upper()
         safe = idempotency_key is not None or (
             idempotent if idempotent is not None else method in IDEMPOTENT_METHODS
@@ -427,6 +408,9 @@ class IntegrationClient:
         extra = dict(headers or {})
         if idempotency_key is not None:
             extra[self.idempotency_header] = idempotency_key
+        return _Outgoing(method, path, params or None, json, content, extra, safe)
+
+    async def _send(self, outgoing: _Outgoing, *, stream: bool) -> httpx.Response:
         deadline = self.clock.monotonic() + self.settings.http_deadline_seconds
         attempts = 0
         last_error: RevOpsError | None = None
@@ -435,18 +419,7 @@ class IntegrationClient:
             nonlocal attempts, last_error
             attempts += 1
             try:
-                return await self._attempt(
-                    method,
-                    path,
-                    params=params,
-                    json=json,
-                    content=content,
-                    headers=extra,
-                    safe=safe,
-                    deadline=deadline,
-                    attempt=attempts,
-                    stream=stream,
-                )
+                return await self._attempt(outgoing, deadline=deadline, attempt=attempts, stream=stream)
             except CircuitOpen as exc:
                 if last_error is not None:
                     # Our own failures opened the breaker mid-retry: an earlier attempt did reach
@@ -460,7 +433,7 @@ class IntegrationClient:
 
         retrying = AsyncRetrying(
             sleep=self.clock.sleep,
-            retry=retry_if_exception(lambda exc: _may_retry(exc, safe=safe)),
+            retry=retry_if_exception(lambda exc: _may_retry(exc, safe=outgoing.safe)),
             wait=self._wait,
             stop=lambda rs: self._stop(rs, deadline),
             reraise=True,
@@ -481,20 +454,9 @@ class IntegrationClient:
         return retry_state.upcoming_sleep > deadline - self.clock.monotonic()
 
     async def _attempt(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None,
-        json: Any,
-        content: bytes | str | None,
-        headers: dict[str, str],
-        safe: bool,
-        deadline: float,
-        attempt: int,
-        stream: bool,
+        self, outgoing: _Outgoing, *, deadline: float, attempt: int, stream: bool
     ) -> httpx.Response:
-        url = self._resolve(path)
+        url = self._resolve(outgoing.path)
         key = self._key(url)
         try:
             permit = await self.breaker_for(url).admit()
@@ -502,7 +464,7 @@ class IntegrationClient:
             _log.info(
                 "http.refused",
                 provider=self.provider,
-                method=method,
+                method=outgoing.method,
                 path=url.path,
                 attempt=attempt,
                 error=CircuitOpen.code,
@@ -513,7 +475,7 @@ class IntegrationClient:
             bucket = self._bucket_for(key)
             if bucket is not None:
                 await bucket.acquire(deadline)
-            send_headers = dict(headers)
+            send_headers = dict(outgoing.headers)
             if self._auth is not None:
                 send_headers.update(await self._auth())
         except BaseException:
@@ -521,11 +483,11 @@ class IntegrationClient:
             raise
         remaining = max(0.001, deadline - self.clock.monotonic())
         request = self._http.build_request(
-            method,
+            outgoing.method,
             url,
-            params=params or None,  # an empty mapping would wipe a query already in the URL
-            json=json,
-            content=content,
+            params=outgoing.params,
+            json=outgoing.json,
+            content=outgoing.content,
             headers=send_headers,
             timeout=httpx.Timeout(min(self.settings.http_timeout_seconds, remaining)),
         )
@@ -534,7 +496,7 @@ class IntegrationClient:
             response = await self._http.send(request, stream=stream)
         except httpx.HTTPError as exc:
             await self._bookkeep(permit, ok=False)
-            error = classify(exc, provider=self.provider, sent=True, idempotent=safe)
+            error = classify(exc, provider=self.provider, sent=True, idempotent=outgoing.safe)
             self._log(request, attempt, started, status=None, error=error)
             raise error from None  # httpx errors carry the URL, query secrets included
         except BaseException:
@@ -547,7 +509,9 @@ class IntegrationClient:
             self._log(request, attempt, started, status=status, error=None)
             return response
         await response.aclose()
-        error = classify(status, provider=self.provider, headers=dict(response.headers), idempotent=safe)
+        error = classify(
+            status, provider=self.provider, headers=dict(response.headers), idempotent=outgoing.safe
+        )
         wait = self._retry_after(response.headers)
         if wait is not None and isinstance(error, RateLimited | IntegrationUnavailable):
             error.retry_after = wait
@@ -608,6 +572,19 @@ class IntegrationClient:
             error=error.code if error else None,
             outcome=error.outcome if error else None,
         )
+
+
+@dataclass(frozen=True)
+class _Outgoing:
+    """One logical request, as every attempt sends it (auth headers are added per attempt)."""
+
+    method: str
+    path: str
+    params: Mapping[str, Any] | None  # None, never {}: an empty mapping wipes a query in the URL
+    json: Any
+    content: bytes | str | None
+    headers: dict[str, str]
+    safe: bool  # may be resent: idempotent method or flag, or an idempotency key
 
 
 def _may_retry(exc: BaseException, *, safe: bool) -> bool:
