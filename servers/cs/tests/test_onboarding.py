@@ -69,8 +69,8 @@ async def test_template_plan_progress_and_funnel(cs_server):
             "track_onboarding_progress", {"plan_id": pid, "complete_seq": 3, "completed_on": "2026-01-01"}
         )
         assert error_of(early)["field"] == "completed_on"
-        funnel = await client.call_tool("analyze_onboarding_funnel", {"template": "std"})
-    f = funnel.structured_content
+        funnel = await client.call_tool("analyze_onboarding", {"view": "funnel", "template": "std"})
+    f = funnel.structured_content["funnel"]
     assert f["plans"] == 2
     s1, s2, s3 = f["steps"]
     assert (s1["completed"], s1["median_days_from_start"]) == (2, 3.5)  # 3 days (A) and 4 days (B)
@@ -179,14 +179,18 @@ async def test_time_to_value_from_contract_start_to_first_value_event(cs_server)
             )
         aid = a.id
     async with connect(cs_server) as client:
-        res = await client.call_tool("measure_time_to_value", {"as_of": "2026-06-30"})
-        early = await client.call_tool("measure_time_to_value", {"client_id": aid, "as_of": "2026-03-05"})
-        other = await client.call_tool("measure_time_to_value", {"value_event": "never_seen"})
-        none = await client.call_tool("analyze_onboarding_funnel", {})
-    out = res.structured_content
+        res = await client.call_tool("analyze_onboarding", {"view": "time_to_value", "as_of": "2026-06-30"})
+        early = await client.call_tool(
+            "analyze_onboarding", {"view": "time_to_value", "client_id": aid, "as_of": "2026-03-05"}
+        )
+        other = await client.call_tool(
+            "analyze_onboarding", {"view": "time_to_value", "value_event": "never_seen"}
+        )
+        none = await client.call_tool("analyze_onboarding", {"view": "funnel"})
+    out = res.structured_content["time_to_value"]
     assert [c["days"] for c in out["clients"]] == [12, 30, None]
     assert (out["reached"], out["not_reached"], out["median_days"]) == (2, 1, 21.0)
-    assert early.structured_content["clients"][0]["days"] is None
-    assert other.structured_content["reached"] == 0
-    assert other.structured_content["median_days"] is None
+    assert early.structured_content["time_to_value"]["clients"][0]["days"] is None
+    assert other.structured_content["time_to_value"]["reached"] == 0
+    assert other.structured_content["time_to_value"]["median_days"] is None
     assert error_of(none)["code"] == "not_found"

@@ -57,8 +57,8 @@ async def test_demo_data_feeds_the_tools(cs_server):
         )
         model = await client.call_tool("train_churn_model", {"as_of": as_of.isoformat()})
         pred = await client.call_tool("predict_churn", {"as_of": as_of.isoformat(), "limit": 5})
-        funnel = await client.call_tool("analyze_onboarding_funnel", {})
-        ttv = await client.call_tool("measure_time_to_value", {})
+        funnel = await client.call_tool("analyze_onboarding", {"view": "funnel"})
+        ttv = await client.call_tool("analyze_onboarding", {"view": "time_to_value"})
         risk = await client.call_tool("identify_churn_risk", {"as_of": as_of.isoformat()})
         pm = await client.call_tool("analyze_churn_postmortem", {})
     r = rev.structured_content
@@ -73,8 +73,8 @@ async def test_demo_data_feeds_the_tools(cs_server):
     assert not model.is_error
     assert m["auc"] > 0.6
     assert len(pred.structured_content["predictions"]) == 5
-    assert funnel.structured_content["plans"] > 0
-    assert ttv.structured_content["reached"] > 0
+    assert funnel.structured_content["funnel"]["plans"] > 0
+    assert ttv.structured_content["time_to_value"]["reached"] > 0
     assert risk.structured_content["evaluated"] > 0
     assert pm.structured_content["churned_clients"] == len(churned)
 

@@ -24,7 +24,7 @@ toolset = Toolset(
 )
 
 AsOf = Annotated[date | None, arg("As-of date; default today (UTC).")]
-Limit = Annotated[int, arg("Max rows (1–200).", ge=1, le=200)]
+Limit = Annotated[int, arg("Max rows (1-200).", ge=1, le=200)]
 
 
 class Signal(Out):
@@ -37,13 +37,13 @@ class Opportunity(Out):
     client_id: int = Field(description="Client id.")
     name: str = Field(description="Client name.")
     signals: list[Signal] = Field(description="Signals that fired.")
-    not_evaluated: list[str] = Field(description="Signals lacking data, with why.")
+    not_evaluated: list[str] = Field(description="Unevaluated signals.")
 
 
 class UpsellResult(Out):
-    as_of: date = Field(description="Measurement date.")
+    as_of: date = Field(description="As-of date.")
     evaluated: int = Field(description="Clients evaluated.")
-    opportunities: list[Opportunity] = Field(description="Clients with ≥1 signal, most signals first.")
+    opportunities: list[Opportunity] = Field(description="Clients with signals.")
 
 
 def _signals(h: History, day: date, cfg: thresholds.ExpansionSignals) -> Opportunity:
@@ -117,7 +117,7 @@ def _signals(h: History, day: date, cfg: thresholds.ExpansionSignals) -> Opportu
 @toolset.tool(tier="read")
 def identify_upsell_opportunities(
     call: Call,
-    client_id: Annotated[int | None, arg("One client; omit for the portfolio.", ge=1)] = None,
+    client_id: Annotated[int | None, arg("One client; omit for all.", ge=1)] = None,
     motion: Annotated[Literal["upsell", "cross_sell"] | None, arg("Only this motion.")] = None,
     as_of: AsOf = None,
     limit: Limit = 50,
@@ -144,22 +144,22 @@ class Renewal(Out):
     currency: str = Field(description="Currency.")
     risk_score: int = Field(description="Churn-rule score.")
     risk_level: str = Field(description="Churn-rule level.")
-    health_band: str | None = Field(description="Latest health band (null: no snapshot).")
-    probability: float | None = Field(description="Renewal probability from the band (null: no snapshot).")
+    health_band: str | None = Field(description="Health band.")
+    probability: float | None = Field(description="p(renew) from band.")
 
 
 class Forecast(Out):
     currency: str = Field(description="Currency.")
-    renewing_arr_minor: int = Field(description="Σ ARR up for renewal.")
-    expected_arr_minor: int = Field(description="Σ ARR × probability.")
-    unforecast_arr_minor: int = Field(description="ARR with no health snapshot (not in expected).")
+    renewing_arr_minor: int = Field(description="sum ARR up for renewal.")
+    expected_arr_minor: int = Field(description="sum ARR x probability.")
+    unforecast_arr_minor: int = Field(description="ARR without snapshot.")
 
 
 class RenewalsResult(Out):
-    as_of: date = Field(description="Measurement date.")
+    as_of: date = Field(description="As-of date.")
     renewals: list[Renewal] = Field(description="Renewals, soonest first.")
     forecast: list[Forecast] = Field(description="Per currency.")
-    probability_by_band: dict[str, float] = Field(description="Band → probability used (config renewal).")
+    probability_by_band: dict[str, float] = Field(description="Band -> p(renew) (config).")
 
 
 @toolset.tool(tier="read")
@@ -169,7 +169,7 @@ def track_renewals(
     as_of: AsOf = None,
     limit: Limit = 100,
 ) -> RenewalsResult:
-    """Upcoming renewals with churn-rule risk, plus expected renewal ARR = Σ ARR × p(health band)."""
+    """Upcoming renewals with churn-rule risk, plus expected renewal ARR = sum ARR x p(health band)."""
     day = resolve_as_of(as_of)
     rules = thresholds.load(call.db, thresholds.ChurnRules)
     odds = thresholds.load(call.db, thresholds.RenewalForecast).probability_by_band
@@ -214,10 +214,10 @@ def track_renewals(
 
 
 class Ltv(Out):
-    arpa_minor: int | None = Field(description="Average MRR per account active in end_month.")
-    monthly_revenue_churn: float | None = Field(description="(1 − GRR) compounded to a monthly rate.")
-    gross_margin: float = Field(description="Gross margin used (config revenue).")
-    ltv_minor: int | None = Field(description="ARPA × margin ÷ monthly churn; null when churn is 0.")
+    arpa_minor: int | None = Field(description="Mean MRR in end_month.")
+    monthly_revenue_churn: float | None = Field(description="Monthly revenue churn.")
+    gross_margin: float = Field(description="Gross margin (config).")
+    ltv_minor: int | None = Field(description="ARPA x margin / monthly churn.")
     note: str | None = Field(description="Why LTV is missing, if it is.")
 
 
@@ -225,16 +225,16 @@ class RetentionResult(Out):
     start_month: date = Field(description="Period start month.")
     end_month: date = Field(description="Period end month.")
     currency: str = Field(description="Currency of the amounts.")
-    accounts: int = Field(description="Accounts with MRR at start (new accounts excluded).")
+    accounts: int = Field(description="Accounts with start MRR.")
     churned_accounts: int = Field(description="Of those, with no MRR at end.")
-    start_mrr_minor: int = Field(description="Σ start MRR.")
-    end_mrr_minor: int = Field(description="Σ end MRR of those accounts.")
+    start_mrr_minor: int = Field(description="sum start MRR.")
+    end_mrr_minor: int = Field(description="sum end MRR of those accounts.")
     expansion_mrr_minor: int = Field(description="Increases.")
     contraction_mrr_minor: int = Field(description="Decreases (not to 0).")
     churned_mrr_minor: int = Field(description="MRR lost to churn.")
-    nrr: float | None = Field(description="Net revenue retention (1.0 = 100 %).")
-    grr: float | None = Field(description="Gross revenue retention, ≤ 1.")
-    annualised_gross_churn: float | None = Field(description="1 − (1 − (1 − GRR))^(365/days).")
+    nrr: float | None = Field(description="NRR (1.0 = 100%).")
+    grr: float | None = Field(description="Gross revenue retention, <= 1.")
+    annualised_gross_churn: float | None = Field(description="Annualised gross churn.")
     ltv: Ltv = Field(description="Customer lifetime value.")
 
 

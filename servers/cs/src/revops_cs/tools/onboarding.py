@@ -33,7 +33,7 @@ AsOf = Annotated[date | None, arg("As-of date; default today (UTC).")]
 
 class MilestoneSpec(BaseModel):
     name: str = Field(min_length=1, max_length=200, description="Milestone name.")
-    offset_days: int = Field(ge=0, le=730, description="Due this many days after the plan start.")
+    offset_days: int = Field(ge=0, le=730, description="Days after start.")
     description: str | None = Field(default=None, max_length=1000, description="What done means.")
 
 
@@ -42,17 +42,17 @@ class MilestoneOut(Out):
     name: str = Field(description="Name.")
     due_date: date = Field(description="Due date.")
     completed_on: date | None = Field(description="Completion date.")
-    status: str = Field(description="done / overdue / at_risk / on_track.")
+    status: str = Field(description="done/overdue/at_risk/on_track.")
 
 
 class PlanOut(Out):
-    plan_id: int | None = Field(description="Plan id (null for a template action).")
+    plan_id: int | None = Field(description="Plan id.")
     template_id: int | None = Field(description="Template id.")
     client_id: int | None = Field(description="Client id.")
     start_date: date | None = Field(description="Plan start.")
-    milestones: list[MilestoneOut] = Field(description="Milestones with status as of as_of.")
+    milestones: list[MilestoneOut] = Field(description="Milestones.")
     counts: dict[str, int] = Field(description="Milestones per status.")
-    percent_done: float | None = Field(description="Done ÷ all milestones × 100.")
+    percent_done: float | None = Field(description="Done / all milestones x 100.")
 
 
 def _template(call: Call, name: str) -> CsOnboardingTemplate:
@@ -93,14 +93,12 @@ def _plan_out(plan: CsOnboardingPlan, ms: list[CsOnboardingMilestone], day: date
 def create_onboarding_plan(
     call: Call,
     template: Annotated[str, arg("Template name.", min_length=1, max_length=200)],
-    action: Annotated[
-        Literal["create_plan", "save_template"], arg("Create a plan, or create/edit a template.")
-    ] = ("create_plan"),
+    action: Annotated[Literal["create_plan", "save_template"], arg("create_plan or save_template.")] = (
+        "create_plan"
+    ),
     client_id: Annotated[int | None, arg("Client (create_plan).", ge=1)] = None,
-    start_date: Annotated[date | None, arg("Plan start (default: contract start, else today).")] = None,
-    milestones: Annotated[
-        list[MilestoneSpec] | None, arg("Template milestones in order (save_template).")
-    ] = None,
+    start_date: Annotated[date | None, arg("Start (default contract start).")] = None,
+    milestones: Annotated[list[MilestoneSpec] | None, arg("Milestones in order (save_template).")] = None,
 ) -> PlanOut:
     """Create a client's onboarding plan from a stored template (due = start + offset), or save a template."""
     if action == "save_template":
@@ -157,7 +155,7 @@ def track_onboarding_progress(
     plan_id: Annotated[int, arg("Onboarding plan id.", ge=1)],
     complete_seq: Annotated[int | None, arg("Mark this milestone (seq) done.", ge=1)] = None,
     completed_on: Annotated[date | None, arg("Completion date (default today).")] = None,
-    at_risk_days: Annotated[int | None, arg("At-risk window in days (default config).", ge=0, le=365)] = None,
+    at_risk_days: Annotated[int | None, arg("At-risk window, days.", ge=0, le=365)] = None,
     as_of: AsOf = None,
 ) -> PlanOut:
     """Plan progress: done/overdue/at-risk milestones (due within N days, not done); complete one."""
@@ -213,14 +211,14 @@ class Certification(Out):
     contact_id: int = Field(description="Contact id.")
     email: str = Field(description="Contact email.")
     completed: list[str] = Field(description="Required modules attended.")
-    required: int = Field(description="Required modules (config onboarding.certification_modules).")
-    percent: float | None = Field(description="Completed ÷ required × 100.")
+    required: int = Field(description="Required modules (config).")
+    percent: float | None = Field(description="Completed / required x 100.")
 
 
 class TrainingResult(Out):
     client_id: int = Field(description="Client id.")
-    sessions: list[SessionOut] = Field(description="Sessions (the one changed, or all for report).")
-    attendance_rate: float | None = Field(description="Attended ÷ recorded invitations, all sessions.")
+    sessions: list[SessionOut] = Field(description="Sessions.")
+    attendance_rate: float | None = Field(description="Attended / invited.")
     certification: list[Certification] = Field(description="Per contact (report).")
 
 
@@ -230,7 +228,7 @@ def manage_training(
     action: Annotated[Literal["schedule", "attendance", "report"], arg("What to do.")],
     client_id: Annotated[int, arg("Client id.", ge=1)],
     title: Annotated[str | None, arg("Session title (schedule).", max_length=200)] = None,
-    module: Annotated[str | None, arg("Certification module taught (schedule).", max_length=100)] = None,
+    module: Annotated[str | None, arg("Module taught.", max_length=100)] = None,
     scheduled_at: Annotated[datetime | None, arg("Start time with zone (schedule).")] = None,
     session_id: Annotated[int | None, arg("Session (attendance).", ge=1)] = None,
     attendees: Annotated[list[Attendee] | None, arg("Attendance rows (attendance).", max_length=500)] = None,
@@ -353,29 +351,20 @@ class TtvClient(Out):
     client_id: int = Field(description="Client id.")
     name: str = Field(description="Client name.")
     contract_start: date | None = Field(description="Contract start.")
-    first_value_at: datetime | None = Field(description="First value event (null: not yet).")
-    days: int | None = Field(description="Days from contract start to first value.")
+    first_value_at: datetime | None = Field(description="First value event.")
+    days: int | None = Field(description="Days to value.")
 
 
 class TtvResult(Out):
-    value_event: str = Field(description="Usage event counted as first value.")
+    value_event: str = Field(description="Value event.")
     clients: list[TtvClient] = Field(description="Per client.")
-    reached: int = Field(description="Clients with a first value event.")
-    not_reached: int = Field(description="Clients without one yet.")
-    median_days: float | None = Field(description="Median days to value over clients that reached it.")
+    reached: int = Field(description="Reached value.")
+    not_reached: int = Field(description="Not yet.")
+    median_days: float | None = Field(description="Median days to value.")
 
 
-@toolset.tool(tier="read")
-def measure_time_to_value(
-    call: Call,
-    client_id: Annotated[int | None, arg("One client; omit for all live clients.", ge=1)] = None,
-    value_event: Annotated[
-        str | None, arg("Usage event name (default config onboarding.value_event).", max_length=100)
-    ] = None,
-    as_of: AsOf = None,
-) -> TtvResult:
-    """Time to value: days from contract start to the client's first configured value event."""
-    day = resolve_as_of(as_of)
+def _time_to_value(call: Call, client_id: int | None, value_event: str | None, day: date) -> TtvResult:
+    """Days from contract start to each client's first value event (a configured usage event)."""
     event = value_event or thresholds.load(call.db, thresholds.Onboarding).value_event
     clients = [get_client(call.db, client_id)] if client_id else live_clients(call.db, call.tenant)
     rows: list[TtvClient] = []
@@ -405,28 +394,20 @@ def measure_time_to_value(
 
 class FunnelStepOut(Out):
     seq: int = Field(description="Milestone position.")
-    name: str = Field(description="Most common name at this position.")
+    name: str = Field(description="Milestone name.")
     plans: int = Field(description="Plans with this milestone.")
     completed: int = Field(description="Plans that completed it.")
-    conversion_from_previous: float | None = Field(
-        description="Completed here and before ÷ completed before."
-    )
-    median_days_from_start: float | None = Field(description="Median days start → completion.")
+    conversion_from_previous: float | None = Field(description="Conversion from previous step.")
+    median_days_from_start: float | None = Field(description="Median days from start.")
 
 
 class FunnelResult(Out):
     plans: int = Field(description="Plans included.")
-    steps: list[FunnelStepOut] = Field(description="Milestone-by-milestone funnel.")
+    steps: list[FunnelStepOut] = Field(description="Steps.")
 
 
-@toolset.tool(tier="read")
-def analyze_onboarding_funnel(
-    call: Call,
-    template: Annotated[str | None, arg("Only plans from this template.", max_length=200)] = None,
-    as_of: AsOf = None,
-) -> FunnelResult:
-    """Onboarding funnel across plans: completions per milestone, step conversion, median days."""
-    day = resolve_as_of(as_of)
+def _funnel(call: Call, template: str | None, day: date) -> FunnelResult:
+    """Completions per milestone across plans, step conversion, median days from start."""
     q = select(CsOnboardingPlan).where(CsOnboardingPlan.start_date <= day)
     if template is not None:
         q = q.where(CsOnboardingPlan.template_id == _template(call, template).id)
@@ -443,3 +424,24 @@ def analyze_onboarding_funnel(
         )
     steps = maths.funnel([(p.start_date, by_plan[p.id or 0]) for p in plans])
     return FunnelResult(plans=len(plans), steps=[FunnelStepOut(**s.__dict__) for s in steps])
+
+
+class OnboardingAnalysis(Out):
+    funnel: FunnelResult | None = Field(description="view=funnel.")
+    time_to_value: TtvResult | None = Field(description="view=time_to_value.")
+
+
+@toolset.tool(tier="read")
+def analyze_onboarding(
+    call: Call,
+    view: Annotated[Literal["funnel", "time_to_value"], arg("funnel or time_to_value.")],
+    template: Annotated[str | None, arg("funnel: only this template.", max_length=200)] = None,
+    client_id: Annotated[int | None, arg("time_to_value: one client.", ge=1)] = None,
+    value_event: Annotated[str | None, arg("time_to_value: event (default config).", max_length=100)] = None,
+    as_of: AsOf = None,
+) -> OnboardingAnalysis:
+    """Onboarding funnel (milestone conversion, median days) or time to first value event."""
+    day = resolve_as_of(as_of)
+    if view == "funnel":
+        return OnboardingAnalysis(funnel=_funnel(call, template, day), time_to_value=None)
+    return OnboardingAnalysis(funnel=None, time_to_value=_time_to_value(call, client_id, value_event, day))

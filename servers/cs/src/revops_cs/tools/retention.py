@@ -31,7 +31,7 @@ from revops_cs.models.retention import (
 from revops_cs.tools.compact import Out, arg
 
 AsOf = Annotated[date | None, arg("As-of date; default today (UTC).")]
-Limit = Annotated[int, arg("Max rows (1–200).", ge=1, le=200)]
+Limit = Annotated[int, arg("Max rows (1-200).", ge=1, le=200)]
 
 toolset = Toolset("retention", "Churn risk, churn model, retention campaigns, escalations and post-mortems.")
 
@@ -40,25 +40,25 @@ Level = Literal["high", "medium", "low"]
 
 class RulePoints(Out):
     rule: str = Field(description="Rule name.")
-    points: int = Field(description="Points awarded (0 when not triggered).")
+    points: int = Field(description="Points awarded.")
     max_points: int = Field(description="Points the rule can award.")
-    evidence: str = Field(description="The numbers and dates behind the decision.")
+    evidence: str = Field(description="Numbers and dates.")
 
 
 class ClientRisk(Out):
     client_id: int = Field(description="Client id.")
     name: str = Field(description="Client name.")
     score: int = Field(description="Risk points, capped at 100.")
-    level: Level = Field(description="high / medium / low by the configured thresholds.")
-    rules: list[RulePoints] = Field(description="Every rule with its points and evidence.")
+    level: Level = Field(description="high/medium/low.")
+    rules: list[RulePoints] = Field(description="Rules with points and evidence.")
 
 
 class ChurnRiskResult(Out):
-    as_of: date = Field(description="Date the signals were measured at.")
+    as_of: date = Field(description="As-of date.")
     evaluated: int = Field(description="Clients evaluated.")
     counts: dict[str, int] = Field(description="Clients per level.")
-    clients: list[ClientRisk] = Field(description="Clients ranked by score (highest first).")
-    thresholds: dict[str, Any] = Field(description="Effective churn_rules config.")
+    clients: list[ClientRisk] = Field(description="Ranked clients.")
+    thresholds: dict[str, Any] = Field(description="Thresholds used.")
 
 
 def assess(h: History, as_of: date, cfg: thresholds.ChurnRules) -> ClientRisk:
@@ -86,7 +86,7 @@ def _select_clients(call: Call, client_id: int | None, tier: str | None) -> list
 @toolset.tool(tier="read")
 def identify_churn_risk(
     call: Call,
-    client_id: Annotated[int | None, arg(ge=1, description="One client; omit to rank the portfolio.")] = None,
+    client_id: Annotated[int | None, arg(ge=1, description="One client; omit for all.")] = None,
     level: Annotated[Level | None, arg(description="Only clients at this level.")] = None,
     tier: Annotated[
         Literal["enterprise", "mid_market", "smb"] | None, arg(description="Only this tier.")
@@ -109,7 +109,7 @@ def identify_churn_risk(
 
 class ConfigResult(Out):
     section: str = Field(description="Config section.")
-    values: dict[str, Any] = Field(description="Effective values (defaults overlaid with overrides).")
+    values: dict[str, Any] = Field(description="Effective values.")
     changed: bool = Field(description="True when overrides were stored.")
 
 
@@ -120,9 +120,7 @@ def configure_cs_thresholds(
         Literal["churn_rules", "expansion", "renewal", "revenue", "onboarding", "sla", "churn_model"],
         arg(description="Config section."),
     ],
-    values: Annotated[
-        dict[str, Any] | None, arg(description="Keys to override; omit to show the effective values.")
-    ] = None,
+    values: Annotated[dict[str, Any] | None, arg(description="Keys to set; omit to show.")] = None,
 ) -> ConfigResult:
     """Show or change thresholds for churn rules, expansion, renewal odds, LTV, onboarding, SLA, model."""
     if not values:
@@ -153,12 +151,12 @@ def import_churn_training_data(
         arg(
             min_length=1,
             max_length=20_000_000,
-            description="CSV with header: account column, outcome column (1/0, yes/no), feature columns.",
+            description="CSV: header; account, outcome (1/0, yes/no), feature columns.",
         ),
     ],
     id_column: Annotated[str, arg(max_length=100, description="Account reference column.")] = "account_ref",
     label_column: Annotated[str, arg(max_length=100, description="Churn outcome column.")] = "churned",
-    replace: Annotated[bool, arg(description="Replace an existing dataset of this name.")] = False,
+    replace: Annotated[bool, arg(description="Replace same-name dataset.")] = False,
 ) -> ImportResult:
     """Import historical accounts with their churn outcome (CSV) to train a churn model on."""
     rows, churned, features = import_csv(call.db, dataset, csv_text, id_column, label_column, replace)
@@ -174,10 +172,10 @@ class ModelResult(Out):
     negatives: int = Field(description="Retained observations used.")
     folds: int = Field(description="Cross-validation folds.")
     auc: float = Field(description="Cross-validated ROC AUC.")
-    top_decile_lift: float = Field(description="Churn rate in the top 10 % of scores ÷ overall rate.")
-    brier: float = Field(description="Cross-validated Brier score (lower is better).")
+    top_decile_lift: float = Field(description="Top-10% churn rate / overall.")
+    brier: float = Field(description="CV Brier score.")
     features: list[str] = Field(description="Input columns.")
-    top_coefficients: dict[str, float] = Field(description="Largest standardised coefficients (log-odds).")
+    top_coefficients: dict[str, float] = Field(description="Top standardised coefficients.")
 
 
 @toolset.tool(tier="write", idempotent=False)
@@ -185,11 +183,11 @@ def train_churn_model(
     call: Call,
     source: Annotated[
         Literal["history", "dataset"],
-        arg(description="history: features from stored client rows; dataset: an imported CSV."),
+        arg(description="history (stored rows) or dataset (imported CSV)."),
     ] = "history",
     dataset: Annotated[str | None, arg(max_length=100, description="Dataset name (source=dataset).")] = None,
     horizon_days: Annotated[int, arg(ge=7, le=365, description="Label: churned within N days.")] = 90,
-    months: Annotated[int, arg(ge=1, le=60, description="Monthly observation dates (history).")] = 24,
+    months: Annotated[int, arg(ge=1, le=60, description="Monthly observations.")] = 24,
     as_of: AsOf = None,
 ) -> ModelResult:
     """Train a logistic churn model; reports k-fold AUC, top-decile lift, Brier. Refuses on too few labels."""
@@ -271,24 +269,22 @@ def train_churn_model(
 class Prediction(Out):
     client_id: int = Field(description="Client id.")
     name: str = Field(description="Client name.")
-    probability: float = Field(description="Predicted probability of churning within the horizon.")
+    probability: float = Field(description="P(churn within horizon).")
 
 
 class PredictResult(Out):
     model_id: int = Field(description="Model used.")
-    as_of: date = Field(description="Date the features were measured at.")
+    as_of: date = Field(description="As-of date.")
     horizon_days: int = Field(description="Prediction horizon in days.")
     model_auc: float = Field(description="The model's cross-validated AUC.")
-    predictions: list[Prediction] = Field(description="Clients, highest probability first.")
+    predictions: list[Prediction] = Field(description="Highest first.")
 
 
 @toolset.tool(tier="read")
 def predict_churn(
     call: Call,
-    model_id: Annotated[
-        int | None, arg(ge=1, description="Model id; default the latest history model.")
-    ] = None,
-    client_id: Annotated[int | None, arg(ge=1, description="One client; omit for all live clients.")] = None,
+    model_id: Annotated[int | None, arg(ge=1, description="Model (default latest history).")] = None,
+    client_id: Annotated[int | None, arg(ge=1, description="One client; omit for all.")] = None,
     as_of: AsOf = None,
     limit: Limit = 50,
 ) -> PredictResult:
@@ -338,15 +334,15 @@ class CreatedRow(Out):
     kind: str = Field(description="task or message.")
     id: int = Field(description="Row id.")
     client_id: int = Field(description="Client id.")
-    detail: str = Field(description="Title (task) or recipient (message).")
+    detail: str = Field(description="Title or recipient.")
 
 
 class CampaignResult(Out):
-    done: bool = Field(description="True once the campaign's rows were created.")
+    done: bool = Field(description="Rows created.")
     campaign_id: int | None = Field(description="Campaign id (after confirm).")
     targets: list[int] = Field(description="Client ids targeted.")
     created: list[CreatedRow] = Field(description="Exactly the rows created.")
-    emails_sent: int = Field(description="Emails actually sent (0: messages are only queued).")
+    emails_sent: int = Field(description="Emails sent (messages are queued).")
     note: str = Field(description="What happened to messages.")
     plan: dict[str, Any] | None = Field(default=None, description="Plan to confirm; null once done.")
 
@@ -355,16 +351,14 @@ class CampaignResult(Out):
 def execute_retention_campaign(
     call: Call,
     name: Annotated[str, arg(min_length=1, max_length=200, description="Campaign name.")],
-    task_title: Annotated[str, arg(min_length=1, max_length=300, description="Task created per client.")],
-    risk_level: Annotated[Level | None, arg(description="Target clients at this churn-risk level.")] = None,
+    task_title: Annotated[str, arg(min_length=1, max_length=300, description="Task title.")],
+    risk_level: Annotated[Level | None, arg(description="Churn-risk level.")] = None,
     tier: Annotated[
         Literal["enterprise", "mid_market", "smb"] | None, arg(description="Only this tier.")
     ] = None,
     client_ids: Annotated[list[int] | None, arg(max_length=500, description="Explicit client ids.")] = None,
     due_in_days: Annotated[int, arg(ge=0, le=365, description="Task due date offset.")] = 7,
-    message_subject: Annotated[
-        str | None, arg(max_length=300, description="Message to each primary contact.")
-    ] = None,
+    message_subject: Annotated[str | None, arg(max_length=300, description="Message subject.")] = None,
     message_body: Annotated[str | None, arg(max_length=10_000, description="Message body.")] = None,
     confirm: Annotated[str | None, arg(max_length=100, description="plan_id from the first call.")] = None,
 ) -> CampaignResult:
@@ -463,7 +457,7 @@ def execute_retention_campaign(
 
 
 def _primary_contacts(call: Call, clients: list[CsClient]) -> dict[int, int]:
-    """client id → contact id of its primary (else first) live, subscribed contact."""
+    """client id -> contact id of its primary (else first) live, subscribed contact."""
     out: dict[int, int] = {}
     for c in clients:
         contact = call.db.exec(
@@ -487,14 +481,14 @@ class EscalationOut(Out):
     title: str = arg(description="Title.")
     status: str = arg(description="open or resolved.")
     opened_at: datetime = arg(description="Opened (UTC).")
-    due_at: datetime = arg(description="Resolution due by the SLA target for its severity.")
+    due_at: datetime = arg(description="SLA resolution due.")
     resolved_at: datetime | None = arg(description="Resolved (UTC).")
-    breached: bool = arg(description="Resolved after due_at, or still open past it.")
-    minutes_left: int | None = arg(description="Minutes until due (negative = overdue); open only.")
+    breached: bool = arg(description="Past due_at.")
+    minutes_left: int | None = arg(description="Minutes to due (<0 overdue).")
 
 
 class EscalationsResult(Out):
-    escalations: list[EscalationOut] = arg(description="Created/resolved escalation, or the list.")
+    escalations: list[EscalationOut] = arg(description="Escalations.")
     breached: int = arg(description="How many of those are breached.")
 
 
@@ -523,9 +517,7 @@ def manage_escalations(
         Literal["urgent", "high", "normal", "low"] | None, arg(description="Severity.")
     ] = None,
     title: Annotated[str | None, arg(max_length=300, description="Title (create).")] = None,
-    opened_at: Annotated[
-        datetime | None, arg(description="When it was raised (create; default now).")
-    ] = None,
+    opened_at: Annotated[datetime | None, arg(description="Raised at (default now).")] = None,
     escalation_id: Annotated[int | None, arg(ge=1, description="Escalation (resolve).")] = None,
     resolution: Annotated[str | None, arg(max_length=2000, description="Resolution note (resolve).")] = None,
     status: Annotated[Literal["open", "resolved"] | None, arg(description="Filter (list).")] = None,
@@ -585,12 +577,12 @@ def manage_escalations(
 
 
 class MonthSignals(Out):
-    months_before: int = Field(description="Months before churn (1 = the last month).")
+    months_before: int = Field(description="Months before churn.")
     usage_events: int = Field(description="Usage events that month.")
     tickets: int = Field(description="Tickets opened that month.")
     failed_payments: int = Field(description="Failed payments that month.")
-    nps: int | None = Field(description="Latest NPS answer by the month's end.")
-    health: float | None = Field(description="Latest health snapshot score by the month's end.")
+    nps: int | None = Field(description="Latest NPS.")
+    health: float | None = Field(description="Latest health score.")
 
 
 class ChurnedClient(Out):
@@ -598,29 +590,25 @@ class ChurnedClient(Out):
     name: str = Field(description="Client name.")
     churned_on: date = Field(description="Churn date.")
     months: list[MonthSignals] = Field(description="Signals per month before churn.")
-    rules_before: list[str] = Field(description="Churn rules that fired `lead_days` before churn.")
-    risk_score_before: int = Field(description="Rule score `lead_days` before churn.")
+    rules_before: list[str] = Field(description="Rules firing lead_days before.")
+    risk_score_before: int = Field(description="Score before churn.")
 
 
 class PostmortemResult(Out):
     churned_clients: int = Field(description="Churned clients analysed.")
     clients: list[ChurnedClient] = Field(description="Per client trajectories.")
-    median_by_month: list[dict[str, Any]] = Field(description="Median usage/tickets/health per month before.")
-    rule_share: dict[str, float] = Field(
-        description="Share of churned clients each rule flagged before churn."
-    )
-    flagged_share: float | None = Field(description="Share scored medium or high `lead_days` before churn.")
+    median_by_month: list[dict[str, Any]] = Field(description="Medians per month before churn.")
+    rule_share: dict[str, float] = Field(description="Rule -> share of churned clients it flagged.")
+    flagged_share: float | None = Field(description="Share scored medium/high before churn.")
 
 
 @toolset.tool(tier="read")
 def analyze_churn_postmortem(
     call: Call,
     client_id: Annotated[int | None, arg(ge=1, description="One churned client; omit for all.")] = None,
-    since: Annotated[date | None, arg(description="Only clients churned on/after this date.")] = None,
+    since: Annotated[date | None, arg(description="Churned on/after.")] = None,
     months: Annotated[int, arg(ge=1, le=24, description="Months before churn to show.")] = 6,
-    lead_days: Annotated[
-        int, arg(ge=1, le=365, description="Evaluate the rules this long before churn.")
-    ] = 30,
+    lead_days: Annotated[int, arg(ge=1, le=365, description="Rules evaluated this long before churn.")] = 30,
     limit: Limit = 50,
 ) -> PostmortemResult:
     """Churned clients: usage, tickets, NPS, payments, health in the months before churn, aggregated."""
