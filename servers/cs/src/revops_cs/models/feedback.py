@@ -16,7 +16,10 @@ FEEDBACK_KINDS: tuple[str, ...] = get_args(FeedbackKind)
 
 class CsFeedback(SQLModel, table=True):
     __tablename__ = "cs_feedback"
-    __table_args__ = (Index("ix_cs_feedback_client_time", "client_id", "submitted_at"),)
+    __table_args__ = (
+        Index("ix_cs_feedback_client_time", "client_id", "submitted_at"),
+        Index("ix_cs_feedback_time", "submitted_at"),  # portfolio-wide survey windows
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     client_id: int = Field(foreign_key="cs_client.id")
