@@ -17,8 +17,11 @@ MAX_ID = 2_147_483_647
 
 
 def compact_property(prop: dict[str, Any]) -> None:
-    """Drop the title; fold `anyOf [{type: X, …}, {type: null}]` into `type: [X, "null"]`."""
+    """Drop the title and a null default (an omitted optional value is null anyway); fold
+    `anyOf [{type: X, …}, {type: null}]` into `type: [X, "null"]`."""
     prop.pop("title", None)
+    if "default" in prop and prop["default"] is None:
+        del prop["default"]
     any_of = prop.get("anyOf")
     if not isinstance(any_of, list) or len(any_of) != 2 or {"type": "null"} not in any_of:
         return
