@@ -319,3 +319,31 @@ async def test_support_performance_without_tickets_reports_nulls(cs_server):
 
 def test_ticket_tags_are_json(tmp_path):
     assert json.loads(CsTicket(client_id=1, subject="x").tags) == []
+
+
+async def test_sla_targets_come_from_the_config_table(cs_server):
+    from revops_cs.models.support import CsSlaTarget
+
+    t0 = at("2026-03-02", 9)
+
+    def rows(s):
+        c = add_client(s, "Acme")
+        _ticket(s, c.id, "urgent", t0, t0 + timedelta(minutes=30), t0 + timedelta(hours=5))
+        return c.id
+
+    seed(cs_server, rows)
+    args = {"start_date": "2026-03-01", "end_date": "2026-03-31", "as_of": "2026-04-01"}
+    async with connect(cs_server) as client:
+        default = await call(client, "analyze_support_performance", **args)
+        seed(
+            cs_server,
+            lambda s: s.add(
+                CsSlaTarget(priority="urgent", first_response_minutes=60, resolution_minutes=360)
+            ),
+        )
+        relaxed = await call(client, "analyze_support_performance", **args)
+    assert default["sla"][0]["first_response"] == [0, 1, 0]  # REFERENCE: urgent 10 min / 2 h
+    assert default["sla"][0]["resolution"] == [0, 1, 0]
+    assert relaxed["sla"][0]["target_first_response_min"] == 60
+    assert relaxed["sla"][0]["first_response"] == [1, 0, 0]
+    assert relaxed["sla"][0]["resolution"] == [1, 0, 0]

@@ -388,3 +388,28 @@ async def test_client_search_users_and_comments_use_the_documented_endpoints(set
     jsonschema.validate(body_of(upsert.calls[0].request), CREATE_OR_UPDATE_USER)
     assert user.called
     assert comments.called
+
+
+async def test_restarted_sync_starts_at_since_and_local_only_tickets_are_not_mirrored(zd):
+    server, base, _, client_id = zd
+    with server.runtime.db.session(write=True) as s:
+        s.add(CsSyncCursor(vendor="zendesk", stream="tickets", cursor="old"))
+        local = CsTicket(client_id=client_id, subject="made before Zendesk", status="open")
+        s.add(local)
+        s.flush()
+        local_id = local.id
+    with respx.mock() as mock:
+        route = mock.get(f"{base}/api/v2/incremental/tickets/cursor.json").respond(
+            200, json={"tickets": [], "after_cursor": "fresh", "end_of_stream": True}
+        )
+        async with connect(server) as client:
+            await client.call_tool("sync_zendesk_tickets", {"restart": True, "since": "2026-03-01"})
+            commented = await client.call_tool(
+                "handle_support_ticket", {"action": "comment", "ticket_id": local_id, "body": "hello"}
+            )
+    assert dict(route.calls[0].request.url.params)["start_time"] == "1772323200"  # 2026-03-01T00:00Z
+    assert commented.structured_content["mirrored"] is False
+    assert "no Zendesk id" in commented.structured_content["mirror_note"]
+    assert count(server, CsTicketComment) == 1
+    with server.runtime.db.session() as s:
+        assert s.exec(select(CsSyncCursor)).one().cursor == "fresh"
