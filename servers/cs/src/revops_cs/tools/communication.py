@@ -1,9 +1,507 @@
-"""CS toolset `communication`: emails, automations, newsletters, business reviews and advocacy."""
+"""CS toolset `communication`: personalised email through SendGrid, its event webhook, Intercom, Mixpanel.
+
+Send path (send_personalized_email): check the SendGrid credential (own audited vault transaction) →
+resolve real contacts, render, dedupe and plan/confirm in the call's transaction → POST each email once
+→ store one row per email SendGrid accepted (`accepted`) or may have accepted (`unknown`: timed out).
+
+Idempotency: every email has a `dedupe_key` = hash(recipient, rendered subject, rendered body). A repeat
+call finds the earlier row — whatever its status — and reports the recipient as `already_sent` instead
+of sending again. So a retry after a timeout never double-sends; an `unknown` row is never resent
+automatically (check SendGrid's activity feed, then change the text to send deliberately again).
+If every attempt failed outright (401, 500, 400…) the error is raised and nothing is stored.
+"""
 
 from __future__ import annotations
 
-from revops_core.server import Toolset
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import date
+from functools import partial
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from revops_core.errors import CircuitOpen, ConfigurationError, IntegrationAuth, RevOpsError, ValidationFailed
+from revops_core.guards import PlanPreview, require_confirmation
+from revops_core.models import CoreContact
+from revops_core.money import money
+from revops_core.server import Call, Toolset
+from revops_cs.common import get_client, start_of_day
+from revops_cs.health_service import latest_snapshots
+from revops_cs.models.clients import CsClient
+from revops_cs.models.communication import CsEmailMessage
+from revops_cs.tools.compact import MAX_ID, Out, arg
+from revops_cs.vendors import sendgrid
 
 toolset = Toolset(
     "communication", "Emails, automated communications, newsletters, business reviews and advocacy."
 )
+
+ClientIds = Annotated[
+    list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None,
+    arg("Clients (send: required; stats: filter).", max_length=50),
+]
+Confirm = Annotated[str | None, arg("plan_id from the plan returned by the first call.", max_length=100)]
+
+# --------------------------------------------------------------------------- templates
+
+_VAR = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
+VARIABLES = (
+    "client_name",
+    "first_name",
+    "last_name",
+    "contact_name",
+    "csm",
+    "tier",
+    "plan",
+    "arr",
+    "renewal_date",
+    "health_band",
+    "health_score",
+)
+
+
+def template_variables(*texts: str) -> list[str]:
+    """The variables a template uses; `validation_error` naming the first unknown one."""
+    found: list[str] = []
+    for text in texts:
+        for name in _VAR.findall(text):
+            if name not in VARIABLES:
+                raise ValidationFailed(
+                    f"Unknown template variable {{{{{name}}}}}.",
+                    field=name,
+                    hint="Use only: " + ", ".join(VARIABLES) + ".",
+                )
+            if name not in found:
+                found.append(name)
+    return found
+
+
+def variable_values(client: CsClient, contact: CoreContact, band: str | None, score: float | None) -> dict:
+    """Each variable's value from stored data; None where the data is missing."""
+    names = [contact.first_name, contact.last_name]
+    return {
+        "client_name": client.name,
+        "first_name": contact.first_name,
+        "last_name": contact.last_name,
+        "contact_name": " ".join(n for n in names if n) or None,
+        "csm": client.owner,
+        "tier": client.tier,
+        "plan": client.plan,
+        "arr": money(client.arr_minor, client.currency).display(),
+        "renewal_date": client.renewal_date.isoformat() if client.renewal_date else None,
+        "health_band": band,
+        "health_score": None if score is None else f"{score:.0f}",
+    }
+
+
+def render(text: str, values: dict[str, Any], *, client: CsClient, contact: CoreContact) -> str:
+    """Fill `{{var}}`s; a variable whose data is missing is a `validation_error` naming it and the record."""
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        value = values.get(name)
+        if value is None:
+            raise ValidationFailed(
+                f"{{{{{name}}}}} has no value for client {client.id} / contact {contact.email} "
+                "(the data is not stored).",
+                field=name,
+                hint="Fill in the missing data (or compute health first), or drop the variable.",
+            )
+        return str(value)
+
+    return _VAR.sub(fill, text)
+
+
+def dedupe_key(email: str, subject: str, body: str) -> str:
+    return hashlib.sha256("\x1f".join((email.lower(), subject, body)).encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- results
+
+
+class Recipient(Out):
+    client_id: int = Field(description="Client.")
+    contact_id: int = Field(description="Contact.")
+    email: str = Field(description="Address.")
+    status: str = Field(
+        description="accepted | unknown (timed out; not resent) | failed | already_sent | unsubscribed "
+        "| preview | not_attempted."
+    )
+    message_id: int | None = Field(description="Stored message row.")
+    error: str | None = Field(description="Error code when failed.")
+
+
+class EmailMetrics(Out):
+    sent: int = Field(description="Emails SendGrid accepted (incl. unknown outcome).")
+    bounces: int = Field(description="Bounced or dropped.")
+    delivered: int = Field(description="sent − bounces.")
+    unique_opens: int = Field(description="Emails opened at least once.")
+    unique_clicks: int = Field(description="Emails clicked at least once.")
+    unsubscribes: int = Field(description="Unsubscribes.")
+    complaints: int = Field(description="Spam reports.")
+    open_rate: float | None = Field(description="unique_opens/delivered; null if none delivered.")
+    ctr: float | None = Field(description="unique_clicks/delivered.")
+    ctor: float | None = Field(description="unique_clicks/unique_opens.")
+    unsubscribe_rate: float | None = Field(description="unsubscribes/delivered.")
+    complaint_rate: float | None = Field(description="complaints/delivered.")
+
+
+class EmailResult(Out):
+    action: str = Field(description="Action done.")
+    done: bool = Field(description="False when only a plan or preview was returned.")
+    recipients: list[Recipient] = Field(description="One row per contact considered.")
+    subject: str | None = Field(description="Rendered subject (first recipient).")
+    body: str | None = Field(description="Rendered body (first recipient).")
+    metrics: EmailMetrics | None = Field(description="stats: email metrics.")
+    plan: dict[str, Any] | None = Field(description="Plan to confirm (more than one recipient).")
+    note: str | None = Field(description="What happened and why.")
+
+
+def _result(action: str, **fields: Any) -> EmailResult:
+    base: dict[str, Any] = {
+        "done": True,
+        "recipients": [],
+        "subject": None,
+        "body": None,
+        "metrics": None,
+        "plan": None,
+        "note": None,
+    }
+    return EmailResult(action=action, **(base | fields))
+
+
+# --------------------------------------------------------------------------- sending
+
+
+@dataclass
+class Outgoing:
+    """One rendered email to one contact."""
+
+    client_id: int
+    contact_id: int
+    email: str
+    name: str | None
+    subject: str
+    body: str
+    key: str
+
+
+def live_contacts(session: Session, client: CsClient, contact_ids: list[int] | None) -> list[CoreContact]:
+    """The client's (non-deleted) contacts, or the named ones — each must belong to the client."""
+    query = select(CoreContact).where(
+        CoreContact.company_id == client.company_id, col(CoreContact.deleted_at).is_(None)
+    )
+    contacts = list(session.exec(query.order_by(col(CoreContact.id))))
+    if contact_ids is None:
+        return contacts
+    return [c for c in contacts if c.id in contact_ids]
+
+
+def prepare_emails(
+    session: Session,
+    client_ids: list[int],
+    contact_ids: list[int] | None,
+    subject: str,
+    body: str,
+) -> tuple[list[Outgoing], list[Recipient]]:
+    """Render for every real contact; unsubscribed contacts are listed, not rendered."""
+    used = template_variables(subject, body)
+    clients = [get_client(session, cid) for cid in dict.fromkeys(client_ids)]
+    snaps = (
+        latest_snapshots(session, [c.id or 0 for c in clients])
+        if {"health_band", "health_score"} & set(used)
+        else {}
+    )
+    outgoing: list[Outgoing] = []
+    skipped: list[Recipient] = []
+    matched: set[int] = set()
+    for client in clients:
+        for contact in live_contacts(session, client, contact_ids):
+            matched.add(contact.id or 0)
+            if contact.unsubscribed_at is not None:
+                skipped.append(_recipient(client.id, contact, "unsubscribed"))
+                continue
+            snap = snaps.get(client.id or 0)
+            values = variable_values(
+                client, contact, snap.band if snap else None, snap.score if snap else None
+            )
+            subj = render(subject, values, client=client, contact=contact)
+            text = render(body, values, client=client, contact=contact)
+            name = values["contact_name"]
+            outgoing.append(Outgoing(client.id or 0, contact.id or 0, contact.email, name, subj, text, ""))
+    missing = sorted(set(contact_ids or ()) - matched)
+    if missing:
+        raise ValidationFailed(
+            f"Contact(s) {missing[:10]} do not belong to the given client(s) (or are deleted).",
+            field="contact_ids",
+            hint="Use contact ids of the clients' companies; nothing was sent.",
+        )
+    if not outgoing and not skipped:
+        raise ValidationFailed(
+            "The client(s) have no contacts to email.", field="client_ids", hint="Add contacts first."
+        )
+    for o in outgoing:
+        o.key = dedupe_key(o.email, o.subject, o.body)
+    return outgoing, skipped
+
+
+def _recipient(client_id: int | None, contact: CoreContact, status: str) -> Recipient:
+    return Recipient(
+        client_id=client_id or 0,
+        contact_id=contact.id or 0,
+        email=contact.email,
+        status=status,
+        message_id=None,
+        error=None,
+    )
+
+
+def _out_recipient(
+    o: Outgoing, status: str, message_id: int | None = None, error: str | None = None
+) -> Recipient:
+    return Recipient(
+        client_id=o.client_id,
+        contact_id=o.contact_id,
+        email=o.email,
+        status=status,
+        message_id=message_id,
+        error=error,
+    )
+
+
+def existing_keys(session: Session, keys: list[str]) -> dict[str, int]:
+    if not keys:
+        return {}
+    rows = session.exec(
+        select(CsEmailMessage.dedupe_key, CsEmailMessage.id).where(col(CsEmailMessage.dedupe_key).in_(keys))
+    )
+    return {k: i or 0 for k, i in rows}
+
+
+@dataclass
+class SendOutcome:
+    email: Outgoing
+    status: Literal["accepted", "unknown", "failed", "not_attempted"]
+    provider_id: str | None = None
+    error: RevOpsError | None = None
+
+
+async def deliver(
+    call: Call, creds: sendgrid.SendgridCredentials, emails: list[Outgoing]
+) -> list[SendOutcome]:
+    """POST each email once. Stops early on errors that would repeat for every email (auth, breaker)."""
+    outcomes: list[SendOutcome] = []
+    options = call.runtime.state.get("sendgrid_options", {})
+    async with sendgrid.SendgridClient(creds, call.settings, **options) as client:
+        for i, o in enumerate(emails):
+            body = sendgrid.mail_body(
+                sender=creds.from_email,
+                to_email=o.email,
+                to_name=o.name,
+                subject=o.subject,
+                text=o.body,
+                message_ref=o.key,
+            )
+            try:
+                outcomes.append(SendOutcome(o, "accepted", await client.send(body)))
+            except RevOpsError as err:
+                outcomes.append(
+                    SendOutcome(o, "unknown" if err.outcome == "unknown" else "failed", error=err)
+                )
+                if isinstance(err, IntegrationAuth | CircuitOpen | ConfigurationError):
+                    outcomes.extend(SendOutcome(rest, "not_attempted") for rest in emails[i + 1 :])
+                    break
+            if call.ctx is not None and len(emails) > 1:
+                await call.ctx.report_progress(i + 1, len(emails), f"{i + 1} of {len(emails)} sent")
+    return outcomes
+
+
+def store_outcomes(call: Call, outcomes: list[SendOutcome], source: str) -> list[Recipient]:
+    """One message row per email SendGrid accepted or may have accepted; failures stay row-less."""
+    out: list[Recipient] = []
+    for oc in outcomes:
+        o = oc.email
+        if oc.status in ("accepted", "unknown"):
+            row = CsEmailMessage(
+                tenant=call.tenant,
+                client_id=o.client_id,
+                contact_id=o.contact_id,
+                email=o.email,
+                subject=o.subject,
+                body=o.body,
+                source=source,
+                dedupe_key=o.key,
+                status=oc.status,
+                provider_message_id=oc.provider_id,
+            )
+            call.db.add(row)
+            call.db.flush()
+            out.append(_out_recipient(o, oc.status, row.id))
+        else:
+            out.append(_out_recipient(o, oc.status, error=oc.error.code if oc.error else None))
+    return out
+
+
+async def send_emails(
+    call: Call,
+    creds: sendgrid.SendgridCredentials,
+    emails: list[Outgoing],
+    *,
+    source: str,
+) -> list[Recipient]:
+    """Send and store. If nothing was (or may have been) accepted, raise the first error: nothing stored."""
+    outcomes = await deliver(call, creds, emails)
+    if outcomes and all(oc.status in ("failed", "not_attempted") for oc in outcomes):
+        first = next(oc.error for oc in outcomes if oc.error is not None)
+        raise first
+    recipients = await call.in_thread(partial(store_outcomes, call, outcomes, source))
+    call.audit_details["sent"] = sum(r.status == "accepted" for r in recipients)
+    call.audit_details["unknown"] = sum(r.status == "unknown" for r in recipients)
+    return recipients
+
+
+def _plan_or_preview(
+    call: Call,
+    client_ids: list[int],
+    contact_ids: list[int] | None,
+    subject: str,
+    body: str,
+    dry_run: bool,
+    confirm: str | None,
+) -> tuple[list[Outgoing], list[Recipient], EmailResult | None]:
+    """Render, drop already-sent emails, and return a preview or plan where the call must stop."""
+    emails, skipped = prepare_emails(call.db, client_ids, contact_ids, subject, body)
+    sent = existing_keys(call.db, [o.key for o in emails])
+    skipped += [_out_recipient(o, "already_sent", sent[o.key]) for o in emails if o.key in sent]
+    emails = [o for o in emails if o.key not in sent]
+    first = emails[0] if emails else None
+    shown = {"subject": first.subject if first else None, "body": first.body if first else None}
+    if dry_run:
+        call.no_change()
+        preview = [_out_recipient(o, "preview") for o in emails]
+        return (
+            [],
+            [],
+            _result("send", done=False, recipients=preview + skipped, note="Dry run: nothing sent.", **shown),
+        )
+    if len(emails) > 1:
+        preview = PlanPreview(
+            summary=f"Send '{first.subject if first else ''}' to {len(emails)} contact(s) via SendGrid.",
+            affected_count=len(emails),
+            sample=[{"email": o.email, "client_id": o.client_id} for o in emails[:10]],
+            reversible=False,
+            notes=[f"{len(skipped)} contact(s) skipped (unsubscribed or already sent)."] if skipped else [],
+        )
+        fingerprint = sorted([o.contact_id, o.key] for o in emails)
+        plan = require_confirmation(call, confirm=confirm, preview=preview, fingerprint=fingerprint)
+        if plan is not None:
+            return (
+                [],
+                [],
+                _result("send", done=False, recipients=skipped, plan=plan.model_dump(mode="json"), **shown),
+            )
+    if not emails:
+        call.no_change()
+        return [], [], _result("send", done=False, recipients=skipped, note="Nothing to send.", **shown)
+    return emails, skipped, None
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def _rate(num: int, den: int) -> float | None:
+    return round(num / den, 4) if den else None
+
+
+def email_metrics(session: Session, client_ids: list[int] | None, since: date | None) -> EmailMetrics:
+    """REFERENCE.md email metrics over stored messages (one row per email sent)."""
+    m = CsEmailMessage
+    query = select(
+        func.count(),
+        func.count(m.bounced_at),
+        func.count(m.first_open_at),
+        func.count(m.first_click_at),
+        func.count(m.unsubscribed_at),
+        func.count(m.spam_reported_at),
+    ).select_from(m)
+    if client_ids:
+        query = query.where(col(m.client_id).in_(client_ids))
+    if since is not None:
+        query = query.where(m.sent_at >= start_of_day(since))
+    sent, bounces, opens, clicks, unsubs, spam = session.exec(query).one()
+    delivered = sent - bounces
+    return EmailMetrics(
+        sent=sent,
+        bounces=bounces,
+        delivered=delivered,
+        unique_opens=opens,
+        unique_clicks=clicks,
+        unsubscribes=unsubs,
+        complaints=spam,
+        open_rate=_rate(opens, delivered),
+        ctr=_rate(clicks, delivered),
+        ctor=_rate(clicks, opens),
+        unsubscribe_rate=_rate(unsubs, delivered),
+        complaint_rate=_rate(spam, delivered),
+    )
+
+
+# --------------------------------------------------------------------------- tool
+
+
+@toolset.tool(tier="destructive", idempotent=False, open_world=True)
+async def send_personalized_email(
+    call: Call,
+    action: Annotated[Literal["send", "stats"], arg("send, or stats (email metrics).")] = "send",
+    client_ids: ClientIds = None,
+    contact_ids: Annotated[
+        list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None,
+        arg("Only these contacts (default: all of the clients').", max_length=200),
+    ] = None,
+    subject: Annotated[
+        str | None, arg("Subject; {{variables}} allowed.", min_length=1, max_length=300)
+    ] = None,
+    body: Annotated[
+        str | None,
+        arg(
+            "Plain text; {{client_name}}, {{first_name}}, {{health_band}}, {{renewal_date}}, {{csm}}…",
+            min_length=1,
+            max_length=20_000,
+        ),
+    ] = None,
+    since: Annotated[date | None, arg("stats: emails sent from this date.")] = None,
+    dry_run: Annotated[bool, arg("Render only; send nothing.")] = False,
+    confirm: Confirm = None,
+) -> EmailResult:
+    """Email real client contacts via SendGrid with variables filled from stored data, or report metrics.
+
+    Unsubscribed contacts are skipped; an identical email is never sent twice. More than one recipient
+    returns a plan first."""
+    if action == "stats":
+        call.no_change()
+        metrics = await call.in_thread(partial(email_metrics, call.db, client_ids, since))
+        return _result("stats", metrics=metrics)
+    if not client_ids:
+        raise ValidationFailed(
+            "send needs client_ids.", field="client_ids", hint="Name the client(s) to email."
+        )
+    if subject is None or body is None:
+        raise ValidationFailed("send needs subject and body.", field="subject" if subject is None else "body")
+    template_variables(subject, body)  # unknown variables fail before anything else
+    creds = None if dry_run else await call.in_thread(partial(sendgrid.require_credentials, call.runtime))
+    emails, skipped, stop = await call.in_thread(
+        partial(_plan_or_preview, call, client_ids, contact_ids, subject, body, dry_run, confirm)
+    )
+    if stop is not None:
+        return stop
+    assert creds is not None
+    recipients = await send_emails(call, creds, emails, source="manual")
+    call.target = f"cs_client:{client_ids[0]}" if len(client_ids) == 1 else "cs_client:*"
+    first = emails[0]
+    unknown = sum(r.status == "unknown" for r in recipients)
+    note = f"{unknown} send(s) timed out: outcome unknown, not resent." if unknown else None
+    return _result("send", recipients=recipients + skipped, subject=first.subject, body=first.body, note=note)
