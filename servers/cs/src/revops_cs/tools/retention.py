@@ -401,7 +401,14 @@ def execute_retention_campaign(
     fingerprint = {"targets": [c.id for c in clients], "contacts": sorted(contacts.items())}
     plan = require_confirmation(call, confirm=confirm, preview=preview, fingerprint=fingerprint)
     targets = [c.id or 0 for c in clients]
-    note = "Messages queued in cs_campaign_message; no email was sent." if message_subject else "No messages."
+    # Sending is the communication toolset's job (vendor call, dedupe, plan of its own); this tool only
+    # records the messages as queued and says how to send them, never claiming a send.
+    note = (
+        "Messages queued in cs_campaign_message; no email was sent. To send, call "
+        f"send_personalized_email with client_ids={targets} and the same subject/body."
+        if message_subject
+        else "No messages."
+    )
     if plan is not None:
         return CampaignResult(
             done=False,
