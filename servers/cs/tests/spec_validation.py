@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 
 import httpx
 import yaml
-from openapi_core import OpenAPI
+from openapi_core import Config, OpenAPI
 from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
@@ -52,7 +52,10 @@ def load(name: str) -> OpenAPI:
     """The parsed description `name` (file in /work/shared/specs), cached for the session."""
     text = (SPECS / name).read_text()
     spec: dict[str, Any] = json.loads(text) if name.endswith(".json") else yaml.safe_load(text)
-    return OpenAPI.from_dict(spec)
+    # The published Intercom description has a path parameter its operation never declares
+    # (/export/reporting_data/{job_identifier}); checking the document itself would refuse to load it.
+    # Requests are still validated operation by operation.
+    return OpenAPI.from_dict(spec, config=Config(spec_validator_cls=None))
 
 
 def validate(spec_name: str, request: httpx.Request, *, host_url: str | None = None) -> None:

@@ -24,7 +24,14 @@ from pydantic import Field
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from revops_core.errors import CircuitOpen, ConfigurationError, IntegrationAuth, RevOpsError, ValidationFailed
+from revops_core.errors import (
+    CircuitOpen,
+    ConfigurationError,
+    IntegrationAuth,
+    NotFound,
+    RevOpsError,
+    ValidationFailed,
+)
 from revops_core.guards import PlanPreview, require_confirmation
 from revops_core.models import CoreContact
 from revops_core.money import money
@@ -33,8 +40,10 @@ from revops_cs.common import get_client, start_of_day
 from revops_cs.health_service import latest_snapshots
 from revops_cs.models.clients import CsClient
 from revops_cs.models.communication import CsEmailEvent, CsEmailMessage
+from revops_cs.models.support import CsTicket
+from revops_cs.models.vendors import CsExternalRef
 from revops_cs.tools.compact import MAX_ID, Out, arg
-from revops_cs.vendors import sendgrid
+from revops_cs.vendors import intercom, sendgrid
 
 toolset = Toolset(
     "communication", "Emails, automated communications, newsletters, business reviews and advocacy."
@@ -668,3 +677,206 @@ def ingest_email_events(
 
     Unsubscribe/spam reports unsubscribe the contact. Metrics: send_personalized_email action=stats."""
     return ingest_events(call, events)
+
+
+# --------------------------------------------------------------------------- Intercom
+
+
+class IntercomItem(Out):
+    local_id: int | None = Field(description="Contact or ticket id here.")
+    intercom_id: str | None = Field(description="Id at Intercom.")
+    status: str = Field(description="created | updated | tagged | noted | replied | imported | unmapped.")
+
+
+class IntercomResult(Out):
+    action: str = Field(description="Action done.")
+    items: list[IntercomItem] = Field(description="One row per record touched.")
+    unmapped: int = Field(description="import: conversations whose contact is not a known client contact.")
+
+
+def _refs(session: Session, kind: str) -> dict[int, str]:
+    rows = session.exec(
+        select(CsExternalRef.local_id, CsExternalRef.external_id).where(
+            CsExternalRef.vendor == "intercom", CsExternalRef.kind == kind
+        )
+    )
+    return dict(rows.all())
+
+
+def _intercom_targets(
+    call: Call, client_id: int | None, contact_id: int | None
+) -> tuple[list[CoreContact], dict[int, str]]:
+    """The client's contacts (or the one named) and their known Intercom ids, read in a short transaction."""
+    if client_id is None:
+        raise ValidationFailed("This action needs client_id.", field="client_id")
+    with call.runtime.db.session() as session:
+        client = get_client(session, client_id)
+        contacts = live_contacts(session, client, [contact_id] if contact_id else None)
+        if not contacts:
+            raise ValidationFailed(
+                "No such contact for this client." if contact_id else "The client has no contacts.",
+                field="contact_id" if contact_id else "client_id",
+                hint="Use a contact of the client's company.",
+            )
+        return contacts, _refs(session, "contact")
+
+
+def _save_refs(call: Call, pairs: list[tuple[int, str]]) -> None:
+    known = _refs(call.db, "contact")
+    for local_id, remote in pairs:
+        if known.get(local_id) == remote:
+            continue
+        row = call.db.exec(
+            select(CsExternalRef).where(
+                CsExternalRef.vendor == "intercom",
+                CsExternalRef.kind == "contact",
+                CsExternalRef.local_id == local_id,
+            )
+        ).first() or CsExternalRef(vendor="intercom", kind="contact", local_id=local_id, external_id=remote)
+        row.external_id = remote
+        call.db.add(row)
+
+
+async def _push_contacts(
+    ic: intercom.IntercomClient, contacts: list[CoreContact], refs: dict[int, str], tag: str | None
+) -> list[IntercomItem]:
+    items = []
+    for c in contacts:
+        name = " ".join(n for n in (c.first_name, c.last_name) if n) or None
+        remote_id = refs.get(c.id or 0)
+        if remote_id is None:
+            found = await ic.find_contact(c.email)
+            remote_id = str(found["id"]) if found else None
+        if remote_id is None:
+            remote_id = str((await ic.create_contact(c.email, name, str(c.id)))["id"])
+            status = "created"
+        else:
+            await ic.update_contact(remote_id, {"name": name} if name else {"email": c.email})
+            status = "updated"
+        if tag:
+            await ic.tag_contact(remote_id, tag)
+            status += "+tagged"
+        items.append(IntercomItem(local_id=c.id, intercom_id=remote_id, status=status))
+    return items
+
+
+async def _resolve_remote(ic: intercom.IntercomClient, contact: CoreContact, refs: dict[int, str]) -> str:
+    if contact.id in refs:
+        return refs[contact.id or 0]
+    found = await ic.find_contact(contact.email)
+    if found is None:
+        raise NotFound(
+            f"{contact.email} is not an Intercom contact.",
+            field="contact_id",
+            hint="Run sync_intercom action=push_contacts for the client first.",
+        )
+    return str(found["id"])
+
+
+def _store_conversations(call: Call, conversations: list[dict[str, Any]]) -> IntercomResult:
+    """Upsert conversations as tickets (channel intercom) of the client whose contact started them."""
+    session = call.db
+    by_remote = {remote: local for local, remote in _refs(session, "contact").items()}
+    items: list[IntercomItem] = []
+    unmapped = 0
+    for conv in conversations:
+        conv_id = str(conv.get("id") or "")
+        people = (
+            ((conv.get("contacts") or {}).get("contacts") or [])
+            if isinstance(conv.get("contacts"), dict)
+            else []
+        )
+        local_contact = next(
+            (by_remote[str(p.get("id"))] for p in people if str(p.get("id")) in by_remote), None
+        )
+        contact = session.get(CoreContact, local_contact) if local_contact else None
+        client = (
+            session.exec(
+                select(CsClient).where(
+                    CsClient.company_id == contact.company_id, col(CsClient.deleted_at).is_(None)
+                )
+            ).first()
+            if contact and contact.company_id
+            else None
+        )
+        if not conv_id or client is None:
+            unmapped += 1
+            continue
+        source = conv.get("source") if isinstance(conv.get("source"), dict) else {}
+        created = datetime.fromtimestamp(int(conv.get("created_at") or 0), UTC)
+        updated = datetime.fromtimestamp(int(conv.get("updated_at") or conv.get("created_at") or 0), UTC)
+        ticket = session.exec(
+            select(CsTicket).where(CsTicket.external_source == "intercom", CsTicket.external_id == conv_id)
+        ).first()
+        status = "updated" if ticket else "imported"
+        ticket = ticket or CsTicket(client_id=client.id or 0, external_source="intercom", external_id=conv_id)
+        ticket.contact_id = contact.id if contact else None
+        ticket.subject = str(conv.get("title") or source.get("subject") or "Intercom conversation")[:300]
+        ticket.description = re.sub(r"<[^>]+>", "", str(source.get("body") or ""))
+        ticket.status = "open" if conv.get("state") in ("open", "snoozed") else "solved"
+        ticket.priority = "high" if conv.get("priority") == "priority" else "normal"
+        ticket.channel, ticket.created_at, ticket.updated_at = "intercom", created, updated
+        ticket.solved_at = updated if ticket.status == "solved" else None
+        session.add(ticket)
+        session.flush()
+        items.append(IntercomItem(local_id=ticket.id, intercom_id=conv_id, status=status))
+    call.target = "intercom:conversations"
+    return IntercomResult(action="import_conversations", items=items, unmapped=unmapped)
+
+
+@toolset.tool(tier="write", idempotent=False, open_world=True)
+async def sync_intercom(
+    call: Call,
+    action: Annotated[
+        Literal["push_contacts", "note", "reply", "import_conversations"],
+        arg(
+            "push_contacts (create/update, optional tag), note on a contact, reply to a conversation, import."
+        ),
+    ],
+    client_id: Annotated[int | None, arg("Client (push_contacts, note).", ge=1, le=MAX_ID)] = None,
+    contact_id: Annotated[
+        int | None, arg("One contact (default: all; note: primary).", ge=1, le=MAX_ID)
+    ] = None,
+    body: Annotated[str | None, arg("Note or reply text.", min_length=1, max_length=10_000)] = None,
+    tag: Annotated[str | None, arg("push_contacts: tag to add.", min_length=1, max_length=100)] = None,
+    conversation_id: Annotated[
+        str | None, arg("reply: Intercom conversation id.", pattern=r"^\d{1,30}$")
+    ] = None,
+    max_pages: Annotated[int, arg("import: pages of 50.", ge=1, le=50)] = 5,
+) -> IntercomResult:
+    """Mirror client contacts to Intercom, write notes/replies there, or import conversations as tickets."""
+    if action in ("note", "reply") and body is None:
+        raise ValidationFailed(f"{action} needs body.", field="body")
+    if action == "reply" and conversation_id is None:
+        raise ValidationFailed("reply needs conversation_id.", field="conversation_id")
+    creds = await call.in_thread(
+        partial(intercom.require_credentials, call.runtime, need_admin=action in ("note", "reply"))
+    )
+    options = call.runtime.state.get("intercom_options", {})
+    if action == "import_conversations":
+        async with intercom.IntercomClient(creds, call.settings, **options) as ic:
+            conversations = [c async for c in ic.conversations(max_pages=max_pages)]
+        return await call.in_thread(partial(_store_conversations, call, conversations))
+    if action == "reply":
+        async with intercom.IntercomClient(creds, call.settings, **options) as ic:
+            await ic.reply(str(conversation_id), str(body))
+        call.target = f"intercom:conversation:{conversation_id}"
+        return IntercomResult(
+            action=action,
+            items=[IntercomItem(local_id=None, intercom_id=conversation_id, status="replied")],
+            unmapped=0,
+        )
+    contacts, refs = await call.in_thread(partial(_intercom_targets, call, client_id, contact_id))
+    call.target = f"cs_client:{client_id}"
+    async with intercom.IntercomClient(creds, call.settings, **options) as ic:
+        if action == "push_contacts":
+            items = await _push_contacts(ic, contacts, refs, tag)
+        else:
+            target = next((c for c in contacts if c.is_primary), contacts[0])
+            remote = await _resolve_remote(ic, target, refs)
+            note = await ic.create_note(remote, str(body))
+            call.audit_details["note_id"] = str(note["id"])
+            items = [IntercomItem(local_id=target.id, intercom_id=remote, status="noted")]
+    pairs = [(i.local_id or 0, i.intercom_id or "") for i in items]
+    await call.in_thread(partial(_save_refs, call, pairs))
+    return IntercomResult(action=action, items=items, unmapped=0)

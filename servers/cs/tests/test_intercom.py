@@ -1,0 +1,270 @@
+"""sync_intercom through the protocol, with Intercom faked at the network edge (respx).
+
+Every request is validated against Intercom's published API 2.14 description (OpenAPI 3.0.1), and the
+failure paths (no credential, 401, 429, 500, timeout, malformed body) are checked by counting rows.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+import respx
+import spec_validation as sv
+from factories import add_client, add_contact
+from sqlalchemy import func
+from sqlmodel import select
+
+from revops_core.clock import FakeClock
+from revops_core.testing import connect, error_of
+from revops_core.vault import Vault
+from revops_cs.models.support import CsTicket
+from revops_cs.models.vendors import CsExternalRef
+from revops_cs.vendors import intercom
+
+pytestmark = pytest.mark.anyio
+TOKEN = "ic-token-5ecret"
+API = "https://api.intercom.io"
+
+
+@pytest.fixture
+def settings(make_settings):
+    # api.intercom.io is one host for every test: keep one test's failures from opening the shared breaker.
+    return make_settings(breaker_min_calls=100_000)
+
+
+def count(server: Any, model: Any) -> int:
+    with server.runtime.db.session() as s:
+        return int(s.exec(select(func.count()).select_from(model)).one())
+
+
+@pytest.fixture
+def ic(cs_server, settings) -> dict[str, Any]:
+    Vault(cs_server.runtime.db, settings).set(
+        "intercom", "default", {"access_token": TOKEN, "admin_id": "991"}
+    )
+    clock = FakeClock()
+    cs_server.runtime.state["intercom_options"] = {"clock": clock}
+    with cs_server.runtime.db.session(write=True) as s:
+        c = add_client(s, "Acme")
+        ann = add_contact(s, c, "ann@acme.test", first_name="Ann", is_primary=True)
+        bob = add_contact(s, c, "bob@acme.test")
+        return {"server": cs_server, "clock": clock, "client": c.id, "ann": ann.id, "bob": bob.id}
+
+
+def search_answer(request: httpx.Request) -> httpx.Response:
+    email = json.loads(request.content)["query"]["value"]
+    data = [{"type": "contact", "id": "6002", "email": email}] if email.startswith("bob") else []
+    return httpx.Response(200, json={"type": "list", "data": data, "total_count": len(data)})
+
+
+async def tool(server: Any, **args: Any) -> Any:
+    async with connect(server) as client:
+        return await client.call_tool("sync_intercom", args)
+
+
+async def test_push_contacts_creates_updates_and_tags_in_the_documented_shape(ic):
+    server = ic["server"]
+    with respx.mock(assert_all_called=True) as mock:
+        search = mock.post(f"{API}/contacts/search").mock(side_effect=search_answer)
+        create = mock.post(f"{API}/contacts").respond(200, json={"type": "contact", "id": "6001"})
+        update = mock.put(f"{API}/contacts/6002").respond(200, json={"type": "contact", "id": "6002"})
+        tags = mock.post(f"{API}/tags").respond(200, json={"type": "tag", "id": "17", "name": "vip"})
+        tagged = mock.post(url__regex=rf"{API}/contacts/600[12]/tags").respond(
+            200, json={"type": "tag", "id": "17"}
+        )
+        result = await tool(server, action="push_contacts", client_id=ic["client"], tag="vip")
+    assert not result.is_error, result.content
+    items = {i["local_id"]: (i["intercom_id"], i["status"]) for i in result.structured_content["items"]}
+    assert items == {ic["ann"]: ("6001", "created+tagged"), ic["bob"]: ("6002", "updated+tagged")}
+    routes = [search, create, update, tags, tagged]
+    assert sum(sv.validate_all(sv.INTERCOM, r.calls) for r in routes) == 8
+    sent = create.calls[0].request
+    assert sent.headers["Intercom-Version"] == "2.14"
+    assert sent.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert json.loads(sent.content) == {
+        "role": "user",
+        "email": "ann@acme.test",
+        "external_id": str(ic["ann"]),
+        "name": "Ann",
+    }
+    assert count(server, CsExternalRef) == 2
+
+
+async def test_note_goes_to_the_primary_contact(ic):
+    server = ic["server"]
+    with server.runtime.db.session(write=True) as s:
+        s.add(CsExternalRef(vendor="intercom", kind="contact", local_id=ic["ann"], external_id="6001"))
+    with respx.mock(assert_all_called=True) as mock:
+        note = mock.post(f"{API}/contacts/6001/notes").respond(200, json={"type": "note", "id": "n1"})
+        result = await tool(
+            server, action="note", client_id=ic["client"], body="Escalation opened: export bug"
+        )
+    assert result.structured_content["items"][0]["status"] == "noted"
+    assert sv.validate_all(sv.INTERCOM, note.calls) == 1
+    assert json.loads(note.calls[0].request.content) == {
+        "body": "Escalation opened: export bug",
+        "admin_id": "991",
+    }
+
+
+async def test_conversations_import_as_tickets_once(ic):
+    server = ic["server"]
+    with server.runtime.db.session(write=True) as s:
+        s.add(CsExternalRef(vendor="intercom", kind="contact", local_id=ic["bob"], external_id="6002"))
+
+    def conv(cid: str, contact: str, state: str) -> dict[str, Any]:
+        return {
+            "type": "conversation",
+            "id": cid,
+            "title": None,
+            "created_at": 1_780_000_000,
+            "updated_at": 1_780_003_600,
+            "state": state,
+            "priority": "priority",
+            "source": {"subject": "Export broken", "body": "<p>CSV export fails</p>"},
+            "contacts": {"type": "contact.list", "contacts": [{"type": "contact", "id": contact}]},
+        }
+
+    pages = [
+        httpx.Response(
+            200,
+            json={
+                "type": "conversation.list",
+                "conversations": [conv("101", "6002", "open")],
+                "pages": {"type": "pages", "next": {"starting_after": "abc"}},
+            },
+        ),
+        httpx.Response(
+            200,
+            json={
+                "type": "conversation.list",
+                "conversations": [conv("102", "9999", "closed")],
+                "pages": {"type": "pages"},
+            },
+        ),
+    ]
+    with respx.mock() as mock:
+        route = mock.get(f"{API}/conversations").mock(side_effect=pages + pages)
+        first = await tool(server, action="import_conversations")
+        again = await tool(server, action="import_conversations")
+    assert sv.validate_all(sv.INTERCOM, route.calls) == 4
+    assert route.calls[1].request.url.params["starting_after"] == "abc"
+    out = first.structured_content
+    assert out["unmapped"] == 1
+    assert [i["status"] for i in out["items"]] == ["imported"]
+    assert [i["status"] for i in again.structured_content["items"]] == ["updated"]
+    with server.runtime.db.session() as s:
+        ticket = s.exec(select(CsTicket)).one()
+    assert (ticket.client_id, ticket.external_id, ticket.status, ticket.priority) == (
+        ic["client"],
+        "101",
+        "open",
+        "high",
+    )
+    assert (ticket.subject, ticket.description, ticket.channel) == (
+        "Export broken",
+        "CSV export fails",
+        "intercom",
+    )
+
+
+async def test_reply_and_admin_message_match_the_spec(ic, settings):
+    server = ic["server"]
+    with respx.mock(assert_all_called=True) as mock:
+        reply = mock.post(f"{API}/conversations/99/reply").respond(
+            200, json={"type": "conversation", "id": "99"}
+        )
+        message = mock.post(f"{API}/messages").respond(200, json={"type": "user_message", "id": "m1"})
+        result = await tool(server, action="reply", conversation_id="99", body="Fixed in 4.2")
+        creds = intercom.IntercomCredentials(intercom.Secret(TOKEN), "991")
+        async with intercom.IntercomClient(creds, settings) as client:
+            await client.message("6001", "Your QBR", "See you Tuesday")
+    assert result.structured_content["items"][0]["status"] == "replied"
+    assert sv.validate_all(sv.INTERCOM, reply.calls) + sv.validate_all(sv.INTERCOM, message.calls) == 2
+
+
+async def test_validator_rejects_a_malformed_intercom_request():
+    no_body = httpx.Request(
+        "POST", f"{API}/contacts/1/notes", headers={"Authorization": "Bearer x"}, json={"admin_id": "1"}
+    )
+    with pytest.raises(Exception, match=r"(?i)body"):
+        sv.validate(sv.INTERCOM, no_body)
+    bad_version = httpx.Request(
+        "POST", f"{API}/contacts/1/notes", headers={"Intercom-Version": "9.9"}, json={"body": "x"}
+    )
+    with pytest.raises(Exception):  # noqa: B017 — the header is an enum in the spec
+        sv.validate(sv.INTERCOM, bad_version)
+
+
+async def test_missing_credentials_name_the_vault_command(cs_server):
+    with cs_server.runtime.db.session(write=True) as s:
+        client_id = add_client(s, "Acme").id
+    result = await tool(cs_server, action="push_contacts", client_id=client_id)
+    err = error_of(result)
+    assert err["code"] == "configuration_error"
+    assert "revops vault set intercom access_token=" in err["hint"]
+
+
+def _fail(kind: str) -> Any:
+    if kind == "timeout":
+        return httpx.ReadTimeout("no answer")
+    if kind == "malformed":
+        return httpx.Response(200, content=b"<html>", headers={"Content-Type": "application/json"})
+    return httpx.Response({"401": 401, "500": 500}[kind], json={"type": "error.list"})
+
+
+@pytest.mark.parametrize(
+    ("kind", "code", "outcome"),
+    [
+        ("401", "integration_auth", "failed"),
+        ("500", "integration_unavailable", "failed"),
+        ("timeout", "integration_unavailable", "unknown"),
+        ("malformed", "integration_unavailable", "unknown"),
+    ],
+)
+async def test_failed_create_stores_no_mapping(ic, kind, code, outcome):
+    server = ic["server"]
+    with respx.mock(assert_all_called=False) as mock:
+        mock.post(f"{API}/contacts/search").mock(side_effect=search_answer)
+        create = mock.post(f"{API}/contacts").mock(side_effect=[_fail(kind)] * 5)
+        mock.put(f"{API}/contacts/6002").respond(200, json={"id": "6002"})
+        result = await tool(server, action="push_contacts", client_id=ic["client"])
+    err = error_of(result)
+    assert (err["code"], err["outcome"]) == (code, outcome)
+    assert create.call_count == 1  # a create is never resent blindly
+    assert TOKEN not in result.content[0].text
+    assert count(server, CsExternalRef) == 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "code"), [("500", "integration_unavailable"), ("malformed", "integration_unavailable")]
+)
+async def test_failed_import_stores_no_ticket(ic, kind, code):
+    server = ic["server"]
+    with respx.mock() as mock:
+        mock.get(f"{API}/conversations").mock(side_effect=[_fail(kind)] * 5)
+        result = await tool(server, action="import_conversations")
+    assert error_of(result)["code"] == code
+    assert count(server, CsTicket) == 0
+
+
+async def test_rate_limit_retry_after_is_honoured(ic):
+    server = ic["server"]
+    with respx.mock() as mock:
+        mock.post(f"{API}/contacts/search").mock(
+            side_effect=[
+                httpx.Response(429, headers={"Retry-After": "5"}),
+                search_answer(_req("ann@acme.test")),
+            ]
+        )
+        mock.post(f"{API}/contacts").respond(200, json={"id": "6001"})
+        result = await tool(server, action="push_contacts", client_id=ic["client"], contact_id=ic["ann"])
+    assert result.structured_content["items"][0]["status"] == "created"
+    assert 5.0 in ic["clock"].sleeps
+
+
+def _req(email: str) -> httpx.Request:
+    return httpx.Request("POST", f"{API}/contacts/search", json={"query": {"value": email}})
