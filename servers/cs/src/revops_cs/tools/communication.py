@@ -14,6 +14,7 @@ If every attempt failed outright (401, 500, 400…) the error is raised and noth
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -36,14 +37,14 @@ from revops_core.guards import PlanPreview, require_confirmation
 from revops_core.models import CoreContact
 from revops_core.money import money
 from revops_core.server import Call, Toolset
-from revops_cs.common import get_client, start_of_day
+from revops_cs.common import check_range, get_client, resolve_as_of, start_of_day
 from revops_cs.health_service import latest_snapshots
 from revops_cs.models.clients import CsClient
 from revops_cs.models.communication import CsEmailEvent, CsEmailMessage
 from revops_cs.models.support import CsTicket
 from revops_cs.models.vendors import CsExternalRef
 from revops_cs.tools.compact import MAX_ID, Out, arg
-from revops_cs.vendors import intercom, sendgrid
+from revops_cs.vendors import intercom, mixpanel, sendgrid
 
 toolset = Toolset(
     "communication", "Emails, automated communications, newsletters, business reviews and advocacy."
@@ -880,3 +881,151 @@ async def sync_intercom(
     pairs = [(i.local_id or 0, i.intercom_id or "") for i in items]
     await call.in_thread(partial(_save_refs, call, pairs))
     return IntercomResult(action=action, items=items, unmapped=0)
+
+
+# --------------------------------------------------------------------------- Mixpanel
+
+
+class MixpanelResult(Out):
+    action: str = Field(description="Action done.")
+    lines: int = Field(description="import: export lines read.")
+    inserted: int = Field(description="import: usage events stored.")
+    duplicates: int = Field(description="import: skipped, $insert_id already stored.")
+    unmapped: dict[str, int] = Field(description="import: events not stored, by reason.")
+    profiles_updated: int = Field(description="push_profiles: profiles Mixpanel accepted.")
+
+
+def client_keys(session: Session) -> dict[str, int]:
+    """Mixpanel client key → client id: `external_ids["mixpanel"]`, else the client id itself."""
+    keys: dict[str, int] = {}
+    for cid, ext in session.exec(
+        select(CsClient.id, CsClient.external_ids).where(col(CsClient.deleted_at).is_(None))
+    ):
+        keys[str(cid)] = cid or 0
+        try:
+            mapped = json.loads(ext or "{}").get("mixpanel")
+        except ValueError:
+            mapped = None
+        if mapped is not None:
+            keys[str(mapped)] = cid or 0
+    return keys
+
+
+def store_mixpanel(call: Call, events: list[Any]) -> MixpanelResult:
+    """Map exported events to clients and ingest them in the call's transaction (dedupe by $insert_id)."""
+    from revops_cs.usage_ingest import UsageEventIn, ingest_usage_events
+
+    keys = client_keys(call.db)
+    unmapped: dict[str, int] = {}
+    rows = []
+    for e in events:
+        reason = None
+        if e.client_key is None:
+            reason = "no client property"
+        elif e.client_key not in keys:
+            reason = "unknown client"
+        elif not e.user_ref:
+            reason = "no distinct_id"
+        if reason:
+            unmapped[reason] = unmapped.get(reason, 0) + 1
+            continue
+        rows.append(
+            UsageEventIn(
+                client_id=keys[e.client_key],
+                user_ref=e.user_ref,
+                event=e.event,
+                feature=e.feature,
+                occurred_at=e.occurred_at,
+                external_id=e.insert_id,
+            )
+        )
+    report = ingest_usage_events(call.db, rows, source="mixpanel")
+    call.target = "mixpanel:export"
+    call.audit_details.update(inserted=report.inserted, duplicates=report.duplicates)
+    return MixpanelResult(
+        action="import",
+        lines=len(events),
+        inserted=report.inserted,
+        duplicates=report.duplicates,
+        unmapped=unmapped,
+        profiles_updated=0,
+    )
+
+
+def profile_updates(session: Session, client_ids: list[int] | None) -> list[tuple[str, dict[str, Any]]]:
+    """`$set` properties per contact (distinct_id = email) from the client's stored data."""
+    query = select(CsClient).where(col(CsClient.deleted_at).is_(None))
+    if client_ids:
+        query = query.where(col(CsClient.id).in_(client_ids))
+    clients = list(session.exec(query.order_by(col(CsClient.id))))
+    snaps = latest_snapshots(session, [c.id or 0 for c in clients])
+    updates = []
+    for client in clients:
+        snap = snaps.get(client.id or 0)
+        props = {
+            "client_id": client.id,
+            "client_name": client.name,
+            "tier": client.tier,
+            "stage": client.stage,
+            "arr": money(client.arr_minor, client.currency).display(),
+            "renewal_date": client.renewal_date.isoformat() if client.renewal_date else None,
+            "health_band": snap.band if snap else None,
+        }
+        for contact in live_contacts(session, client, None):
+            updates.append((contact.email, props))
+    return updates
+
+
+def _read_profiles(call: Call, client_ids: list[int] | None) -> list[tuple[str, dict[str, Any]]]:
+    # A short read transaction of its own: no write lock is held while Mixpanel is called.
+    with call.runtime.db.session() as session:
+        return profile_updates(session, client_ids)
+
+
+@toolset.tool(tier="write", idempotent=True, open_world=True)
+async def import_mixpanel_usage(
+    call: Call,
+    from_date: Annotated[date | None, arg("import: first day (YYYY-MM-DD).")] = None,
+    to_date: Annotated[date | None, arg("import: last day (inclusive, ≤ 92 days).")] = None,
+    client_property: Annotated[
+        str, arg("Event property naming the client (id or external_ids.mixpanel).", max_length=100)
+    ] = "client_id",
+    action: Annotated[
+        Literal["import", "push_profiles"], arg("import events, or push_profiles ($set).")
+    ] = "import",
+    client_ids: ClientIds = None,
+) -> MixpanelResult:
+    """Import Mixpanel raw events as usage events (deduped by $insert_id; unmapped events counted), or push
+    client data to Mixpanel user profiles."""
+    options = call.runtime.state.get("mixpanel_options", {})
+    if action == "push_profiles":
+        creds = await call.in_thread(partial(mixpanel.require_credentials, call.runtime, need_token=True))
+        updates = await call.in_thread(partial(_read_profiles, call, client_ids))
+        async with mixpanel.MixpanelClient(creds, call.settings, **options) as mp:
+            done = await mp.set_profiles(updates)
+        call.target = "mixpanel:profiles"
+        return MixpanelResult(
+            action=action, lines=0, inserted=0, duplicates=0, unmapped={}, profiles_updated=done
+        )
+    if from_date is None or to_date is None:
+        raise ValidationFailed(
+            "import needs from_date and to_date.", field="from_date" if from_date is None else "to_date"
+        )
+    check_range(from_date, to_date, start_field="from_date", end_field="to_date")
+    resolve_as_of(to_date)
+    if (to_date - from_date).days > 92:
+        raise ValidationFailed(
+            "The range is longer than 92 days.", field="to_date", hint="Import in smaller ranges."
+        )
+    creds = await call.in_thread(partial(mixpanel.require_credentials, call.runtime))
+    events = []
+    async with mixpanel.MixpanelClient(creds, call.settings, **options) as mp:
+        async for line in mp.export(from_date, to_date):
+            events.append(mixpanel.parse_line(line, len(events) + 1, client_property))
+            if call.ctx is not None and len(events) % 1000 == 0:
+                await call.ctx.report_progress(len(events), None, f"{len(events)} events read")
+    # Everything read is stored in one transaction: a broken stream above stores nothing.
+    result = await call.in_thread(partial(store_mixpanel, call, events))
+    if call.ctx is not None:
+        await call.ctx.report_progress(len(events), len(events), f"{result.inserted} events stored")
+    return result
