@@ -16,7 +16,7 @@ setup: ## Install uv if missing, then the locked environment (uv sync --frozen)
 
 .PHONY: demo
 demo: setup ## Run the walkthrough on the embedded SQLite default
-	@$(UV) run --frozen python -m revops_core.demo
+	@$(UV) run --frozen python -m revops_suite.demo
 
 .PHONY: test
 test: setup ## Run the whole test suite

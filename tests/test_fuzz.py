@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import anyio.from_thread
+import jsonschema
 import pytest
 from hypothesis import HealthCheck, given, settings
 from schema_strategies import tool_arguments
@@ -40,14 +41,18 @@ def live_server(
             server.runtime.db.dispose()
 
 
-def _assert_structured(tool: str, args: dict[str, Any], result: Any) -> None:
+def _assert_structured(tool: Any, args: dict[str, Any], result: Any) -> None:
     if not result.is_error:
+        # The published (compact) output schema must accept every real result.
+        jsonschema.validate(result.structured_content, tool.output_schema)
         return
     meta = result.meta or {}
-    assert "revops/error" in meta, f"{tool}({args!r}) failed without a structured error: {result.content}"
+    assert "revops/error" in meta, (
+        f"{tool.name}({args!r}) failed without a structured error: {result.content}"
+    )
     code = meta["revops/error"]["code"]
-    assert code in ALL_CODES, f"{tool}: unknown error code {code}"
-    assert code != "internal_error", f"{tool}({args!r}) crashed: {result.content[0].text}"
+    assert code in ALL_CODES, f"{tool.name}: unknown error code {code}"
+    assert code != "internal_error", f"{tool.name}({args!r}) crashed: {result.content[0].text}"
 
 
 def _assert_database_consistent(server: Any) -> None:
@@ -67,20 +72,20 @@ def test_every_tool_survives_generated_arguments(live_server: tuple[Any, Any, An
     server, client, portal = live_server
     tools = portal.call(client.list_tools).tools
     for tool in tools:
-        _fuzz_tool(tool.name, tool.input_schema, client, portal)
+        _fuzz_tool(tool, client, portal)
     _assert_database_consistent(server)
 
 
-def _fuzz_tool(name: str, input_schema: dict[str, Any], client: Any, portal: Any) -> None:
+def _fuzz_tool(tool: Any, client: Any, portal: Any) -> None:
     @settings(
         max_examples=EXAMPLES_PER_TOOL,
         deadline=None,
         database=None,
         suppress_health_check=list(HealthCheck),
     )
-    @given(args=tool_arguments(input_schema))
+    @given(args=tool_arguments(tool.input_schema))
     def fuzz(args: dict[str, Any]) -> None:
-        result = portal.call(client.call_tool, name, args)
-        _assert_structured(name, args, result)
+        result = portal.call(client.call_tool, tool.name, args)
+        _assert_structured(tool, args, result)
 
     fuzz()

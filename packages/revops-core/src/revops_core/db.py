@@ -26,6 +26,10 @@ from sqlmodel import Field, Session, SQLModel
 from revops_core.errors import ConfigurationError
 from revops_core.settings import Settings
 
+MAX_ID = 2**31 - 1
+"""Largest id a table can hold (PostgreSQL `integer` keys); id parameters are bounded by it so an
+out-of-range id is a validation error instead of a database overflow."""
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

@@ -348,6 +348,26 @@ class RevOpsMCPServer(MCPServer):
     The rejected values are never echoed: they are the caller's data.
     """
 
+    _wire_tools: list[Any] | None = None
+
+    async def list_tools(self) -> list[Any]:
+        """The tools with compact wire schemas (see `wire_schema`), computed once."""
+        if self._wire_tools is None:
+            from revops_core.wire_schema import compact_input_schema, compact_output_schema
+
+            self._wire_tools = [
+                tool.model_copy(
+                    update={
+                        "input_schema": compact_input_schema(tool.input_schema),
+                        "output_schema": compact_output_schema(tool.output_schema)
+                        if tool.output_schema
+                        else None,
+                    }
+                )
+                for tool in await super().list_tools()
+            ]
+        return self._wire_tools
+
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         try:
             return await super().call_tool(name, arguments, context)
@@ -427,7 +447,7 @@ def build_server(
                 name=tool.name,
                 title=tool.title,
                 annotations=tool.annotations,
-                meta={"revops/toolset": ts.name, "revops/tier": tool.tier},
+                meta={"revops/tier": tool.tier},
                 structured_output=True,
             )
             registered.append(tool)

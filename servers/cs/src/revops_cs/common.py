@@ -8,16 +8,12 @@ from typing import Annotated
 from pydantic import Field
 from sqlmodel import Session
 
+from revops_core.db import MAX_ID
 from revops_core.errors import NotFound, ValidationFailed
 from revops_cs.models.clients import CsClient
 
-ClientId = Annotated[int, Field(ge=1, description="Client id (from list_clients or register_client).")]
-AsOf = Annotated[
-    date | None,
-    Field(
-        description="Compute as of this date (YYYY-MM-DD); default today (UTC). Use for reproducible reports."
-    ),
-]
+ClientId = Annotated[int, Field(ge=1, le=MAX_ID, description="Client id (see list_clients).")]
+AsOf = Annotated[date | None, Field(description="Compute as of this date; default today (UTC).")]
 Limit = Annotated[int, Field(ge=1, le=200, description="Page size (1–200).")]
 Cursor = Annotated[
     str | None, Field(max_length=500, description="Cursor from the previous page; omit for page 1.")

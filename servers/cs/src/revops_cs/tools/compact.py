@@ -12,8 +12,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-MAX_ID = 2_147_483_647
-"""Largest id a parameter accepts (PostgreSQL integer): an absurd id is a validation error, not a crash."""
+from revops_core.db import MAX_ID
+
+__all__ = ["MAX_ID", "Out", "arg", "compact_property"]
 
 
 def compact_property(prop: dict[str, Any]) -> None:

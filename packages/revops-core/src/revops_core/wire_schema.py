@@ -1,0 +1,124 @@
+"""Compact JSON Schemas for `tools/list`, so a whole server fits in a model's context.
+
+Pydantic's schemas are generous: a `title` on every property, `anyOf: [X, {"type": "null"}]` for
+every optional value and a `$defs` entry for every nested model. We publish:
+
+- input schemas with the same meaning, minus titles, with nullable unions folded into
+  `"type": [X, "null"]` — arguments are still validated against the full pydantic model;
+- output schemas that keep every top-level field's name and type but collapse deeper structure to
+  `object` / `array` of `object`, without descriptions. Every result still validates against it
+  (it is looser, never stricter); field names are chosen to read on their own, and the full
+  shape with every description is in docs/tools.md (generated from the models).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+_SIMPLE = {"string", "integer", "number", "boolean", "array", "object"}
+
+
+def _strip_titles(node: Any) -> Any:
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            if key == "title" and isinstance(value, str):
+                continue
+            if key in ("properties", "$defs") and isinstance(value, dict):
+                out[key] = {name: _strip_titles(sub) for name, sub in value.items()}
+            else:
+                out[key] = _strip_titles(value)
+        return out
+    if isinstance(node, list):
+        return [_strip_titles(v) for v in node]
+    return node
+
+
+def _fold_nullable(node: Any) -> Any:
+    """`anyOf: [{type: X, …}, {type: null}]` → `{type: [X, "null"], …}` where X is a plain type."""
+    if isinstance(node, list):
+        return [_fold_nullable(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: _fold_nullable(v) for k, v in node.items()}
+    options = node.get("anyOf")
+    if isinstance(options, list) and len(options) == 2 and {"type": "null"} in options:
+        other = next(o for o in options if o != {"type": "null"})
+        if isinstance(other.get("type"), str) and other["type"] in _SIMPLE and "$ref" not in other:
+            merged = {k: v for k, v in node.items() if k != "anyOf"}
+            merged.update(other)
+            merged["type"] = [other["type"], "null"]
+            if "enum" in merged and None not in merged["enum"]:
+                merged["enum"] = [*merged["enum"], None]
+            return merged
+    return node
+
+
+def _shallow(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    """A nested value reduced to its kind plus its description."""
+    resolved = _resolve(schema, root)
+    kinds = _kinds(resolved, root)
+    out: dict[str, Any] = {"type": sorted(kinds)[0] if len(kinds) == 1 else sorted(kinds)} if kinds else {}
+    if "array" in kinds:
+        item_kinds = _kinds(_resolve(_array_items(resolved, root), root), root)
+        if item_kinds and not (item_kinds & {"object", "array"}):
+            out["items"] = {"type": sorted(item_kinds)[0] if len(item_kinds) == 1 else sorted(item_kinds)}
+    if "enum" in resolved:
+        out["enum"] = resolved["enum"]
+    return out
+
+
+def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        return _resolve(root.get("$defs", {}).get(ref.rsplit("/", 1)[1], {}), root)
+    return schema
+
+
+def _array_items(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    if "items" in schema:
+        return schema["items"]
+    for option in schema.get("anyOf", []):
+        option = _resolve(option, root)
+        if "items" in option:
+            return option["items"]
+    return {}
+
+
+def _kinds(schema: dict[str, Any], root: dict[str, Any]) -> set[str]:
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        return {kind}
+    if isinstance(kind, list):
+        return set(kind)
+    kinds: set[str] = set()
+    for option in schema.get("anyOf", []) + schema.get("oneOf", []):
+        kinds |= _kinds(_resolve(option, root), root)
+    if not kinds and ("properties" in schema or "additionalProperties" in schema):
+        kinds.add("object")
+    return kinds
+
+
+def _drop_null_defaults(node: Any) -> Any:
+    """`"default": null` says nothing an absent `required` entry does not."""
+    if isinstance(node, dict):
+        return {k: _drop_null_defaults(v) for k, v in node.items() if not (k == "default" and v is None)}
+    if isinstance(node, list):
+        return [_drop_null_defaults(v) for v in node]
+    return node
+
+
+def compact_input_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    return _drop_null_defaults(_fold_nullable(_strip_titles(copy.deepcopy(schema))))  # type: ignore[no-any-return]
+
+
+def compact_output_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    root = copy.deepcopy(schema)
+    top = _resolve(root, root)
+    out: dict[str, Any] = {"type": "object"}
+    props = top.get("properties", {})
+    out["properties"] = {name: _shallow(prop, root) for name, prop in props.items()}
+    if "required" in top:
+        out["required"] = top["required"]
+    return _fold_nullable(_strip_titles(out))  # type: ignore[no-any-return]
