@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Text
+from sqlalchemy import Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from revops_core.db import utc_field
@@ -63,3 +63,35 @@ class CsEmailEvent(SQLModel, table=True):
     email: str = Field(max_length=320)
     occurred_at: datetime = utc_field()
     url: str | None = Field(default=None, max_length=2000)
+
+
+class CsCommRule(SQLModel, table=True):
+    """An automated communication: when `trigger` fires for a client, email its contacts."""
+
+    __tablename__ = "cs_comm_rule"
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant: str = Field(default="default", max_length=64)
+    name: str = Field(max_length=100)
+    trigger: str = Field(max_length=30, description="band_drop | score_drop | urgent_ticket")
+    threshold: float | None = Field(default=None, description="score_drop: points lost between snapshots.")
+    subject: str = Field(max_length=300)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    primary_only: bool = True
+    created_by: str = Field(max_length=200)
+    created_at: datetime = utc_field(default_now=True)
+    deleted_at: datetime | None = utc_field(nullable=True)
+
+
+class CsCommFiring(SQLModel, table=True):
+    """A rule fired once for one client and one trigger occurrence (a snapshot, a ticket): never again."""
+
+    __tablename__ = "cs_comm_firing"
+    __table_args__ = (UniqueConstraint("rule_id", "client_id", "occurrence", name="uq_cs_comm_firing"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    rule_id: int = Field(foreign_key="cs_comm_rule.id", index=True)
+    client_id: int = Field(foreign_key="cs_client.id")
+    occurrence: str = Field(max_length=60, description="snapshot:<id> or ticket:<id>.")
+    messages: int = Field(description="Emails sent (accepted or unknown outcome).")
+    fired_at: datetime = utc_field(default_now=True)

@@ -37,11 +37,13 @@ from revops_core.guards import PlanPreview, require_confirmation
 from revops_core.models import CoreContact
 from revops_core.money import money
 from revops_core.server import Call, Toolset
+from revops_cs.analytics.health import BAND_NAMES
 from revops_cs.common import check_range, get_client, resolve_as_of, start_of_day
 from revops_cs.health_service import latest_snapshots
 from revops_cs.models.clients import CsClient
-from revops_cs.models.communication import CsEmailEvent, CsEmailMessage
+from revops_cs.models.communication import CsCommFiring, CsCommRule, CsEmailEvent, CsEmailMessage
 from revops_cs.models.support import CsTicket
+from revops_cs.models.usage import CsHealthSnapshot
 from revops_cs.models.vendors import CsExternalRef
 from revops_cs.tools.compact import MAX_ID, Out, arg
 from revops_cs.vendors import intercom, mixpanel, sendgrid
@@ -356,6 +358,12 @@ def store_outcomes(call: Call, outcomes: list[SendOutcome], source: str) -> list
     return out
 
 
+def raise_if_nothing_sent(outcomes: list[SendOutcome]) -> None:
+    """When no email was (or may have been) accepted, the first error: the call stores nothing."""
+    if outcomes and all(oc.status in ("failed", "not_attempted") for oc in outcomes):
+        raise next(oc.error for oc in outcomes if oc.error is not None)
+
+
 async def send_emails(
     call: Call,
     creds: sendgrid.SendgridCredentials,
@@ -365,9 +373,7 @@ async def send_emails(
 ) -> list[Recipient]:
     """Send and store. If nothing was (or may have been) accepted, raise the first error: nothing stored."""
     outcomes = await deliver(call, creds, emails)
-    if outcomes and all(oc.status in ("failed", "not_attempted") for oc in outcomes):
-        first = next(oc.error for oc in outcomes if oc.error is not None)
-        raise first
+    raise_if_nothing_sent(outcomes)
     recipients = await call.in_thread(partial(store_outcomes, call, outcomes, source))
     call.audit_details["sent"] = sum(r.status == "accepted" for r in recipients)
     call.audit_details["unknown"] = sum(r.status == "unknown" for r in recipients)
@@ -1029,3 +1035,255 @@ async def import_mixpanel_usage(
     if call.ctx is not None:
         await call.ctx.report_progress(len(events), len(events), f"{result.inserted} events stored")
     return result
+
+
+# --------------------------------------------------------------------------- automations
+
+Trigger = Literal["band_drop", "score_drop", "urgent_ticket"]
+
+
+class RuleOut(Out):
+    id: int = Field(description="Rule id.")
+    name: str = Field(description="Name.")
+    trigger: str = Field(description="Trigger.")
+    threshold: float | None = Field(description="score_drop points.")
+    subject: str = Field(description="Subject template.")
+    primary_only: bool = Field(description="Email only the primary contact.")
+
+
+class Firing(Out):
+    rule_id: int = Field(description="Rule.")
+    client_id: int = Field(description="Client.")
+    occurrence: str = Field(description="What fired it: snapshot:<id> or ticket:<id>.")
+    sent: int = Field(description="Emails accepted (or outcome unknown).")
+    skipped: str | None = Field(description="Why nothing was sent.")
+
+
+class AutomationResult(Out):
+    action: str = Field(description="Action done.")
+    rules: list[RuleOut] = Field(description="Rules (create/list).")
+    fired: list[Firing] = Field(description="run: rule firings, each sent once.")
+
+
+def _rule_out(r: CsCommRule) -> RuleOut:
+    return RuleOut(
+        id=r.id or 0,
+        name=r.name,
+        trigger=r.trigger,
+        threshold=r.threshold,
+        subject=r.subject,
+        primary_only=r.primary_only,
+    )
+
+
+def _live_rules(session: Session, tenant: str) -> list[CsCommRule]:
+    query = select(CsCommRule).where(CsCommRule.tenant == tenant, col(CsCommRule.deleted_at).is_(None))
+    return list(session.exec(query.order_by(col(CsCommRule.id))))
+
+
+def _last_two(session: Session, client_ids: list[int]) -> dict[int, list[CsHealthSnapshot]]:
+    out: dict[int, list[CsHealthSnapshot]] = {}
+    query = select(CsHealthSnapshot).where(col(CsHealthSnapshot.client_id).in_(client_ids))
+    order = (
+        col(CsHealthSnapshot.client_id),
+        col(CsHealthSnapshot.as_of).desc(),
+        col(CsHealthSnapshot.id).desc(),
+    )
+    for snap in session.exec(query.order_by(*order)):
+        pair = out.setdefault(snap.client_id, [])
+        if len(pair) < 2:
+            pair.append(snap)
+    return out
+
+
+def occurrences(session: Session, rule: CsCommRule, clients: list[CsClient]) -> list[tuple[int, str]]:
+    """(client id, occurrence) pairs where the rule's trigger holds in the stored data."""
+    ids = [c.id or 0 for c in clients]
+    if rule.trigger == "urgent_ticket":
+        tickets = session.exec(
+            select(CsTicket.id, CsTicket.client_id).where(
+                CsTicket.priority == "urgent",
+                col(CsTicket.client_id).in_(ids),
+                CsTicket.created_at >= rule.created_at,  # a new rule does not mail about old tickets
+            )
+        )
+        return [(cid, f"ticket:{tid}") for tid, cid in tickets]
+    found = []
+    for cid, pair in _last_two(session, ids).items():
+        if len(pair) < 2:
+            continue
+        latest, previous = pair
+        if rule.trigger == "band_drop":
+            fired = _band_rank(latest.band) > _band_rank(previous.band)
+        else:
+            fired = previous.score - latest.score >= (rule.threshold or 0)
+        if fired:
+            found.append((cid, f"snapshot:{latest.id}"))
+    return found
+
+
+def _band_rank(band: str) -> int:
+    return BAND_NAMES.index(band) if band in BAND_NAMES else -1
+
+
+@dataclass
+class PendingFiring:
+    rule_id: int
+    client_id: int
+    occurrence: str
+    emails: list[Outgoing]
+    skipped: str | None = None
+
+
+def plan_firings(call: Call) -> list[PendingFiring]:
+    """Evaluate every live rule in a short read transaction; render what each new firing sends."""
+    pending: list[PendingFiring] = []
+    with call.runtime.db.session() as session:
+        clients = list(
+            session.exec(
+                select(CsClient).where(col(CsClient.deleted_at).is_(None), CsClient.stage != "churned")
+            )
+        )
+        for rule in _live_rules(session, call.tenant):
+            done = set(
+                session.exec(
+                    select(CsCommFiring.client_id, CsCommFiring.occurrence).where(
+                        CsCommFiring.rule_id == rule.id
+                    )
+                ).all()
+            )
+            for cid, occ in occurrences(session, rule, clients):
+                if (cid, occ) in done:
+                    continue
+                pending.append(_render_firing(session, rule, cid, occ))
+    return pending
+
+
+def _render_firing(session: Session, rule: CsCommRule, client_id: int, occ: str) -> PendingFiring:
+    firing = PendingFiring(rule.id or 0, client_id, occ, [])
+    client = session.get(CsClient, client_id)
+    assert client is not None
+    contacts = live_contacts(session, client, None)
+    if rule.primary_only:
+        contacts = [c for c in contacts if c.is_primary]
+    if not contacts:
+        firing.skipped = "no primary contact" if rule.primary_only else "no contacts"
+        return firing
+    try:
+        emails, _ = prepare_emails(
+            session, [client_id], [c.id or 0 for c in contacts], rule.subject, rule.body
+        )
+    except ValidationFailed as err:
+        firing.skipped = err.message
+        return firing
+    for o in emails:
+        # Keyed by the occurrence, not the text: editing the rule cannot make it mail the same event twice.
+        o.key = hashlib.sha256(f"rule:{rule.id}:{client_id}:{occ}:{o.email.lower()}".encode()).hexdigest()
+    firing.emails = emails
+    if not emails:
+        firing.skipped = "all contacts unsubscribed"
+    return firing
+
+
+def store_firings(call: Call, pending: list[PendingFiring], outcomes: list[SendOutcome]) -> list[Firing]:
+    """Message rows and one firing row per occurrence that sent something (or had nothing to send)."""
+    store_outcomes(call, outcomes, "automation")
+    sent_by_key = {oc.email.key for oc in outcomes if oc.status in ("accepted", "unknown")}
+    out = []
+    for p in pending:
+        sent = sum(o.key in sent_by_key for o in p.emails)
+        if p.emails and not sent:
+            skipped = "send failed; retried on the next run"
+        else:
+            skipped = p.skipped
+            call.db.add(
+                CsCommFiring(rule_id=p.rule_id, client_id=p.client_id, occurrence=p.occurrence, messages=sent)
+            )
+        out.append(
+            Firing(
+                rule_id=p.rule_id, client_id=p.client_id, occurrence=p.occurrence, sent=sent, skipped=skipped
+            )
+        )
+    call.db.flush()
+    call.target = "cs_comm_rule:*"
+    call.audit_details["fired"] = len(out)
+    return out
+
+
+def _rule_crud(
+    call: Call,
+    action: str,
+    rule_id: int | None,
+    name: str | None,
+    trigger: str | None,
+    threshold: float | None,
+    subject: str | None,
+    body: str | None,
+    primary_only: bool,
+) -> AutomationResult:
+    if action == "list":
+        call.no_change()
+        return AutomationResult(
+            action=action, rules=[_rule_out(r) for r in _live_rules(call.db, call.tenant)], fired=[]
+        )
+    if action == "delete":
+        rule = call.db.get(CsCommRule, rule_id or 0)
+        if rule is None or rule.deleted_at is not None:
+            raise NotFound(f"No rule {rule_id}.", field="rule_id", hint="List rules with action=list.")
+        rule.deleted_at = datetime.now(UTC)
+        call.db.add(rule)
+        call.target = f"cs_comm_rule:{rule.id}"
+        return AutomationResult(action=action, rules=[_rule_out(rule)], fired=[])
+    for field, value in (("name", name), ("trigger", trigger), ("subject", subject), ("body", body)):
+        if value is None:
+            raise ValidationFailed(f"create needs {field}.", field=field)
+    if trigger == "score_drop" and threshold is None:
+        raise ValidationFailed("score_drop needs threshold (points).", field="threshold")
+    template_variables(str(subject), str(body))
+    rule = CsCommRule(
+        tenant=call.tenant,
+        name=str(name),
+        trigger=str(trigger),
+        threshold=threshold,
+        subject=str(subject),
+        body=str(body),
+        primary_only=primary_only,
+        created_by=call.actor,
+    )
+    call.db.add(rule)
+    call.db.flush()
+    call.target = f"cs_comm_rule:{rule.id}"
+    return AutomationResult(action=action, rules=[_rule_out(rule)], fired=[])
+
+
+@toolset.tool(tier="write", idempotent=False, open_world=True)
+async def automate_communications(
+    call: Call,
+    action: Annotated[Literal["create", "list", "delete", "run"], arg("run evaluates rules and sends.")],
+    rule_id: Annotated[int | None, arg("delete: rule.", ge=1, le=MAX_ID)] = None,
+    name: Annotated[str | None, arg("create: name.", min_length=1, max_length=100)] = None,
+    trigger: Annotated[Trigger | None, arg("create: band_drop, score_drop, urgent_ticket.")] = None,
+    threshold: Annotated[float | None, arg("score_drop: points lost.", gt=0, le=100)] = None,
+    subject: Annotated[str | None, arg("create: subject template.", min_length=1, max_length=300)] = None,
+    body: Annotated[
+        str | None,
+        arg("create: body template (as send_personalized_email).", min_length=1, max_length=20_000),
+    ] = None,
+    primary_only: Annotated[bool, arg("create: email only the primary contact.")] = True,
+) -> AutomationResult:
+    """Rules that email a client's contacts when health drops or an urgent ticket opens; run sends once per
+    (rule, client, occurrence)."""
+    if action != "run":
+        args = (call, action, rule_id, name, trigger, threshold, subject, body, primary_only)
+        return await call.in_thread(partial(_rule_crud, *args))
+    pending = await call.in_thread(partial(plan_firings, call))
+    emails = [o for p in pending for o in p.emails]
+    outcomes: list[SendOutcome] = []
+    if emails:
+        creds = await call.in_thread(partial(sendgrid.require_credentials, call.runtime))
+        outcomes = await deliver(call, creds, emails)
+        raise_if_nothing_sent(outcomes)
+    fired = await call.in_thread(partial(store_firings, call, pending, outcomes))
+    if not fired:
+        call.no_change()
+    return AutomationResult(action=action, rules=[], fired=fired)
