@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -95,3 +95,35 @@ class CsCommFiring(SQLModel, table=True):
     occurrence: str = Field(max_length=60, description="snapshot:<id> or ticket:<id>.")
     messages: int = Field(description="Emails sent (accepted or unknown outcome).")
     fired_at: datetime = utc_field(default_now=True)
+
+
+class CsNewsletter(SQLModel, table=True):
+    """A recurring newsletter to the clients of a saved segment (all live clients when none)."""
+
+    __tablename__ = "cs_newsletter"
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant: str = Field(default="default", max_length=64)
+    name: str = Field(max_length=100)
+    segment_rule: str | None = Field(default=None, max_length=100, description="CsSegmentRule name.")
+    schedule: str = Field(max_length=10, description="weekly | monthly")
+    anchor_day: int = Field(description="monthly: day of month wanted (clamped to short months).")
+    next_run: date
+    subject: str = Field(max_length=300)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    created_by: str = Field(max_length=200)
+    created_at: datetime = utc_field(default_now=True)
+    deleted_at: datetime | None = utc_field(nullable=True)
+
+
+class CsNewsletterIssue(SQLModel, table=True):
+    """One sent issue of a newsletter: the run date it was due for, sent once."""
+
+    __tablename__ = "cs_newsletter_issue"
+    __table_args__ = (UniqueConstraint("newsletter_id", "run_date", name="uq_cs_newsletter_issue"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    newsletter_id: int = Field(foreign_key="cs_newsletter.id", index=True)
+    run_date: date
+    recipients: int = Field(description="Emails accepted (or outcome unknown).")
+    sent_at: datetime = utc_field(default_now=True)

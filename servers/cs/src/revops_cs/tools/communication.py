@@ -13,11 +13,12 @@ If every attempt failed outright (401, 500, 400…) the error is raised and noth
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import Annotated, Any, Literal
 
@@ -37,13 +38,21 @@ from revops_core.guards import PlanPreview, require_confirmation
 from revops_core.models import CoreContact
 from revops_core.money import money
 from revops_core.server import Call, Toolset
+from revops_cs import segments
 from revops_cs.analytics.health import BAND_NAMES
 from revops_cs.common import check_range, get_client, resolve_as_of, start_of_day
 from revops_cs.health_service import latest_snapshots
 from revops_cs.models.clients import CsClient
-from revops_cs.models.communication import CsCommFiring, CsCommRule, CsEmailEvent, CsEmailMessage
+from revops_cs.models.communication import (
+    CsCommFiring,
+    CsCommRule,
+    CsEmailEvent,
+    CsEmailMessage,
+    CsNewsletter,
+    CsNewsletterIssue,
+)
 from revops_cs.models.support import CsTicket
-from revops_cs.models.usage import CsHealthSnapshot
+from revops_cs.models.usage import CsHealthSnapshot, CsSegmentRule
 from revops_cs.models.vendors import CsExternalRef
 from revops_cs.tools.compact import MAX_ID, Out, arg
 from revops_cs.vendors import intercom, mixpanel, sendgrid
@@ -1287,3 +1296,212 @@ async def automate_communications(
     if not fired:
         call.no_change()
     return AutomationResult(action=action, rules=[], fired=fired)
+
+
+# --------------------------------------------------------------------------- newsletters
+
+
+def next_run(schedule: str, anchor_day: int, after: date) -> date:
+    """The first run date strictly after `after`: +7 days, or the anchor day of the next month (clamped)."""
+    if schedule == "weekly":
+        return after + timedelta(days=7)
+    year, month = (after.year + 1, 1) if after.month == 12 else (after.year, after.month + 1)
+    return date(year, month, min(anchor_day, calendar.monthrange(year, month)[1]))
+
+
+def due_dates(letter: CsNewsletter, today: date) -> tuple[date, date]:
+    """(the run date this issue is for, the next run after today): missed runs are one issue, not many."""
+    nxt = letter.next_run
+    while nxt <= today:
+        nxt = next_run(letter.schedule, letter.anchor_day, nxt)
+    return letter.next_run, nxt
+
+
+class NewsletterOut(Out):
+    id: int = Field(description="Newsletter id.")
+    name: str = Field(description="Name.")
+    segment_rule: str | None = Field(description="Saved segment (null: all live clients).")
+    schedule: str = Field(description="weekly | monthly.")
+    next_run: date = Field(description="Next due date.")
+
+
+class NewsletterResult(Out):
+    action: str = Field(description="Action done.")
+    newsletters: list[NewsletterOut] = Field(description="Newsletters touched or listed.")
+    recipients: list[Recipient] = Field(description="run_due: per contact outcome.")
+    plan: dict[str, Any] | None = Field(description="run_due: plan to confirm.")
+
+
+def _letter_out(n: CsNewsletter) -> NewsletterOut:
+    return NewsletterOut(
+        id=n.id or 0, name=n.name, segment_rule=n.segment_rule, schedule=n.schedule, next_run=n.next_run
+    )
+
+
+def segment_members(session: Session, tenant: str, rule_name: str | None, as_of: date) -> list[int]:
+    """Live, non-churned clients matching the saved segment rule (segments.evaluate, as segment_customers)."""
+    clients = list(
+        session.exec(
+            select(CsClient)
+            .where(CsClient.tenant == tenant, col(CsClient.deleted_at).is_(None), CsClient.stage != "churned")
+            .order_by(col(CsClient.id))
+        )
+    )
+    if rule_name is None:
+        return [c.id or 0 for c in clients]
+    rule = session.exec(
+        select(CsSegmentRule).where(CsSegmentRule.tenant == tenant, CsSegmentRule.name == rule_name)
+    ).first()
+    if rule is None:
+        raise NotFound(
+            f"No saved segment '{rule_name}'.",
+            field="segment_rule",
+            hint="Save one with segment_customers by=custom save_as=….",
+        )
+    conditions = segments.rule_conditions(rule.conditions)
+    snaps = latest_snapshots(session, [c.id or 0 for c in clients], as_of)
+    return [c.id or 0 for c in clients if segments.evaluate(conditions, c, snaps.get(c.id or 0), as_of)[0]]
+
+
+def _due_issue(
+    call: Call, confirm: str | None
+) -> tuple[list[tuple[CsNewsletter, date, date, list[Outgoing]]], Any]:
+    """Render every due newsletter's issue; a plan (nothing sent) unless confirmed."""
+    today = datetime.now(UTC).date()
+    letters = call.db.exec(
+        select(CsNewsletter).where(
+            CsNewsletter.tenant == call.tenant,
+            col(CsNewsletter.deleted_at).is_(None),
+            CsNewsletter.next_run <= today,
+        )
+    ).all()
+    work = []
+    for letter in letters:
+        run_date, following = due_dates(letter, today)
+        members = segment_members(call.db, call.tenant, letter.segment_rule, today)
+        emails = prepare_emails(call.db, members, None, letter.subject, letter.body)[0] if members else []
+        for o in emails:
+            o.key = hashlib.sha256(
+                f"newsletter:{letter.id}:{run_date}:{o.email.lower()}".encode()
+            ).hexdigest()
+        sent = existing_keys(call.db, [o.key for o in emails])
+        work.append((letter, run_date, following, [o for o in emails if o.key not in sent]))
+    if not work:
+        call.no_change()
+        return [], None
+    total = sum(len(w[3]) for w in work)
+    preview = PlanPreview(
+        summary=f"Send {len(work)} due newsletter issue(s) to {total} contact(s) via SendGrid.",
+        affected_count=total,
+        sample=[{"newsletter": w[0].name, "run_date": str(w[1]), "recipients": len(w[3])} for w in work[:10]],
+        reversible=False,
+    )
+    fingerprint = sorted([w[0].id, str(w[1]), sorted(o.key for o in w[3])] for w in work)
+    plan = require_confirmation(call, confirm=confirm, preview=preview, fingerprint=fingerprint)
+    return work, plan
+
+
+def _record_issues(call: Call, work: list[Any], outcomes: list[SendOutcome]) -> list[Recipient]:
+    recipients = store_outcomes(call, outcomes, "newsletter")
+    ok = {oc.email.key for oc in outcomes if oc.status in ("accepted", "unknown")}
+    for letter, run_date, following, emails in work:
+        sent = sum(o.key in ok for o in emails)
+        if emails and not sent:
+            continue  # nothing went out: stays due
+        call.db.add(CsNewsletterIssue(newsletter_id=letter.id or 0, run_date=run_date, recipients=sent))
+        letter.next_run = following
+        call.db.add(letter)
+    call.db.flush()
+    call.target = "cs_newsletter:*"
+    return recipients
+
+
+def _newsletter_crud(
+    call: Call,
+    action: str,
+    newsletter_id: int | None,
+    name: str | None,
+    segment_rule: str | None,
+    schedule: str | None,
+    start: date | None,
+    subject: str | None,
+    body: str | None,
+) -> NewsletterResult:
+    def result(letters: list[CsNewsletter]) -> NewsletterResult:
+        return NewsletterResult(
+            action=action, newsletters=[_letter_out(n) for n in letters], recipients=[], plan=None
+        )
+
+    if action == "list":
+        call.no_change()
+        query = select(CsNewsletter).where(
+            CsNewsletter.tenant == call.tenant, col(CsNewsletter.deleted_at).is_(None)
+        )
+        return result(list(call.db.exec(query.order_by(col(CsNewsletter.id)))))
+    if action == "delete":
+        letter = call.db.get(CsNewsletter, newsletter_id or 0)
+        if letter is None or letter.deleted_at is not None:
+            raise NotFound(f"No newsletter {newsletter_id}.", field="newsletter_id", hint="Use action=list.")
+        letter.deleted_at = datetime.now(UTC)
+        call.db.add(letter)
+        call.target = f"cs_newsletter:{letter.id}"
+        return result([letter])
+    for field, value in (("name", name), ("schedule", schedule), ("subject", subject), ("body", body)):
+        if value is None:
+            raise ValidationFailed(f"create needs {field}.", field=field)
+    template_variables(str(subject), str(body))
+    first = start or datetime.now(UTC).date()
+    segment_members(call.db, call.tenant, segment_rule, first)  # the segment must exist
+    letter = CsNewsletter(
+        tenant=call.tenant,
+        name=str(name),
+        segment_rule=segment_rule,
+        schedule=str(schedule),
+        anchor_day=first.day,
+        next_run=first,
+        subject=str(subject),
+        body=str(body),
+        created_by=call.actor,
+    )
+    call.db.add(letter)
+    call.db.flush()
+    call.target = f"cs_newsletter:{letter.id}"
+    return result([letter])
+
+
+@toolset.tool(tier="destructive", idempotent=False, open_world=True)
+async def automate_newsletters(
+    call: Call,
+    action: Annotated[
+        Literal["create", "list", "delete", "run_due"], arg("run_due sends due issues (plan first).")
+    ],
+    newsletter_id: Annotated[int | None, arg("delete: newsletter.", ge=1, le=MAX_ID)] = None,
+    name: Annotated[str | None, arg("create: name.", min_length=1, max_length=100)] = None,
+    segment_rule: Annotated[
+        str | None, arg("create: saved segment (segment_customers save_as).", max_length=100)
+    ] = None,
+    schedule: Annotated[Literal["weekly", "monthly"] | None, arg("create: cadence.")] = None,
+    start: Annotated[date | None, arg("create: first run date (default today).")] = None,
+    subject: Annotated[str | None, arg("create: subject template.", min_length=1, max_length=300)] = None,
+    body: Annotated[str | None, arg("create: body template.", min_length=1, max_length=20_000)] = None,
+    confirm: Confirm = None,
+) -> NewsletterResult:
+    """Recurring newsletters to a client segment: schedule weekly/monthly, then run_due sends each due issue
+    once and moves next_run on."""
+    if action != "run_due":
+        args = (call, action, newsletter_id, name, segment_rule, schedule, start, subject, body)
+        return await call.in_thread(partial(_newsletter_crud, *args))
+    creds = await call.in_thread(partial(sendgrid.require_credentials, call.runtime))
+    work, plan = await call.in_thread(partial(_due_issue, call, confirm))
+    letters = [_letter_out(w[0]) for w in work]
+    if plan is not None:
+        return NewsletterResult(
+            action=action, newsletters=letters, recipients=[], plan=plan.model_dump(mode="json")
+        )
+    emails = [o for w in work for o in w[3]]
+    outcomes = await deliver(call, creds, emails) if emails else []
+    raise_if_nothing_sent(outcomes)
+    recipients = await call.in_thread(partial(_record_issues, call, work, outcomes))
+    return NewsletterResult(
+        action=action, newsletters=[_letter_out(w[0]) for w in work], recipients=recipients, plan=None
+    )
