@@ -38,7 +38,7 @@ from sqlmodel import Field, Session, SQLModel, select
 
 from revops_core.db import Database, utc_field, utcnow
 from revops_core.errors import ValidationFailed
-from revops_core.logging import redact
+from revops_core.logging import redact_pii
 from revops_core.paging import MAX_LIMIT, Page, after_id, next_cursor
 
 GENESIS_HASH = "0" * 64
@@ -236,7 +236,7 @@ def chain_tip(session: Session | Connection) -> tuple[int, str]:
 
 def _clean_details(details: dict[str, Any] | None) -> str:
     """Redact secrets, coerce to plain JSON, and return the canonical text that gets hashed."""
-    clean = json.loads(json.dumps(redact(details or {}), default=str))
+    clean = json.loads(json.dumps(redact_pii(details or {}), default=str))
     return rfc8785.dumps(clean).decode()
 
 
@@ -275,7 +275,8 @@ def append(
     details: dict[str, Any] | None = None,
     tenant: str = "default",
 ) -> AuditEntry:
-    """Append one entry in the caller's transaction. Secrets are redacted before hashing.
+    """Append one entry in the caller's transaction. Secrets and personal data (free text, e-mail
+    addresses, phone numbers) are redacted before hashing.
 
     Use a write session (`db.session(write=True)`): on SQLite a deferred transaction that reads
     the tip and then writes can lose the race and fail with "database is locked" (never a fork).

@@ -90,7 +90,8 @@ class Database:
     def session(self, *, write: bool = False) -> Iterator[Session]:
         """One transaction: commit on success, roll back on any exception."""
         bind = self._writer if write else self.engine
-        with Session(bind, expire_on_commit=False) as session:
+        # Settings ride along so helpers such as events.publish can wake Redis consumers after commit.
+        with Session(bind, expire_on_commit=False, info={"revops_settings": self.settings}) as session:
             try:
                 yield session
                 session.commit()

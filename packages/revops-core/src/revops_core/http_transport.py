@@ -15,7 +15,6 @@ session that was opened while it was valid.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import threading
 import time
@@ -43,8 +42,6 @@ HEALTH_PATH = "/healthz"
 METRICS_PATH = "/metrics"
 PUBLIC_PATHS = frozenset({HEALTH_PATH})
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
-# Extra Host names a server answers to besides loopback (e.g. Compose service names), comma-separated.
-ALLOWED_HOSTS_ENV = "REVOPS_HTTP_ALLOWED_HOSTS"
 
 log = get_logger("revops.http")
 
@@ -54,7 +51,7 @@ def transport_security(settings: Settings, extra_hosts: Iterable[str] = ()) -> T
 
     Loopback names on any port are always allowed. A server bound to a specific non-loopback address
     also answers to that address; one bound to 0.0.0.0 answers only to loopback plus the names listed
-    in `REVOPS_HTTP_ALLOWED_HOSTS` — a wildcard bind never means "any Host header".
+    in `settings.http_allowed_hosts` — a wildcard bind never means "any Host header".
     """
     from mcp.server.transport_security import TransportSecuritySettings
 
@@ -62,8 +59,7 @@ def transport_security(settings: Settings, extra_hosts: Iterable[str] = ()) -> T
     host = settings.http_host
     if host not in ("0.0.0.0", "::", "127.0.0.1", "localhost", "::1"):  # noqa: S104 - compared, not bound
         names.append(f"[{host}]" if ":" in host else host)
-    env_hosts = os.environ.get(ALLOWED_HOSTS_ENV, "")
-    names.extend(h.strip() for h in env_hosts.split(",") if h.strip())
+    names.extend(settings.http_allowed_hosts)
     names.extend(extra_hosts)
     allowed_hosts: list[str] = []
     for name in dict.fromkeys(names):

@@ -28,6 +28,16 @@ _SECRET_VALUES = re.compile(
 )
 
 
+# Free-text fields: whatever a person typed may hold personal data, so the audit log keeps only
+# that something was written, its size and a hash (enough to match it to the stored row).
+_FREE_TEXT_KEYS = re.compile(
+    r"^(body|comment|comments|description|notes?|message|text|content|free_text|csv|html|reason|resolution)$",
+    re.IGNORECASE,
+)
+_EMAIL = re.compile(r"\b([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})\b")
+_PHONE = re.compile(r"(?<![\w/.:-])\+?\d[\d ()-]{7,}\d(?![\w/.:-])")
+
+
 def new_correlation_id() -> str:
     value = uuid.uuid4().hex[:16]
     correlation_id.set(value)
@@ -46,6 +56,34 @@ def redact(value: Any, key: str | None = None) -> Any:
         return {k: redact(v, str(k)) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]
+    return value
+
+
+def _mask_phone(match: re.Match[str]) -> str:
+    # Dates (2026-11-21) and short ids have fewer digits than any dialable number.
+    return "[phone]" if sum(ch.isdigit() for ch in match.group()) >= 9 else match.group()
+
+
+def redact_pii(value: Any, key: str | None = None) -> Any:
+    """`redact` plus personal data: free-text fields become a size+hash marker, e-mail addresses
+    keep their first letter and domain, phone numbers are masked. Used before audit hashing."""
+    if key is not None and _SECRET_KEYS.search(key):
+        return REDACTED
+    if key is not None and isinstance(value, str) and _FREE_TEXT_KEYS.match(key):
+        import hashlib
+
+        digest = hashlib.sha256(value.encode()).hexdigest()[:12]
+        return f"[free text: {len(value)} chars, sha256:{digest}]"
+    if isinstance(value, Secret):
+        return REDACTED
+    if isinstance(value, str):
+        masked = _SECRET_VALUES.sub(REDACTED, value)
+        masked = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", masked)
+        return _PHONE.sub(_mask_phone, masked)
+    if isinstance(value, dict):
+        return {k: redact_pii(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_pii(v) for v in value]
     return value
 
 
@@ -95,6 +133,9 @@ def configure_logging(level: str = "INFO", stream: Any = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
+    # httpx/httpcore log full URLs (query strings can carry keys) at INFO; our client logs paths.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

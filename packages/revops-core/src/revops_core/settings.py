@@ -32,6 +32,10 @@ def default_data_dir() -> Path:
     return Path(user_data_dir("revops-suite", appauthor=False))
 
 
+def _split_commas(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
 def _config_file() -> Path:
     explicit = os.environ.get("REVOPS_CONFIG")
     if explicit:
@@ -84,6 +88,10 @@ class Settings(BaseSettings):
     )
     http_host: str = Field(default="127.0.0.1", description="Bind address for --transport http.")
     http_port: int = Field(default=8000, ge=1, le=65535, description="Port for --transport http.")
+    http_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Extra Host names the HTTP server answers to besides loopback (comma-separated).",
+    )
 
     # Guards
     plan_ttl_seconds: int = Field(
@@ -134,9 +142,13 @@ class Settings(BaseSettings):
     @classmethod
     def _split_toolsets(cls, value: Any) -> Any:
         if isinstance(value, str):
-            items = [part.strip() for part in value.split(",") if part.strip()]
-            return items or None
+            return _split_commas(value) or None
         return value
+
+    @field_validator("http_allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        return _split_commas(value) if isinstance(value, str) else value
 
     @field_validator("database_url")
     @classmethod
