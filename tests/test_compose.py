@@ -91,6 +91,19 @@ def test_dockerfile_installs_from_the_lock():
     assert "uv sync --frozen" in dockerfile
     assert "COPY pyproject.toml uv.lock" in dockerfile
     assert "USER revops" in dockerfile
+    # Every directory the locked install builds from must be in the image (no Docker engine here
+    # to find out at build time): the workspace members and the bundle's own package.
+    import tomllib
+
+    root = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    needed = {member.split("/")[0] for member in root["tool"]["uv"]["workspace"]["members"]}
+    needed |= {pkg.split("/")[0] for pkg in root["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]}
+    copied = {
+        line.split()[1]
+        for line in dockerfile.splitlines()
+        if line.startswith("COPY ") and "--from" not in line
+    }
+    assert needed <= copied, f"Dockerfile does not copy {sorted(needed - copied)}"
 
 
 def test_claude_config_example_is_valid_json_for_every_server():
