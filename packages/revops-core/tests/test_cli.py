@@ -129,6 +129,20 @@ def test_vault_rotate_rewraps_existing_secrets(cli_env, db, capsys):
     assert Vault(db, cli_env).get("hubspot", "default")["token"].reveal() == "t0k"
 
 
+def test_vault_retire_refuses_a_key_in_use_then_retires_it_after_rotation(cli_env, db, capsys):
+    from revops_core.vault import Vault
+
+    old = Vault(db, cli_env).set("hubspot", "default", {"token": "t0k"}).key_id
+    code, _, err = run(capsys, "vault", "retire", old)
+    assert code == 2
+    assert "conflict" in err
+    assert run(capsys, "vault", "rotate")[0] == 0
+    code, out, _ = run(capsys, "vault", "retire", old)
+    assert code == 0
+    assert old in out
+    assert Vault(db, cli_env).get("hubspot", "default")["token"].reveal() == "t0k"
+
+
 # --------------------------------------------------------------------------- audit
 
 
@@ -397,3 +411,25 @@ def test_console_script_keys_and_audit_verify(tmp_path):
     assert "OK: 2 entries" in verified.stdout
     usage = _uv_revops(["vault", "delete", "zendesk"], env, stdin="")
     assert usage.returncode == 2
+
+
+def test_audit_archive_moves_old_entries_and_the_chain_still_verifies(
+    cli_env, db, capsys, tmp_path, monkeypatch
+):
+    from datetime import timedelta
+
+    import revops_core.audit as audit_module
+    from revops_core.db import utcnow
+
+    monkeypatch.setattr(audit_module, "utcnow", lambda: utcnow() - timedelta(days=500))
+    _write_entries(db, 2)  # written 500 days ago, past the 400-day retention
+    monkeypatch.setattr(audit_module, "utcnow", utcnow)
+    _write_entries(db, 2)
+    code, out, err = run(capsys, "audit", "archive", "--directory", str(tmp_path / "arch"))
+    assert code == 0, err
+    assert "Archived entries 1–2 (2)" in out
+    assert len(list((tmp_path / "arch").glob("audit-*.jsonl"))) == 1
+    with db.session() as s:
+        remaining = sorted(e.seq or 0 for e in s.exec(select(AuditEntry)))
+    assert remaining[0] == 3
+    assert run(capsys, "audit", "verify")[0] == 0

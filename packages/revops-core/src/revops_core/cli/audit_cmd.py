@@ -1,4 +1,4 @@
-"""`revops audit verify | query | export | checkpoint`: the hash-chained audit log."""
+"""`revops audit verify | query | export | checkpoint | archive`: the hash-chained audit log."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from revops_core.cli.common import EXIT_FAILED, EXIT_OK, load_settings, open_db,
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    audit = sub.add_parser("audit", help="Audit log: verify, query, export, checkpoint.")
+    audit = sub.add_parser("audit", help="Audit log: verify, query, export, checkpoint, archive.")
     cmds = audit.add_subparsers(dest="audit_command", required=True)
     verify = cmds.add_parser("verify", help="Check every link, checkpoint and signature; exit 1 if tampered.")
     verify.add_argument("--json", action="store_true", help="Print the full report as JSON.")
@@ -34,6 +34,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     export.set_defaults(func=export_cmd)
     checkpoint = cmds.add_parser("checkpoint", help="Verify, then sign a checkpoint of the current head.")
     checkpoint.set_defaults(func=checkpoint_cmd)
+    archive = cmds.add_parser(
+        "archive", help="Move entries older than the retention period to a signed JSONL archive."
+    )
+    archive.add_argument(
+        "--directory", help="Where archive files go (default: <data dir>/audit-archive).", default=None
+    )
+    archive.set_defaults(func=archive_cmd)
 
 
 def parse_time(value: str) -> datetime:
@@ -120,4 +127,24 @@ def checkpoint_cmd(args: argparse.Namespace) -> int:
     print(
         f"Signed checkpoint at seq {checkpoint.seq} (hash {checkpoint.hash[:16]}…, key {checkpoint.key_id})."
     )
+    return EXIT_OK
+
+
+def archive_cmd(args: argparse.Namespace) -> int:
+    """Retention: the archived range stays verifiable through its signed segment record."""
+    from pathlib import Path
+
+    from revops_core.audit_checkpoint import archive_with_vault
+
+    settings = load_settings()
+    directory = Path(args.directory) if args.directory else settings.data_dir / "audit-archive"
+    directory.mkdir(parents=True, exist_ok=True)
+    segment = archive_with_vault(open_db(settings), settings, directory)
+    if segment is None:
+        print(f"Nothing to archive: no entry is older than {settings.audit_retention_days} days.")
+    else:
+        print(
+            f"Archived entries {segment.first_seq}–{segment.last_seq} ({segment.entry_count}) to "
+            f"{directory / segment.archive_name}; the signed segment keeps the chain verifiable."
+        )
     return EXIT_OK

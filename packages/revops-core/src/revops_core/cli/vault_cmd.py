@@ -12,7 +12,7 @@ from revops_core.cli.common import EXIT_OK, EXIT_USAGE, confirm, load_settings, 
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    vault = sub.add_parser("vault", help="Vendor credentials: set, list, rotate, delete.")
+    vault = sub.add_parser("vault", help="Vendor credentials: set, list, rotate, retire, delete.")
     cmds = vault.add_subparsers(dest="vault_command", required=True)
     st = cmds.add_parser("set", help="Store fields of a credential (FIELD=VALUE, or FIELD=- to read stdin).")
     st.add_argument("provider", help="Vendor, e.g. zendesk, hubspot.")
@@ -28,6 +28,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     lst.set_defaults(func=list_cmd)
     rot = cmds.add_parser("rotate", help="Activate a new key-encryption key and re-wrap every data key.")
     rot.set_defaults(func=rotate_cmd)
+    ret = cmds.add_parser("retire", help="Remove an old key-encryption key once no secret uses it.")
+    ret.add_argument("key_id", help="Key id printed by `vault rotate` as no longer used.")
+    ret.set_defaults(func=retire_cmd)
     dele = cmds.add_parser("delete", help="Delete a credential (critical: asks for confirmation).")
     dele.add_argument("provider", help="Vendor of the credential.")
     dele.add_argument("--name", default="default", help="Credential name (default: default).")
@@ -100,6 +103,18 @@ def rotate_cmd(args: argparse.Namespace) -> int:
     print(f"Active key {report.active_key_id} ({made}); {report.rewrapped} data key(s) re-wrapped.")
     if report.retirable_key_ids:
         print(f"No secret uses these keys any more: {', '.join(report.retirable_key_ids)}.")
+    return EXIT_OK
+
+
+def retire_cmd(args: argparse.Namespace) -> int:
+    """Refused (conflict, exit 2) while any secret is still wrapped by the key."""
+    from revops_core.vault import Vault
+
+    settings = load_settings()
+    report = Vault(open_db(settings), settings).retire(args.key_id)
+    print(f"Retired key {report.key_id} (from the {report.removed_from.replace('_', ' ')}).")
+    if report.next_step:
+        print(report.next_step)
     return EXIT_OK
 
 
