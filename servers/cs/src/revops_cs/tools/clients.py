@@ -34,7 +34,7 @@ from revops_cs.models.clients import CsClient, Stage, Tier
 from revops_cs.models.feedback import CsFeedback
 from revops_cs.models.support import OPEN_STATUSES, CsTicket
 from revops_cs.models.usage import CsUsageEvent
-from revops_cs.output import Out, nullable
+from revops_cs.output import Out
 from revops_cs.resources import register as register_resources
 from revops_cs.timeline import KINDS, TimelineEvent, timeline
 
@@ -57,31 +57,19 @@ def register_client(
     tier: Annotated[Tier, Field(description="Service tier.")],
     domain: Annotated[
         str | None,
-        Field(json_schema_extra=nullable, max_length=253, description="Web domain; must be unique."),
+        Field(max_length=253, description="Web domain; must be unique."),
     ] = None,
     arr_minor: Annotated[int, Field(ge=0, le=10**13, description="ARR in minor units (cents).")] = 0,
     currency: Annotated[str, Field(pattern=r"^[A-Za-z]{3}$", description="ISO 4217 currency.")] = "USD",
-    owner: Annotated[
-        str | None, Field(json_schema_extra=nullable, max_length=200, description="CSM responsible.")
-    ] = None,
-    plan: Annotated[
-        str | None, Field(json_schema_extra=nullable, max_length=100, description="Product plan.")
-    ] = None,
-    seats_purchased: Annotated[
-        int | None, Field(json_schema_extra=nullable, ge=0, le=1_000_000, description="Seats bought.")
-    ] = None,
-    contract_start: Annotated[
-        date | None, Field(json_schema_extra=nullable, description="Contract start (YYYY-MM-DD).")
-    ] = None,
-    renewal_date: Annotated[
-        date | None, Field(json_schema_extra=nullable, description="Next renewal (YYYY-MM-DD).")
-    ] = None,
-    contact_email: Annotated[
-        str | None, Field(json_schema_extra=nullable, max_length=320, description="Primary contact email.")
-    ] = None,
+    owner: Annotated[str | None, Field(max_length=200, description="CSM responsible.")] = None,
+    plan: Annotated[str | None, Field(max_length=100, description="Product plan.")] = None,
+    seats_purchased: Annotated[int | None, Field(ge=0, le=1_000_000, description="Seats bought.")] = None,
+    contract_start: Annotated[date | None, Field(description="Contract start (YYYY-MM-DD).")] = None,
+    renewal_date: Annotated[date | None, Field(description="Next renewal (YYYY-MM-DD).")] = None,
+    contact_email: Annotated[str | None, Field(max_length=320, description="Primary contact email.")] = None,
     contact_name: Annotated[
         str | None,
-        Field(json_schema_extra=nullable, max_length=200, description="Primary contact full name."),
+        Field(max_length=200, description="Primary contact full name."),
     ] = None,
 ) -> Registered:
     """Register a new client: shared company record, CS client and optional primary contact."""
@@ -244,34 +232,18 @@ class Updated(Out):
 def update_client_info(
     call: Call,
     client_id: ClientId,
-    name: Annotated[
-        str | None, Field(json_schema_extra=nullable, min_length=1, max_length=200, description="New name.")
-    ] = None,
-    tier: Annotated[Tier | None, Field(json_schema_extra=nullable, description="New tier.")] = None,
-    plan: Annotated[
-        str | None, Field(json_schema_extra=nullable, max_length=100, description="New plan.")
-    ] = None,
-    arr_minor: Annotated[
-        int | None, Field(json_schema_extra=nullable, ge=0, le=10**13, description="New ARR (minor units).")
-    ] = None,
-    owner: Annotated[
-        str | None, Field(json_schema_extra=nullable, max_length=200, description="New CSM.")
-    ] = None,
-    seats_purchased: Annotated[
-        int | None, Field(json_schema_extra=nullable, ge=0, le=1_000_000, description="New seat count.")
-    ] = None,
-    contract_start: Annotated[
-        date | None, Field(json_schema_extra=nullable, description="New contract start.")
-    ] = None,
-    renewal_date: Annotated[
-        date | None, Field(json_schema_extra=nullable, description="New renewal date.")
-    ] = None,
-    stage: Annotated[
-        Stage | None, Field(json_schema_extra=nullable, description="New lifecycle stage (rules apply).")
-    ] = None,
+    name: Annotated[str | None, Field(min_length=1, max_length=200, description="New name.")] = None,
+    tier: Annotated[Tier | None, Field(description="New tier.")] = None,
+    plan: Annotated[str | None, Field(max_length=100, description="New plan.")] = None,
+    arr_minor: Annotated[int | None, Field(ge=0, le=10**13, description="New ARR (minor units).")] = None,
+    owner: Annotated[str | None, Field(max_length=200, description="New CSM.")] = None,
+    seats_purchased: Annotated[int | None, Field(ge=0, le=1_000_000, description="New seat count.")] = None,
+    contract_start: Annotated[date | None, Field(description="New contract start.")] = None,
+    renewal_date: Annotated[date | None, Field(description="New renewal date.")] = None,
+    stage: Annotated[Stage | None, Field(description="New lifecycle stage (rules apply).")] = None,
     reason: Annotated[
         str | None,
-        Field(json_schema_extra=nullable, max_length=500, description="Why (required for churned)."),
+        Field(max_length=500, description="Why (required for churned)."),
     ] = None,
 ) -> Updated:
     """Change some fields of a client; a stage change follows the lifecycle rules and is recorded."""
@@ -344,20 +316,12 @@ class ClientPage(Out):
 @toolset.tool(tier="read")
 def list_clients(
     call: Call,
-    tier: Annotated[Tier | None, Field(json_schema_extra=nullable, description="Only this tier.")] = None,
-    stage: Annotated[Stage | None, Field(json_schema_extra=nullable, description="Only this stage.")] = None,
-    health_band: Annotated[
-        Band | None, Field(json_schema_extra=nullable, description="Only this band (latest snapshot).")
-    ] = None,
-    arr_min_minor: Annotated[
-        int | None, Field(json_schema_extra=nullable, ge=0, description="Minimum ARR (minor units).")
-    ] = None,
-    arr_max_minor: Annotated[
-        int | None, Field(json_schema_extra=nullable, ge=0, description="Maximum ARR (minor units).")
-    ] = None,
-    owner: Annotated[
-        str | None, Field(json_schema_extra=nullable, max_length=200, description="Only this CSM.")
-    ] = None,
+    tier: Annotated[Tier | None, Field(description="Only this tier.")] = None,
+    stage: Annotated[Stage | None, Field(description="Only this stage.")] = None,
+    health_band: Annotated[Band | None, Field(description="Only this band (latest snapshot).")] = None,
+    arr_min_minor: Annotated[int | None, Field(ge=0, description="Minimum ARR (minor units).")] = None,
+    arr_max_minor: Annotated[int | None, Field(ge=0, description="Maximum ARR (minor units).")] = None,
+    owner: Annotated[str | None, Field(max_length=200, description="Only this CSM.")] = None,
     archived: Annotated[bool, Field(description="List archived clients instead of live ones.")] = False,
     limit: Limit = 50,
     cursor: Cursor = None,
@@ -427,12 +391,8 @@ def get_client_timeline(
     call: Call,
     client_id: ClientId,
     kinds: Annotated[list[Literal[KINDS]] | None, Field(description="Only these kinds; default all.")] = None,  # type: ignore[valid-type]
-    start_date: Annotated[
-        date | None, Field(json_schema_extra=nullable, description="From this day (inclusive).")
-    ] = None,
-    end_date: Annotated[
-        date | None, Field(json_schema_extra=nullable, description="To this day (inclusive).")
-    ] = None,
+    start_date: Annotated[date | None, Field(description="From this day (inclusive).")] = None,
+    end_date: Annotated[date | None, Field(description="To this day (inclusive).")] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> TimelinePage:
@@ -593,7 +553,7 @@ def archive_client(
     ] = "archive",
     confirm: Annotated[
         str | None,
-        Field(json_schema_extra=nullable, max_length=100, description="plan_id from the first call."),
+        Field(max_length=100, description="plan_id from the first call."),
     ] = None,
 ) -> ArchiveResult:
     """Archive (soft-delete) or restore a client: first call returns a plan, then confirm=<plan_id>."""

@@ -16,7 +16,7 @@ from revops_cs.analytics import revenue
 from revops_cs.common import get_client, resolve_as_of
 from revops_cs.models.clients import CsClient
 from revops_cs.models.expansion import CsMrrMonth
-from revops_cs.tools.compact import Out, arg
+from revops_cs.output import Out, arg
 from revops_cs.tools.retention import assess
 
 toolset = Toolset(

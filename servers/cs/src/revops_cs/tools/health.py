@@ -25,7 +25,7 @@ from revops_cs.health_settings import health_settings
 from revops_cs.models.clients import STAGES, CsClient, CsStageChange, Stage, Tier
 from revops_cs.models.retention import CsBillingEvent
 from revops_cs.models.usage import CsFeature, CsHealthSnapshot, CsMilestoneDef, CsSegmentRule, CsUsageEvent
-from revops_cs.output import Out, nullable
+from revops_cs.output import Out
 from revops_cs.segments import CONDITION_FIELDS, Condition, evaluate, rule_conditions
 from revops_cs.usage_ingest import IngestReport, UsageEventIn, ingest_usage_events
 
@@ -33,7 +33,7 @@ toolset = Toolset("health", "Usage, engagement, health scores, segments, adoptio
 
 OptClient = Annotated[
     int | None,
-    Field(json_schema_extra=nullable, ge=1, description="Client id; omit for the whole portfolio."),
+    Field(ge=1, description="Client id; omit for the whole portfolio."),
 ]
 
 
@@ -445,12 +445,8 @@ def segment_by_value_tier(
     method: Annotated[
         Literal["abc", "thresholds"], Field(description="abc: cumulative ARR 80/15/5.")
     ] = "abc",
-    a_min_minor: Annotated[
-        int | None, Field(json_schema_extra=nullable, ge=0, description="thresholds: ARR for tier A.")
-    ] = None,
-    b_min_minor: Annotated[
-        int | None, Field(json_schema_extra=nullable, ge=0, description="thresholds: ARR for tier B.")
-    ] = None,
+    a_min_minor: Annotated[int | None, Field(ge=0, description="thresholds: ARR for tier A.")] = None,
+    b_min_minor: Annotated[int | None, Field(ge=0, description="thresholds: ARR for tier B.")] = None,
     limit: Annotated[int, Field(ge=1, le=500, description="Members to list.")] = 200,
 ) -> Segmentation:
     """Value tiers A/B/C by ARR: ABC by cumulative share (80/15/5) or fixed ARR thresholds."""
@@ -467,16 +463,14 @@ def segment_customers(
         Literal["value_tier", "rfm", "lifecycle", "health_band", "custom"],
         Field(description="rfm: succeeded payments (R days since last, F count, M sum)."),
     ],
-    conditions: Annotated[
-        list[Condition] | None, Field(json_schema_extra=nullable, max_length=20, description="custom: ANDed.")
-    ] = None,
+    conditions: Annotated[list[Condition] | None, Field(max_length=20, description="custom: ANDed.")] = None,
     rule_name: Annotated[
         str | None,
-        Field(json_schema_extra=nullable, max_length=100, description="custom: saved rule to apply."),
+        Field(max_length=100, description="custom: saved rule to apply."),
     ] = None,
     save_as: Annotated[
         str | None,
-        Field(json_schema_extra=nullable, max_length=100, description="custom: save conditions as a rule."),
+        Field(max_length=100, description="custom: save conditions as a rule."),
     ] = None,
     limit: Annotated[int, Field(ge=1, le=500, description="Members to list.")] = 200,
     as_of: AsOf = None,
@@ -672,25 +666,21 @@ def track_adoption_milestones(
     client_id: OptClient = None,
     key: Annotated[
         str | None,
-        Field(json_schema_extra=nullable, pattern=r"^[a-z0-9_.:-]{1,100}$", description="define_*: key."),
+        Field(pattern=r"^[a-z0-9_.:-]{1,100}$", description="define_*: key."),
     ] = None,
-    name: Annotated[
-        str | None, Field(json_schema_extra=nullable, max_length=200, description="define_*: display name.")
-    ] = None,
+    name: Annotated[str | None, Field(max_length=200, description="define_*: display name.")] = None,
     kind: Annotated[
         Literal[MILESTONE_KINDS] | None,
-        Field(json_schema_extra=nullable, description="define_milestone: counted thing."),  # type: ignore[valid-type]
+        Field(description="define_milestone: counted thing."),  # type: ignore[valid-type]
     ] = None,
     threshold: Annotated[int, Field(ge=1, le=1_000_000, description="define_milestone: count to reach.")] = 1,
     event: Annotated[
         str | None,
-        Field(
-            json_schema_extra=nullable, max_length=100, description="define_milestone: event (event_count)."
-        ),
+        Field(max_length=100, description="define_milestone: event (event_count)."),
     ] = None,
     tiers: Annotated[
         list[Tier] | None,
-        Field(json_schema_extra=nullable, description="define_feature: eligible tiers; omit for all."),
+        Field(description="define_feature: eligible tiers; omit for all."),
     ] = None,
     as_of: AsOf = None,
 ) -> Milestones:
@@ -825,12 +815,10 @@ def manage_lifecycle_stages(
     action: Annotated[
         Literal["history", "transition"], Field(description="Read history or change stage.")
     ] = "history",
-    to_stage: Annotated[
-        Stage | None, Field(json_schema_extra=nullable, description="transition: target stage.")
-    ] = None,
+    to_stage: Annotated[Stage | None, Field(description="transition: target stage.")] = None,
     reason: Annotated[
         str | None,
-        Field(json_schema_extra=nullable, max_length=500, description="Why; required for churned."),
+        Field(max_length=500, description="Why; required for churned."),
     ] = None,
 ) -> Lifecycle:
     """Lifecycle stage history, or a rule-checked transition (allowed moves only; churn needs a reason)."""

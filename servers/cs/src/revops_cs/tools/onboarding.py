@@ -24,7 +24,7 @@ from revops_cs.models.onboarding import (
     CsTrainingAttendance,
     CsTrainingSession,
 )
-from revops_cs.tools.compact import Out, arg
+from revops_cs.output import Out, arg
 
 toolset = Toolset("onboarding", "Onboarding plans, milestones, training, certification and time to value.")
 

@@ -39,7 +39,7 @@ from revops_cs.models.support import (
     Priority,
     TicketStatus,
 )
-from revops_cs.tools.compact import MAX_ID, Out, arg
+from revops_cs.output import MAX_ID, Out, arg
 from revops_cs.vendors import zendesk
 
 toolset = Toolset("support", "Support tickets, routing, knowledge base and support performance.")
