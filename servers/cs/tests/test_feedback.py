@@ -140,7 +140,9 @@ async def test_sentiment_errors_and_empty_data(cs_server):
         )
         future = await client.call_tool("analyze_feedback_sentiment", {"as_of": "2999-01-01"})
         unknown = await client.call_tool("generate_voc_report", {"client_id": 12345})
-        bad_date = await client.call_tool("analyze_product_insights", {"start_date": "2026-13-01"})
+        bad_date = await client.call_tool(
+            "generate_voc_report", {"view": "feature_requests", "start_date": "2026-13-01"}
+        )
     assert empty["surveys"]["nps"] is None
     assert empty["surveys"]["csat"]["score"] is None
     assert empty["sentiment"]["mean"] is None
@@ -164,7 +166,7 @@ async def test_voc_report_themes_quotes_and_detractor_reasons(cs_server):
             await client.call_tool(
                 "collect_feedback", {"client_id": cid, "kind": "nps", "score": score, "comment": text}
             )
-        report = (await client.call_tool("generate_voc_report", {})).structured_content
+        report = (await client.call_tool("generate_voc_report", {})).structured_content["report"]
     themes = {t["theme"]: t for t in report["themes"]}
     assert report["comments"] == 5
     assert themes["csv export"]["mentions"] == 3
@@ -194,7 +196,10 @@ async def test_product_insights_sum_arr_of_distinct_requesting_clients(cs_server
 
     seed(cs_server, rows)
     async with connect(cs_server) as client:
-        out = (await client.call_tool("analyze_product_insights", {"as_of": "2026-03-01"})).structured_content
+        res = await client.call_tool(
+            "generate_voc_report", {"view": "feature_requests", "as_of": "2026-03-01"}
+        )
+    out = res.structured_content["insights"]
     assert out["requests"] == 5
     sso, api = out["features"]
     assert (sso["feature"], sso["requests"], sso["clients"]) == ("sso", 4, 3)

@@ -55,8 +55,10 @@ async def test_demo_data_feeds_the_tools(cs_server):
             "analyze_revenue_retention",
             {"start_month": start.isoformat(), "end_month": as_of.replace(day=1).isoformat()},
         )
-        model = await client.call_tool("train_churn_model", {"as_of": as_of.isoformat()})
-        pred = await client.call_tool("predict_churn", {"as_of": as_of.isoformat(), "limit": 5})
+        model = await client.call_tool("manage_churn_model", {"action": "train", "as_of": as_of.isoformat()})
+        pred = await client.call_tool(
+            "manage_churn_model", {"action": "predict", "as_of": as_of.isoformat(), "limit": 5}
+        )
         funnel = await client.call_tool("analyze_onboarding", {"view": "funnel"})
         ttv = await client.call_tool("analyze_onboarding", {"view": "time_to_value"})
         risk = await client.call_tool("identify_churn_risk", {"as_of": as_of.isoformat()})
@@ -65,14 +67,14 @@ async def test_demo_data_feeds_the_tools(cs_server):
     assert r["churned_accounts"] > 0
     assert r["grr"] <= 1.0
     assert 0.5 < r["nrr"] < 1.5
-    m = model.structured_content
+    m = model.structured_content["model"]
     print(
         f"\ndemo history model: {m['positives']}+/{m['negatives']}- "
         f"AUC {m['auc']} lift {m['top_decile_lift']}"
     )
     assert not model.is_error
     assert m["auc"] > 0.6
-    assert len(pred.structured_content["predictions"]) == 5
+    assert len(pred.structured_content["prediction"]["predictions"]) == 5
     assert funnel.structured_content["funnel"]["plans"] > 0
     assert ttv.structured_content["time_to_value"]["reached"] > 0
     assert risk.structured_content["evaluated"] > 0

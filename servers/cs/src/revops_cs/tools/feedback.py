@@ -25,7 +25,7 @@ from revops_cs.common import AsOf, end_of_day, get_client, resolve_as_of, start_
 from revops_cs.models.clients import STAGES, CsClient
 from revops_cs.models.feedback import CsFeedback
 from revops_cs.models.usage import CsHealthSnapshot
-from revops_cs.tools.compact import MAX_ID, Out, arg
+from revops_cs.output import MAX_ID, Out, arg
 from revops_cs.tools.support import performance, period
 
 toolset = Toolset(
@@ -343,17 +343,7 @@ def _voc_themes(
     return out
 
 
-@toolset.tool(tier="read")
-def generate_voc_report(
-    call: Call,
-    client_id: OptClient = None,
-    start_date: OptDate = None,
-    end_date: OptDate = None,
-    as_of: AsOf = None,
-    top: Top = 5,
-) -> VocReport:
-    """Voice-of-customer report: top themes with sample quotes, detractor reasons, sentiment trend."""
-    start, end = period(start_date, end_date, resolve_as_of(as_of), 90)
+def _voc_report(call: Call, client_id: int | None, start: date, end: date, top: int) -> VocReport:
     rows = feedback_rows(call.db, client_id, start, end)
     names = dict(call.db.exec(select(CsClient.id, CsClient.name)).all())
     detractors = [r for r in rows if r.kind == "nps" and r.score is not None and r.score <= 6]
@@ -385,13 +375,9 @@ class ProductInsights(Out):
     features: list[FeatureDemand] = Field(description="By distinct clients, then requests.")
 
 
-@toolset.tool(tier="read")
-def analyze_product_insights(
-    call: Call, start_date: OptDate = None, end_date: OptDate = None, as_of: AsOf = None, top: Top = 20
-) -> ProductInsights:
+def _product_insights(call: Call, client_id: int | None, start: date, end: date, top: int) -> ProductInsights:
     """Feature requests grouped by feature: requests, distinct clients and the ARR behind them."""
-    start, end = period(start_date, end_date, resolve_as_of(as_of), DEFAULT_DAYS)
-    rows = [r for r in feedback_rows(call.db, None, start, end) if r.feature]
+    rows = [r for r in feedback_rows(call.db, client_id, start, end) if r.feature]
     clients = {c.id: c for c in call.db.exec(select(CsClient))}
     by_feature: dict[str, list[CsFeedback]] = defaultdict(list)
     for r in rows:
@@ -412,6 +398,36 @@ def analyze_product_insights(
         )
     features.sort(key=lambda f: (-f.clients, -f.requests, f.feature))
     return ProductInsights(start_date=start, end_date=end, requests=len(rows), features=features[:top])
+
+
+class VocResult(Out):
+    view: str = Field(description="View computed.")
+    report: VocReport | None = Field(default=None, description="themes: themes, detractor reasons, trend.")
+    insights: ProductInsights | None = Field(default=None, description="feature_requests: demand by feature.")
+
+
+@toolset.tool(tier="read")
+def generate_voc_report(
+    call: Call,
+    view: Annotated[
+        Literal["themes", "feature_requests"],
+        arg("themes: quotes, detractor reasons, trend (default 90 days); feature_requests: 365 days."),
+    ] = "themes",
+    client_id: OptClient = None,
+    start_date: OptDate = None,
+    end_date: OptDate = None,
+    as_of: AsOf = None,
+    top: Annotated[
+        int | None, arg("How many themes (default 5) or features (default 20).", ge=1, le=50)
+    ] = None,
+) -> VocResult:
+    """Voice of the customer: comment themes with quotes, or feature requests with the ARR behind them."""
+    day = resolve_as_of(as_of)
+    if view == "themes":
+        start, end = period(start_date, end_date, day, 90)
+        return VocResult(view=view, report=_voc_report(call, client_id, start, end, top or 5))
+    start, end = period(start_date, end_date, day, DEFAULT_DAYS)
+    return VocResult(view=view, insights=_product_insights(call, client_id, start, end, top or 20))
 
 
 # --------------------------------------------------------------------------- overview

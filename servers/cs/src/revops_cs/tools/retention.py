@@ -28,7 +28,7 @@ from revops_cs.models.retention import (
     CsRetentionCampaign,
     CsRetentionTask,
 )
-from revops_cs.tools.compact import Out, arg
+from revops_cs.output import MAX_ID, Out, arg
 
 AsOf = Annotated[date | None, arg("As-of date; default today (UTC).")]
 Limit = Annotated[int, arg("Max rows (1-200).", ge=1, le=200)]
@@ -142,23 +142,10 @@ class ImportResult(Out):
     features: list[str] = Field(description="Feature columns stored.")
 
 
-@toolset.tool(tier="write", idempotent=False)
-def import_churn_training_data(
-    call: Call,
-    dataset: Annotated[str, arg(min_length=1, max_length=100, description="Name for this dataset.")],
-    csv_text: Annotated[
-        str,
-        arg(
-            min_length=1,
-            max_length=20_000_000,
-            description="CSV: header; account, outcome (1/0, yes/no), feature columns.",
-        ),
-    ],
-    id_column: Annotated[str, arg(max_length=100, description="Account reference column.")] = "account_ref",
-    label_column: Annotated[str, arg(max_length=100, description="Churn outcome column.")] = "churned",
-    replace: Annotated[bool, arg(description="Replace same-name dataset.")] = False,
+def _import_dataset(
+    call: Call, dataset: str, csv_text: str, id_column: str, label_column: str, replace: bool
 ) -> ImportResult:
-    """Import historical accounts with their churn outcome (CSV) to train a churn model on."""
+    """Store historical accounts with their churn outcome (CSV) to train a churn model on."""
     rows, churned, features = import_csv(call.db, dataset, csv_text, id_column, label_column, replace)
     call.target = f"cs_churn_dataset:{dataset}"
     call.audit_details.update(rows=rows, churned=churned)
@@ -178,21 +165,16 @@ class ModelResult(Out):
     top_coefficients: dict[str, float] = Field(description="Top standardised coefficients.")
 
 
-@toolset.tool(tier="write", idempotent=False)
-def train_churn_model(
+def _train(
     call: Call,
-    source: Annotated[
-        Literal["history", "dataset"],
-        arg(description="history (stored rows) or dataset (imported CSV)."),
-    ] = "history",
-    dataset: Annotated[str | None, arg(max_length=100, description="Dataset name (source=dataset).")] = None,
-    horizon_days: Annotated[int, arg(ge=7, le=365, description="Label: churned within N days.")] = 90,
-    months: Annotated[int, arg(ge=1, le=60, description="Monthly observations.")] = 24,
-    as_of: AsOf = None,
+    source: Literal["history", "dataset"],
+    dataset: str | None,
+    horizon_days: int,
+    months: int,
+    day: date,
 ) -> ModelResult:
-    """Train a logistic churn model; reports k-fold AUC, top-decile lift, Brier. Refuses on too few labels."""
+    """Train a logistic churn model with k-fold AUC, top-decile lift and Brier; refuses on too few labels."""
     cfg = thresholds.load(call.db, thresholds.ChurnModelConfig)
-    day = resolve_as_of(as_of)
     if source == "dataset":
         if not dataset:
             raise ValidationFailed(
@@ -201,7 +183,7 @@ def train_churn_model(
         rows, labels, columns = dataset_rows(call.db, dataset)
         if not rows:
             raise NotFound(
-                f"No imported dataset '{dataset}'.", field="dataset", hint="Use import_churn_training_data."
+                f"No imported dataset '{dataset}'.", field="dataset", hint="Import it with action=import."
             )
     else:
         clients = live_clients(call.db, call.tenant, include_churned=True)
@@ -280,16 +262,8 @@ class PredictResult(Out):
     predictions: list[Prediction] = Field(description="Highest first.")
 
 
-@toolset.tool(tier="read")
-def predict_churn(
-    call: Call,
-    model_id: Annotated[int | None, arg(ge=1, description="Model (default latest history).")] = None,
-    client_id: Annotated[int | None, arg(ge=1, description="One client; omit for all.")] = None,
-    as_of: AsOf = None,
-    limit: Limit = 50,
-) -> PredictResult:
-    """Churn probability per client from a model trained on this account's history (train_churn_model)."""
-    day = resolve_as_of(as_of)
+def _predict(call: Call, model_id: int | None, client_id: int | None, day: date, limit: int) -> PredictResult:
+    """Churn probability per client from a model trained on this account's history."""
     if model_id is not None:
         model = call.db.get(CsChurnModel, model_id)
     else:
@@ -297,7 +271,7 @@ def predict_churn(
             select(CsChurnModel).where(CsChurnModel.source == "history").order_by(col(CsChurnModel.id).desc())
         ).first()
     if model is None:
-        raise NotFound("No churn model found.", field="model_id", hint="Train one with train_churn_model.")
+        raise NotFound("No churn model found.", field="model_id", hint="Train one with action=train.")
     if model.source != "history":
         raise ValidationFailed(
             f"Model {model.id} was trained on imported dataset '{model.dataset}', whose columns are not "
@@ -328,6 +302,51 @@ def predict_churn(
         model_auc=round(model.auc, 4),
         predictions=preds[:limit],
     )
+
+
+class ChurnModelResult(Out):
+    action: str = Field(description="Action done.")
+    imported: ImportResult | None = Field(default=None, description="import: the stored dataset.")
+    model: ModelResult | None = Field(default=None, description="train: the model and its CV metrics.")
+    prediction: PredictResult | None = Field(default=None, description="predict: probabilities.")
+
+
+@toolset.tool(tier="write", idempotent=False)
+def manage_churn_model(
+    call: Call,
+    action: Annotated[Literal["import", "train", "predict"], arg("import a CSV dataset, train, or predict.")],
+    dataset: Annotated[str | None, arg("import, train source=dataset: dataset name.", max_length=100)] = None,
+    csv_text: Annotated[
+        str | None,
+        arg("import: CSV with header; account, outcome (1/0, yes/no), features.", max_length=20_000_000),
+    ] = None,
+    id_column: Annotated[str, arg("import: account column.", max_length=100)] = "account_ref",
+    label_column: Annotated[str, arg("import: churn outcome column.", max_length=100)] = "churned",
+    replace: Annotated[bool, arg("import: replace a same-name dataset.")] = False,
+    source: Annotated[
+        Literal["history", "dataset"], arg("train: stored client history or an imported dataset.")
+    ] = "history",
+    horizon_days: Annotated[int, arg("train: label = churned within N days.", ge=7, le=365)] = 90,
+    months: Annotated[int, arg("train: monthly observations.", ge=1, le=60)] = 24,
+    model_id: Annotated[int | None, arg("predict: model (default latest history).", ge=1, le=MAX_ID)] = None,
+    client_id: Annotated[int | None, arg("predict: one client; omit for all.", ge=1, le=MAX_ID)] = None,
+    as_of: AsOf = None,
+    limit: Limit = 50,
+) -> ChurnModelResult:
+    """Churn model: import labelled accounts (CSV), train logistic regression (CV AUC), predict per client."""
+    day = resolve_as_of(as_of)
+    if action == "import":
+        if not dataset or not csv_text:
+            field = "dataset" if not dataset else "csv_text"
+            raise ValidationFailed(
+                f"action=import needs {field}.", field=field, hint="Give dataset and csv_text."
+            )
+        imported = _import_dataset(call, dataset, csv_text, id_column, label_column, replace)
+        return ChurnModelResult(action=action, imported=imported)
+    if action == "train":
+        return ChurnModelResult(action=action, model=_train(call, source, dataset, horizon_days, months, day))
+    call.no_change()
+    return ChurnModelResult(action=action, prediction=_predict(call, model_id, client_id, day, limit))
 
 
 class CreatedRow(Out):
