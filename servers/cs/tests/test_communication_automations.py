@@ -13,6 +13,7 @@ from factories import add_client, add_contact
 from sqlalchemy import func
 from sqlmodel import select
 
+from revops_core.clock import FakeClock
 from revops_core.testing import connect, error_of
 from revops_core.vault import Vault
 from revops_cs.models.communication import CsCommFiring, CsEmailMessage
@@ -41,6 +42,9 @@ def snapshot(client_id: int, day: date, score: float, band: str) -> CsHealthSnap
 
 @pytest.fixture
 def portfolio(cs_server) -> dict[str, int]:
+    # A fake clock per test: vendor holds (429 Retry-After) live in one process-wide store, and a hold
+    # recorded by another test's fake clock must not read as a years-long wait on the real one.
+    cs_server.runtime.state["sendgrid_options"] = {"clock": FakeClock()}
     with cs_server.runtime.db.session(write=True) as s:
         acme = add_client(s, "Acme")
         add_contact(s, acme, "ann@acme.test", first_name="Ann", is_primary=True)

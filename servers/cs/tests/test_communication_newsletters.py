@@ -13,6 +13,7 @@ from factories import add_client, add_contact, at
 from sqlalchemy import func
 from sqlmodel import select
 
+from revops_core.clock import FakeClock
 from revops_core.testing import connect, error_of
 from revops_core.vault import Vault
 from revops_cs.models.communication import CsEmailMessage, CsNewsletter, CsNewsletterIssue
@@ -42,6 +43,7 @@ def count(server: Any, model: Any) -> int:
 
 @pytest.fixture
 def setup(cs_server, settings) -> dict[str, Any]:
+    cs_server.runtime.state["sendgrid_options"] = {"clock": FakeClock()}  # see test_communication_automations
     Vault(cs_server.runtime.db, settings).set(
         "sendgrid", "default", {"api_key": "SG.k", "from_email": "cs@v.test"}
     )

@@ -180,7 +180,7 @@ async def test_reply_and_admin_message_match_the_spec(ic, settings):
         message = mock.post(f"{API}/messages").respond(200, json={"type": "user_message", "id": "m1"})
         result = await tool(server, action="reply", conversation_id="99", body="Fixed in 4.2")
         creds = intercom.IntercomCredentials(intercom.Secret(TOKEN), "991")
-        async with intercom.IntercomClient(creds, settings) as client:
+        async with intercom.IntercomClient(creds, settings, clock=FakeClock()) as client:
             await client.message("6001", "Your QBR", "See you Tuesday")
     assert result.structured_content["items"][0]["status"] == "replied"
     assert sv.validate_all(sv.INTERCOM, reply.calls) + sv.validate_all(sv.INTERCOM, message.calls) == 2

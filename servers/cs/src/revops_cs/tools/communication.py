@@ -63,9 +63,9 @@ toolset = Toolset(
 
 ClientIds = Annotated[
     list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None,
-    arg("Clients (send: required; stats: filter).", max_length=50),
+    arg("Clients.", max_length=50),
 ]
-Confirm = Annotated[str | None, arg("plan_id from the plan returned by the first call.", max_length=100)]
+Confirm = Annotated[str | None, arg("plan_id to execute.", max_length=100)]
 
 # --------------------------------------------------------------------------- templates
 
@@ -481,31 +481,26 @@ def email_metrics(session: Session, client_ids: list[int] | None, since: date | 
 @toolset.tool(tier="destructive", idempotent=False, open_world=True)
 async def send_personalized_email(
     call: Call,
-    action: Annotated[Literal["send", "stats"], arg("send, or stats (email metrics).")] = "send",
+    action: Annotated[Literal["send", "stats"], arg("stats: email metrics.")] = "send",
     client_ids: ClientIds = None,
     contact_ids: Annotated[
         list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None,
-        arg("Only these contacts (default: all of the clients').", max_length=200),
+        arg("Only these contacts.", max_length=200),
     ] = None,
-    subject: Annotated[
-        str | None, arg("Subject; {{variables}} allowed.", min_length=1, max_length=300)
-    ] = None,
+    subject: Annotated[str | None, arg("Subject.", min_length=1, max_length=300)] = None,
     body: Annotated[
         str | None,
         arg(
-            "Plain text; {{client_name}}, {{first_name}}, {{health_band}}, {{renewal_date}}, {{csm}}…",
+            "Text; {{client_name}} {{first_name}} {{health_band}} {{renewal_date}} {{csm}}…",
             min_length=1,
             max_length=20_000,
         ),
     ] = None,
-    since: Annotated[date | None, arg("stats: emails sent from this date.")] = None,
-    dry_run: Annotated[bool, arg("Render only; send nothing.")] = False,
+    since: Annotated[date | None, arg("stats: sent since.")] = None,
+    dry_run: Annotated[bool, arg("Render only.")] = False,
     confirm: Confirm = None,
 ) -> EmailResult:
-    """Email real client contacts via SendGrid with variables filled from stored data, or report metrics.
-
-    Unsubscribed contacts are skipped; an identical email is never sent twice. More than one recipient
-    returns a plan first."""
+    """Email client contacts via SendGrid ({{vars}} from stored data; >1 recipient: plan), or stats."""
     if action == "stats":
         call.no_change()
         metrics = await call.in_thread(partial(email_metrics, call.db, client_ids, since))
@@ -683,15 +678,13 @@ def ingest_email_events(
     events: Annotated[
         list[dict[str, Any]],
         arg(
-            "SendGrid event-webhook JSON array (delivered, open, click, bounce, …).",
+            "The webhook JSON array.",
             min_length=1,
             max_length=5000,
         ),
     ],
 ) -> IngestResult:
-    """Store SendGrid webhook events (deduped by sg_event_id) into message status, opens and clicks.
-
-    Unsubscribe/spam reports unsubscribe the contact. Metrics: send_personalized_email action=stats."""
+    """Apply SendGrid webhook events (deduped) to messages; opt-outs unsubscribe the contact."""
     return ingest_events(call, events)
 
 
@@ -845,22 +838,16 @@ async def sync_intercom(
     call: Call,
     action: Annotated[
         Literal["push_contacts", "note", "reply", "import_conversations"],
-        arg(
-            "push_contacts (create/update, optional tag), note on a contact, reply to a conversation, import."
-        ),
+        arg("What to do."),
     ],
-    client_id: Annotated[int | None, arg("Client (push_contacts, note).", ge=1, le=MAX_ID)] = None,
-    contact_id: Annotated[
-        int | None, arg("One contact (default: all; note: primary).", ge=1, le=MAX_ID)
-    ] = None,
-    body: Annotated[str | None, arg("Note or reply text.", min_length=1, max_length=10_000)] = None,
-    tag: Annotated[str | None, arg("push_contacts: tag to add.", min_length=1, max_length=100)] = None,
-    conversation_id: Annotated[
-        str | None, arg("reply: Intercom conversation id.", pattern=r"^\d{1,30}$")
-    ] = None,
-    max_pages: Annotated[int, arg("import: pages of 50.", ge=1, le=50)] = 5,
+    client_id: Annotated[int | None, arg("Client.", ge=1, le=MAX_ID)] = None,
+    contact_id: Annotated[int | None, arg("One contact.", ge=1, le=MAX_ID)] = None,
+    body: Annotated[str | None, arg("Note/reply text.", min_length=1, max_length=10_000)] = None,
+    tag: Annotated[str | None, arg("Tag to add.", max_length=100)] = None,
+    conversation_id: Annotated[str | None, arg("Conversation id.", pattern=r"^\d{1,30}$")] = None,
+    max_pages: Annotated[int, arg("Pages of 50.", ge=1, le=50)] = 5,
 ) -> IntercomResult:
-    """Mirror client contacts to Intercom, write notes/replies there, or import conversations as tickets."""
+    """Push contacts to Intercom, add notes/replies there, or import conversations as tickets."""
     if action in ("note", "reply") and body is None:
         raise ValidationFailed(f"{action} needs body.", field="body")
     if action == "reply" and conversation_id is None:
@@ -1000,18 +987,13 @@ def _read_profiles(call: Call, client_ids: list[int] | None) -> list[tuple[str, 
 @toolset.tool(tier="write", idempotent=True, open_world=True)
 async def import_mixpanel_usage(
     call: Call,
-    from_date: Annotated[date | None, arg("import: first day (YYYY-MM-DD).")] = None,
-    to_date: Annotated[date | None, arg("import: last day (inclusive, ≤ 92 days).")] = None,
-    client_property: Annotated[
-        str, arg("Event property naming the client (id or external_ids.mixpanel).", max_length=100)
-    ] = "client_id",
-    action: Annotated[
-        Literal["import", "push_profiles"], arg("import events, or push_profiles ($set).")
-    ] = "import",
+    from_date: Annotated[date | None, arg("First day.")] = None,
+    to_date: Annotated[date | None, arg("Last day (≤92 days).")] = None,
+    client_property: Annotated[str, arg("Property naming the client.", max_length=100)] = "client_id",
+    action: Annotated[Literal["import", "push_profiles"], arg("What to do.")] = "import",
     client_ids: ClientIds = None,
 ) -> MixpanelResult:
-    """Import Mixpanel raw events as usage events (deduped by $insert_id; unmapped events counted), or push
-    client data to Mixpanel user profiles."""
+    """Import Mixpanel events as usage (deduped; unmapped counted), or push client data to profiles."""
     options = call.runtime.state.get("mixpanel_options", {})
     if action == "push_profiles":
         creds = await call.in_thread(partial(mixpanel.require_credentials, call.runtime, need_token=True))
@@ -1268,20 +1250,19 @@ def _rule_crud(
 @toolset.tool(tier="write", idempotent=False, open_world=True)
 async def automate_communications(
     call: Call,
-    action: Annotated[Literal["create", "list", "delete", "run"], arg("run evaluates rules and sends.")],
-    rule_id: Annotated[int | None, arg("delete: rule.", ge=1, le=MAX_ID)] = None,
-    name: Annotated[str | None, arg("create: name.", min_length=1, max_length=100)] = None,
-    trigger: Annotated[Trigger | None, arg("create: band_drop, score_drop, urgent_ticket.")] = None,
+    action: Annotated[Literal["create", "list", "delete", "run"], arg("run: evaluate and send.")],
+    rule_id: Annotated[int | None, arg("Rule.", ge=1, le=MAX_ID)] = None,
+    name: Annotated[str | None, arg("Name.", min_length=1, max_length=100)] = None,
+    trigger: Annotated[Trigger | None, arg("Trigger.")] = None,
     threshold: Annotated[float | None, arg("score_drop: points lost.", gt=0, le=100)] = None,
-    subject: Annotated[str | None, arg("create: subject template.", min_length=1, max_length=300)] = None,
+    subject: Annotated[str | None, arg("Subject template.", min_length=1, max_length=300)] = None,
     body: Annotated[
         str | None,
-        arg("create: body template (as send_personalized_email).", min_length=1, max_length=20_000),
+        arg("Body template.", min_length=1, max_length=20_000),
     ] = None,
-    primary_only: Annotated[bool, arg("create: email only the primary contact.")] = True,
+    primary_only: Annotated[bool, arg("Only the primary contact.")] = True,
 ) -> AutomationResult:
-    """Rules that email a client's contacts when health drops or an urgent ticket opens; run sends once per
-    (rule, client, occurrence)."""
+    """Rules emailing clients on health drops or urgent tickets; run sends once per occurrence."""
     if action != "run":
         args = (call, action, rule_id, name, trigger, threshold, subject, body, primary_only)
         return await call.in_thread(partial(_rule_crud, *args))
@@ -1472,22 +1453,17 @@ def _newsletter_crud(
 @toolset.tool(tier="destructive", idempotent=False, open_world=True)
 async def automate_newsletters(
     call: Call,
-    action: Annotated[
-        Literal["create", "list", "delete", "run_due"], arg("run_due sends due issues (plan first).")
-    ],
-    newsletter_id: Annotated[int | None, arg("delete: newsletter.", ge=1, le=MAX_ID)] = None,
-    name: Annotated[str | None, arg("create: name.", min_length=1, max_length=100)] = None,
-    segment_rule: Annotated[
-        str | None, arg("create: saved segment (segment_customers save_as).", max_length=100)
-    ] = None,
-    schedule: Annotated[Literal["weekly", "monthly"] | None, arg("create: cadence.")] = None,
-    start: Annotated[date | None, arg("create: first run date (default today).")] = None,
-    subject: Annotated[str | None, arg("create: subject template.", min_length=1, max_length=300)] = None,
-    body: Annotated[str | None, arg("create: body template.", min_length=1, max_length=20_000)] = None,
+    action: Annotated[Literal["create", "list", "delete", "run_due"], arg("What to do.")],
+    newsletter_id: Annotated[int | None, arg("Newsletter.", ge=1, le=MAX_ID)] = None,
+    name: Annotated[str | None, arg("Name.", min_length=1, max_length=100)] = None,
+    segment_rule: Annotated[str | None, arg("Saved segment rule.", max_length=100)] = None,
+    schedule: Annotated[Literal["weekly", "monthly"] | None, arg("Cadence.")] = None,
+    start: Annotated[date | None, arg("First run (default today).")] = None,
+    subject: Annotated[str | None, arg("Subject template.", min_length=1, max_length=300)] = None,
+    body: Annotated[str | None, arg("Body template.", min_length=1, max_length=20_000)] = None,
     confirm: Confirm = None,
 ) -> NewsletterResult:
-    """Recurring newsletters to a client segment: schedule weekly/monthly, then run_due sends each due issue
-    once and moves next_run on."""
+    """Weekly/monthly newsletters to a segment; run_due sends each due issue once (plan first)."""
     if action != "run_due":
         args = (call, action, newsletter_id, name, segment_rule, schedule, start, subject, body)
         return await call.in_thread(partial(_newsletter_crud, *args))
