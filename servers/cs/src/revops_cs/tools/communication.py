@@ -567,7 +567,7 @@ def _find_message(session: Session, raw: dict[str, Any]) -> CsEmailMessage | Non
     return None
 
 
-def _apply_event(m: CsEmailMessage, event: str, when: datetime) -> None:
+def apply_event(m: CsEmailMessage, event: str, when: datetime) -> None:
     """Fold one event into the message's status and counters (events may arrive out of order)."""
     if event == "delivered":
         m.delivered_at = m.delivered_at or when
@@ -627,7 +627,7 @@ def ingest_events(call: Call, events: list[dict[str, Any]]) -> IngestResult:
         if tracked and message is None:
             unmatched += 1
         elif message is not None:
-            _apply_event(message, event, when)
+            apply_event(message, event, when)
             session.add(message)
             touched.add(message.id or 0)
         url = raw.get("url") if isinstance(raw.get("url"), str) else None
