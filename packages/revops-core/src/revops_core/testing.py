@@ -10,6 +10,8 @@ Our own database and cache are never mocked.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -85,17 +87,88 @@ class PgSchema:
             conn.execute(f'DROP SCHEMA IF EXISTS "{self.name}" CASCADE')
 
 
+def _migrated(url: str | None, data_dir: Path) -> None:
+    from revops_core.db import Database, upgrade
+
+    db = Database(Settings(data_dir=data_dir, database_url=url, redis_url=None, master_key=None))
+    try:
+        upgrade(db)
+        if db.dialect == "sqlite":
+            with db.engine.connect() as conn:  # fold the WAL into the file we are about to copy
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        db.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, built once per session: copying it (1 ms) replaces migrating (~1 s)."""
+    folder = tmp_path_factory.mktemp("sqlite-template")
+    _migrated(None, folder)
+    return folder / "revops.db"
+
+
+class PgTemplate:
+    """A migrated PostgreSQL database cloned per test with CREATE DATABASE … TEMPLATE (~0.1 s)."""
+
+    def __init__(self, base_url: str) -> None:
+        import psycopg
+
+        self.base = base_url.replace("postgresql+psycopg://", "postgresql://")
+        self.name = f"revops_tpl_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(self.base, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{self.name}"')
+        _migrated(self._url(self.name), Path(tempfile.gettempdir()))  # data_dir is unused on PostgreSQL
+
+    def _url(self, database: str) -> str:
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(self.base)
+        return urlunsplit(parts._replace(path=f"/{database}"))
+
+    def clone(self) -> tuple[str, str]:
+        import psycopg
+
+        name = f"revops_t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.base, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.name}"')
+        return name, self._url(name)
+
+    def drop(self, name: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.base, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[PgTemplate]:
+    template = PgTemplate(postgres_url())
+    try:
+        yield template
+    finally:
+        template.drop(template.name)
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | None]:
-    """The DATABASE_URL for this run of the test: None (embedded SQLite) or a fresh PG schema."""
+    """The DATABASE_URL for this run of the test: None (embedded SQLite) or a fresh PG database.
+
+    Both start migrated (copied or cloned from a per-session template), like a server after its
+    first start; tests of migrations themselves build their own empty database.
+    """
     if request.param == "sqlite":
+        data_dir = tmp_path / "data"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), data_dir / "revops.db")
         yield None
         return
-    schema = PgSchema(postgres_url())
+    template: PgTemplate = request.getfixturevalue("pg_template")
+    name, url = template.clone()
     try:
-        yield schema.url
+        yield url
     finally:
-        schema.drop()
+        template.drop(name)
 
 
 @pytest.fixture
