@@ -12,8 +12,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import numpy as np
-
 DEFAULT_TARGETS_MINUTES: dict[str, tuple[int, int]] = {
     "urgent": (10, 120),
     "high": (30, 480),
@@ -105,16 +103,24 @@ class Distribution:
     mean: float | None
 
 
+def percentile(ordered: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks (Hyndman–Fan type 7, numpy's default)."""
+    position = (len(ordered) - 1) * q
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (position - low) * (ordered[high] - ordered[low])
+
+
 def distribution(values: Sequence[float]) -> Distribution:
     """Median, 90th percentile (linear interpolation) and mean; None fields when empty."""
     if not values:
         return Distribution(0, None, None, None)
-    arr = np.asarray(values, dtype=float)
+    ordered = sorted(float(v) for v in values)
     return Distribution(
-        count=len(values),
-        median=float(np.percentile(arr, 50)),
-        p90=float(np.percentile(arr, 90)),
-        mean=float(arr.mean()),
+        count=len(ordered),
+        median=percentile(ordered, 0.5),
+        p90=percentile(ordered, 0.9),
+        mean=sum(ordered) / len(ordered),
     )
 
 
