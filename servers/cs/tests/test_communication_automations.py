@@ -9,8 +9,11 @@ import httpx
 import pytest
 import respx
 import spec_validation as sv
+from comm_helpers import (
+    count,
+    steady_settings,
+)
 from factories import add_client, add_contact
-from sqlalchemy import func
 from sqlmodel import select
 
 from revops_core.clock import FakeClock
@@ -26,12 +29,7 @@ SEND_URL = "https://api.sendgrid.com/v3/mail/send"
 
 @pytest.fixture
 def settings(make_settings):
-    return make_settings(breaker_min_calls=100_000)  # one SendGrid host for every test
-
-
-def count(server: Any, model: Any) -> int:
-    with server.runtime.db.session() as s:
-        return int(s.exec(select(func.count()).select_from(model)).one())
+    return steady_settings(make_settings)
 
 
 def snapshot(client_id: int, day: date, score: float, band: str) -> CsHealthSnapshot:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from comm_helpers import count
 from factories import add_client, add_contact, at
-from sqlalchemy import func
-from sqlmodel import select
 
 from revops_core.models import CoreContact
 from revops_core.testing import connect, error_of
@@ -15,11 +14,6 @@ from revops_cs.models.communication import CsEmailEvent, CsEmailMessage
 
 pytestmark = pytest.mark.anyio
 T0 = 1_780_000_000  # 2026-05-28
-
-
-def count(server: Any, model: Any) -> int:
-    with server.runtime.db.session() as s:
-        return int(s.exec(select(func.count()).select_from(model)).one())
 
 
 @pytest.fixture

@@ -9,8 +9,11 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from comm_helpers import (
+    count,
+    steady_settings,
+)
 from factories import add_client, add_contact, at
-from sqlalchemy import func
 from sqlmodel import select
 
 from revops_core.clock import FakeClock
@@ -24,21 +27,16 @@ pytestmark = pytest.mark.anyio
 SEND_URL = "https://api.sendgrid.com/v3/mail/send"
 
 
+@pytest.fixture
+def settings(make_settings):
+    return steady_settings(make_settings)
+
+
 def test_next_run_weekly_and_monthly_clamps_short_months():
     assert next_run("weekly", 3, date(2026, 12, 29)) == date(2027, 1, 5)
     assert next_run("monthly", 31, date(2026, 1, 31)) == date(2026, 2, 28)
     assert next_run("monthly", 31, date(2026, 2, 28)) == date(2026, 3, 31)
     assert next_run("monthly", 15, date(2026, 12, 15)) == date(2027, 1, 15)
-
-
-@pytest.fixture
-def settings(make_settings):
-    return make_settings(breaker_min_calls=100_000)  # one SendGrid host for every test
-
-
-def count(server: Any, model: Any) -> int:
-    with server.runtime.db.session() as s:
-        return int(s.exec(select(func.count()).select_from(model)).one())
 
 
 @pytest.fixture

@@ -13,8 +13,12 @@ import httpx
 import pytest
 import respx
 import spec_validation as sv
+from comm_helpers import (
+    count,
+    steady_settings,
+)
+from comm_helpers import failure as _fail
 from factories import add_client, add_contact
-from sqlalchemy import func
 from sqlmodel import select
 
 from revops_core.clock import FakeClock
@@ -31,13 +35,7 @@ API = "https://api.intercom.io"
 
 @pytest.fixture
 def settings(make_settings):
-    # api.intercom.io is one host for every test: keep one test's failures from opening the shared breaker.
-    return make_settings(breaker_min_calls=100_000)
-
-
-def count(server: Any, model: Any) -> int:
-    with server.runtime.db.session() as s:
-        return int(s.exec(select(func.count()).select_from(model)).one())
+    return steady_settings(make_settings)
 
 
 @pytest.fixture
@@ -206,14 +204,6 @@ async def test_missing_credentials_name_the_vault_command(cs_server):
     err = error_of(result)
     assert err["code"] == "configuration_error"
     assert "revops vault set intercom access_token=" in err["hint"]
-
-
-def _fail(kind: str) -> Any:
-    if kind == "timeout":
-        return httpx.ReadTimeout("no answer")
-    if kind == "malformed":
-        return httpx.Response(200, content=b"<html>", headers={"Content-Type": "application/json"})
-    return httpx.Response({"401": 401, "500": 500}[kind], json={"type": "error.list"})
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ import httpx
 import jsonschema
 import pytest
 import respx
+from comm_helpers import steady_settings
 from factories import add_client, add_contact
 from sqlalchemy import func
 from sqlmodel import select
@@ -28,6 +29,12 @@ pytestmark = pytest.mark.anyio
 SECRET = "mp-sa-5ecret"
 EXPORT = "https://data.mixpanel.com/api/2.0/export"
 ENGAGE = "https://api.mixpanel.com/engage"
+
+
+@pytest.fixture
+def settings(make_settings):
+    return steady_settings(make_settings)
+
 
 # https://developer.mixpanel.com/reference/raw-event-export — query parameters.
 EXPORT_QUERY = {
@@ -76,11 +83,6 @@ def validate_engage(request: httpx.Request) -> list[dict[str, Any]]:
     data = json.loads(parse_qs(request.content.decode())["data"][0])
     jsonschema.validate(data, ENGAGE_DATA)
     return data
-
-
-@pytest.fixture
-def settings(make_settings):
-    return make_settings(breaker_min_calls=100_000)  # one host for every test: no shared breaker trips
 
 
 def usage_rows(server: Any) -> int:

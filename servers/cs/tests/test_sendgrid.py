@@ -14,8 +14,12 @@ import httpx
 import pytest
 import respx
 import spec_validation as sv
+from comm_helpers import (
+    count,
+    steady_settings,
+)
+from comm_helpers import failure as _fail
 from factories import add_client, add_contact, at
-from sqlalchemy import func
 from sqlmodel import select
 
 from revops_core.clock import FakeClock
@@ -31,14 +35,7 @@ SEND_URL = "https://api.sendgrid.com/v3/mail/send"
 
 @pytest.fixture
 def settings(make_settings):
-    # One process-wide breaker store serves every test's api.sendgrid.com: keep failures of one test
-    # from opening the breaker for the next.
-    return make_settings(breaker_min_calls=100_000)
-
-
-def count(server: Any, model: Any = CsEmailMessage) -> int:
-    with server.runtime.db.session() as s:
-        return int(s.exec(select(func.count()).select_from(model)).one())
+    return steady_settings(make_settings)
 
 
 def configure(server: Any, settings: Any) -> FakeClock:
@@ -142,7 +139,7 @@ async def test_unknown_variable_and_missing_data_are_validation_errors(cs_server
     assert (error_of(unknown)["code"], error_of(unknown)["field"]) == ("validation_error", "nickname")
     assert (error_of(missing)["code"], error_of(missing)["field"]) == ("validation_error", "last_name")
     assert route.call_count == 0
-    assert count(cs_server) == 0
+    assert count(cs_server, CsEmailMessage) == 0
 
 
 async def test_no_credential_names_the_vault_command_and_stores_nothing(cs_server, acme):
@@ -155,7 +152,7 @@ async def test_no_credential_names_the_vault_command_and_stores_nothing(cs_serve
     assert err["code"] == "configuration_error"
     assert "revops vault set sendgrid api_key=" in err["hint"]
     assert route.call_count == 0
-    assert count(cs_server) == 0
+    assert count(cs_server, CsEmailMessage) == 0
 
 
 async def test_many_recipients_need_a_confirmed_plan_and_skip_unsubscribed(cs_server, settings, acme):
@@ -169,7 +166,7 @@ async def test_many_recipients_need_a_confirmed_plan_and_skip_unsubscribed(cs_se
         route = mock.post(SEND_URL).mock(side_effect=[accepted("m1"), accepted("m2")])
         planned = await call(cs_server, **args)
         assert route.call_count == 0
-        assert count(cs_server) == 0
+        assert count(cs_server, CsEmailMessage) == 0
         plan = planned.structured_content["plan"]
         assert plan["affected_count"] == 2
         done = await call(cs_server, **args, confirm=plan["plan_id"])
@@ -181,7 +178,7 @@ async def test_many_recipients_need_a_confirmed_plan_and_skip_unsubscribed(cs_se
         "gone@acme.test": "unsubscribed",
     }
     assert sv.validate_all(sv.SENDGRID, route.calls) == 2
-    assert count(cs_server) == 2
+    assert count(cs_server, CsEmailMessage) == 2
 
 
 async def test_dry_run_renders_and_sends_nothing(cs_server, settings, acme):
@@ -196,7 +193,7 @@ async def test_dry_run_renders_and_sends_nothing(cs_server, settings, acme):
     assert out["body"] == "Ann"
     assert sorted(r["status"] for r in out["recipients"]) == ["preview", "preview", "unsubscribed"]
     assert route.call_count == 0
-    assert count(cs_server) == 0
+    assert count(cs_server, CsEmailMessage) == 0
 
 
 async def test_a_repeated_call_does_not_send_twice(cs_server, settings, acme):
@@ -208,13 +205,7 @@ async def test_a_repeated_call_does_not_send_twice(cs_server, settings, acme):
         again = await call(cs_server, **args)
     assert route.call_count == 1
     assert [r["status"] for r in again.structured_content["recipients"]] == ["already_sent"]
-    assert count(cs_server) == 1
-
-
-def _fail(kind: str) -> Any:
-    if kind == "timeout":
-        return httpx.ReadTimeout("no answer")
-    return httpx.Response({"401": 401, "500": 500, "400": 400}[kind], json={"errors": [{"message": "x"}]})
+    assert count(cs_server, CsEmailMessage) == 1
 
 
 @pytest.mark.parametrize(
@@ -232,7 +223,7 @@ async def test_failed_sends_store_nothing(cs_server, settings, acme, kind, code)
     assert (err["code"], err["outcome"]) == (code, "failed")
     assert route.call_count == 1  # a send is never resent blindly
     assert API_KEY not in result.content[0].text
-    assert count(cs_server) == 0
+    assert count(cs_server, CsEmailMessage) == 0
 
 
 async def test_timeout_is_recorded_as_unknown_and_never_resent(cs_server, settings, acme):
@@ -258,7 +249,7 @@ async def test_accepted_without_message_id_is_unknown(cs_server, settings, acme)
             cs_server, client_ids=[acme["client"]], contact_ids=[acme["ann"]], subject="s", body="b"
         )
     assert [r["status"] for r in result.structured_content["recipients"]] == ["unknown"]
-    assert count(cs_server) == 1
+    assert count(cs_server, CsEmailMessage) == 1
 
 
 async def test_rate_limit_retry_after_is_honoured(cs_server, settings, acme):
@@ -273,4 +264,4 @@ async def test_rate_limit_retry_after_is_honoured(cs_server, settings, acme):
     assert [r["status"] for r in result.structured_content["recipients"]] == ["accepted"]
     assert route.call_count == 2
     assert 7.0 in clock.sleeps
-    assert count(cs_server) == 1
+    assert count(cs_server, CsEmailMessage) == 1
