@@ -607,6 +607,12 @@ def ingest_events(call: Call, events: list[dict[str, Any]]) -> IngestResult:
         sg_event_id = _event_field(i, raw, "sg_event_id", str)
         email = _event_field(i, raw, "email", str)
         stamp = _event_field(i, raw, "timestamp", int)
+        if not 0 < stamp < 10**11:
+            raise ValidationFailed(
+                f"events[{i}].timestamp is not a Unix time in seconds.",
+                field=f"events[{i}].timestamp",
+                hint="Pass SendGrid's event-webhook JSON array unchanged; nothing was stored.",
+            )
         parsed.append((raw, event, sg_event_id[:100], email, datetime.fromtimestamp(stamp, UTC)))
     session = call.db
     ids = [p[2] for p in parsed]

@@ -107,16 +107,17 @@ def parse_line(line: str, number: int, client_property: str) -> ExportedEvent:
         record = json.loads(line)
         props = record["properties"]
         stamp = float(props["time"])
+        if stamp > 1e11:  # some projects export milliseconds
+            stamp /= 1000
+        occurred_at = datetime.fromtimestamp(stamp, UTC)
         name = str(record["event"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, OverflowError, OSError):
         raise IntegrationUnavailable(
             f"Mixpanel export line {number} is not an event record; nothing was stored.",
             outcome="failed",
             retryable=False,
             hint="Retry later; if it persists, report the date range to your administrator.",
         ) from None
-    if stamp > 1e11:  # some projects export milliseconds
-        stamp /= 1000
     insert_id = props.get("$insert_id")
     if not insert_id:
         # Without Mixpanel's id, the line itself is the identity (re-exports are byte-identical).
@@ -126,7 +127,7 @@ def parse_line(line: str, number: int, client_property: str) -> ExportedEvent:
     return ExportedEvent(
         event=event_name(name),
         user_ref=str(props.get("distinct_id") or "")[:200],
-        occurred_at=datetime.fromtimestamp(stamp, UTC),
+        occurred_at=occurred_at,
         insert_id=str(insert_id)[:200],
         client_key=None if key is None or key == "" else str(key),
         feature=str(feature)[:100] if feature else None,
