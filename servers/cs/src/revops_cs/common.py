@@ -13,8 +13,12 @@ from revops_core.errors import NotFound, ValidationFailed
 from revops_cs.models.clients import CsClient
 
 ClientId = Annotated[int, Field(ge=1, le=MAX_ID, description="Client id (see list_clients).")]
-AsOf = Annotated[date | None, Field(description="Compute as of this date; default today (UTC).")]
+OptClient = Annotated[int | None, Field(ge=1, le=MAX_ID, description="One client id; omit for all.")]
+AsOf = Annotated[date | None, Field(description="As-of date; default today (UTC).")]
+StartDate = Annotated[date | None, Field(description="First day (inclusive).")]
+EndDate = Annotated[date | None, Field(description="Last day (inclusive).")]
 Limit = Annotated[int, Field(ge=1, le=200, description="Page size (1–200).")]
+MaxRows = Annotated[int, Field(ge=1, le=200, description="Max rows (1–200).")]
 Cursor = Annotated[
     str | None, Field(max_length=500, description="Cursor from the previous page; omit for page 1.")
 ]

@@ -13,7 +13,8 @@ from revops_core.server import Call, Toolset
 from revops_cs import thresholds
 from revops_cs.account_signals import History, live_clients, load_histories
 from revops_cs.analytics import revenue
-from revops_cs.common import get_client, resolve_as_of
+from revops_cs.common import AsOf, OptClient, get_client, resolve_as_of
+from revops_cs.common import MaxRows as Limit
 from revops_cs.models.clients import CsClient
 from revops_cs.models.expansion import CsMrrMonth
 from revops_cs.output import Out, arg
@@ -22,9 +23,6 @@ from revops_cs.tools.retention import assess
 toolset = Toolset(
     "expansion", "Upsell and cross-sell signals, renewals, revenue retention and lifetime value."
 )
-
-AsOf = Annotated[date | None, arg("As-of date; default today (UTC).")]
-Limit = Annotated[int, arg("Max rows (1-200).", ge=1, le=200)]
 
 
 class Signal(Out):
@@ -117,7 +115,7 @@ def _signals(h: History, day: date, cfg: thresholds.ExpansionSignals) -> Opportu
 @toolset.tool(tier="read")
 def identify_upsell_opportunities(
     call: Call,
-    client_id: Annotated[int | None, arg("One client; omit for all.", ge=1)] = None,
+    client_id: OptClient = None,
     motion: Annotated[Literal["upsell", "cross_sell"] | None, arg("Only this motion.")] = None,
     as_of: AsOf = None,
     limit: Limit = 50,

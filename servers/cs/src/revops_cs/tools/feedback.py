@@ -21,7 +21,16 @@ from revops_core.errors import ValidationFailed
 from revops_core.money import Money, money
 from revops_core.server import Call, Toolset
 from revops_cs.analytics import sentiment, surveys
-from revops_cs.common import AsOf, end_of_day, get_client, resolve_as_of, start_of_day
+from revops_cs.common import (
+    AsOf,
+    EndDate,
+    OptClient,
+    StartDate,
+    end_of_day,
+    get_client,
+    resolve_as_of,
+    start_of_day,
+)
 from revops_cs.models.clients import STAGES, CsClient
 from revops_cs.models.feedback import CsFeedback
 from revops_cs.models.usage import CsHealthSnapshot
@@ -32,8 +41,6 @@ toolset = Toolset(
     "feedback", "Surveys (NPS, CSAT, CES), sentiment, voice of the customer and product insights."
 )
 
-OptClient = Annotated[int | None, arg("One client; omit for the portfolio.", ge=1, le=MAX_ID)]
-OptDate = Annotated[date | None, arg("YYYY-MM-DD.")]
 Top = Annotated[int, arg("How many themes/items.", ge=1, le=50)]
 DEFAULT_DAYS = 365
 
@@ -273,13 +280,12 @@ def by_month(rows: Sequence[CsFeedback]) -> list[MonthRow]:
 def analyze_feedback_sentiment(
     call: Call,
     client_id: OptClient = None,
-    start_date: OptDate = None,
-    end_date: OptDate = None,
+    start_date: StartDate = None,
+    end_date: EndDate = None,
     as_of: AsOf = None,
     top: Top = 10,
 ) -> FeedbackAnalysis:
-    """NPS (with 95 % margin of error), CSAT, CES, monthly trend, comment sentiment and themes
-    for a client or the portfolio (default: 365 days to as_of)."""
+    """NPS (95 % margin of error), CSAT, CES, monthly trend, comment sentiment, themes (default 365 days)."""
     start, end = period(start_date, end_date, resolve_as_of(as_of), DEFAULT_DAYS)
     rows = feedback_rows(call.db, client_id, start, end)
     found, commented = _themes(rows, top)
@@ -411,15 +417,13 @@ def generate_voc_report(
     call: Call,
     view: Annotated[
         Literal["themes", "feature_requests"],
-        arg("themes: quotes, detractor reasons, trend (default 90 days); feature_requests: 365 days."),
+        arg("themes (default 90 days) or feature_requests (365 days)."),
     ] = "themes",
     client_id: OptClient = None,
-    start_date: OptDate = None,
-    end_date: OptDate = None,
+    start_date: StartDate = None,
+    end_date: EndDate = None,
     as_of: AsOf = None,
-    top: Annotated[
-        int | None, arg("How many themes (default 5) or features (default 20).", ge=1, le=50)
-    ] = None,
+    top: Annotated[int | None, arg("How many; default 5 themes, 20 features.", ge=1, le=50)] = None,
 ) -> VocResult:
     """Voice of the customer: comment themes with quotes, or feature requests with the ARR behind them."""
     day = resolve_as_of(as_of)

@@ -19,7 +19,7 @@ from revops_cs.analytics import engagement as eng
 from revops_cs.analytics import health as hmath
 from revops_cs.analytics import segmentation as seg
 from revops_cs.client_records import live_clients
-from revops_cs.common import AsOf, ClientId, end_of_day, get_client, resolve_as_of, start_of_day
+from revops_cs.common import AsOf, ClientId, OptClient, end_of_day, get_client, resolve_as_of, start_of_day
 from revops_cs.health_service import HealthResult, compute_health, latest_snapshots
 from revops_cs.health_settings import health_settings
 from revops_cs.models.clients import STAGES, CsClient, CsStageChange, Stage, Tier
@@ -30,11 +30,6 @@ from revops_cs.segments import CONDITION_FIELDS, Condition, evaluate, rule_condi
 from revops_cs.usage_ingest import IngestReport, UsageEventIn, ingest_usage_events
 
 toolset = Toolset("health", "Usage, engagement, health scores, segments, adoption and lifecycle.")
-
-OptClient = Annotated[
-    int | None,
-    Field(ge=1, description="Client id; omit for the whole portfolio."),
-]
 
 
 def _clients(call: Call, client_id: int | None) -> list[CsClient]:

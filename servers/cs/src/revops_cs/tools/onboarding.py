@@ -16,7 +16,7 @@ from revops_core.server import Call, Toolset
 from revops_cs import thresholds
 from revops_cs.account_signals import live_clients, load_histories
 from revops_cs.analytics import onboarding as maths
-from revops_cs.common import get_client, resolve_as_of
+from revops_cs.common import AsOf, get_client, resolve_as_of
 from revops_cs.models.onboarding import (
     CsOnboardingMilestone,
     CsOnboardingPlan,
@@ -27,8 +27,6 @@ from revops_cs.models.onboarding import (
 from revops_cs.output import Out, arg
 
 toolset = Toolset("onboarding", "Onboarding plans, milestones, training, certification and time to value.")
-
-AsOf = Annotated[date | None, arg("As-of date; default today (UTC).")]
 
 
 class MilestoneSpec(BaseModel):

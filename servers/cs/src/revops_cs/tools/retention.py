@@ -19,7 +19,8 @@ from revops_cs import thresholds
 from revops_cs.account_signals import History, live_clients, load_histories
 from revops_cs.analytics import churn_model, churn_rules
 from revops_cs.churn_training import HISTORY_FEATURES, dataset_rows, features_as_of, history_rows, import_csv
-from revops_cs.common import get_client, resolve_as_of
+from revops_cs.common import AsOf, OptClient, get_client, resolve_as_of
+from revops_cs.common import MaxRows as Limit
 from revops_cs.models.clients import CsClient
 from revops_cs.models.retention import (
     CsCampaignMessage,
@@ -29,9 +30,6 @@ from revops_cs.models.retention import (
     CsRetentionTask,
 )
 from revops_cs.output import MAX_ID, Out, arg
-
-AsOf = Annotated[date | None, arg("As-of date; default today (UTC).")]
-Limit = Annotated[int, arg("Max rows (1-200).", ge=1, le=200)]
 
 toolset = Toolset("retention", "Churn risk, churn model, retention campaigns, escalations and post-mortems.")
 
@@ -86,7 +84,7 @@ def _select_clients(call: Call, client_id: int | None, tier: str | None) -> list
 @toolset.tool(tier="read")
 def identify_churn_risk(
     call: Call,
-    client_id: Annotated[int | None, arg(ge=1, description="One client; omit for all.")] = None,
+    client_id: OptClient = None,
     level: Annotated[Level | None, arg(description="Only clients at this level.")] = None,
     tier: Annotated[
         Literal["enterprise", "mid_market", "smb"] | None, arg(description="Only this tier.")
@@ -315,7 +313,7 @@ class ChurnModelResult(Out):
 def manage_churn_model(
     call: Call,
     action: Annotated[Literal["import", "train", "predict"], arg("import a CSV dataset, train, or predict.")],
-    dataset: Annotated[str | None, arg("import, train source=dataset: dataset name.", max_length=100)] = None,
+    dataset: Annotated[str | None, arg("Dataset name (import; train from it).", max_length=100)] = None,
     csv_text: Annotated[
         str | None,
         arg("import: CSV with header; account, outcome (1/0, yes/no), features.", max_length=20_000_000),
@@ -323,13 +321,11 @@ def manage_churn_model(
     id_column: Annotated[str, arg("import: account column.", max_length=100)] = "account_ref",
     label_column: Annotated[str, arg("import: churn outcome column.", max_length=100)] = "churned",
     replace: Annotated[bool, arg("import: replace a same-name dataset.")] = False,
-    source: Annotated[
-        Literal["history", "dataset"], arg("train: stored client history or an imported dataset.")
-    ] = "history",
+    source: Annotated[Literal["history", "dataset"], arg("train: client history or a dataset.")] = "history",
     horizon_days: Annotated[int, arg("train: label = churned within N days.", ge=7, le=365)] = 90,
     months: Annotated[int, arg("train: monthly observations.", ge=1, le=60)] = 24,
     model_id: Annotated[int | None, arg("predict: model (default latest history).", ge=1, le=MAX_ID)] = None,
-    client_id: Annotated[int | None, arg("predict: one client; omit for all.", ge=1, le=MAX_ID)] = None,
+    client_id: OptClient = None,
     as_of: AsOf = None,
     limit: Limit = 50,
 ) -> ChurnModelResult:

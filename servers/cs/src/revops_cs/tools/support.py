@@ -24,7 +24,16 @@ from sqlmodel import Session, col, select
 from revops_core.errors import IntegrationUnavailable, NotFound, ValidationFailed
 from revops_core.server import Call, Toolset
 from revops_cs.analytics import sla
-from revops_cs.common import AsOf, end_of_day, get_client, resolve_as_of, start_of_day
+from revops_cs.common import (
+    AsOf,
+    EndDate,
+    OptClient,
+    StartDate,
+    end_of_day,
+    get_client,
+    resolve_as_of,
+    start_of_day,
+)
 from revops_cs.models.clients import CsClient
 from revops_cs.models.retention import CsEscalation
 from revops_cs.models.support import (
@@ -47,9 +56,8 @@ toolset = Toolset("support", "Support tickets, routing, knowledge base and suppo
 TicketId = Annotated[int | None, arg("Ticket id (all actions but create).", ge=1, le=MAX_ID)]
 Tags = Annotated[
     list[Annotated[str, Field(min_length=1, max_length=50)]] | None,
-    arg("Tags (replace the ticket's tags).", max_length=20),
+    arg("Tags (replace existing ones).", max_length=20),
 ]
-OptDate = Annotated[date | None, arg("YYYY-MM-DD.")]
 
 
 def now_utc() -> datetime:
@@ -356,10 +364,8 @@ async def handle_support_ticket(
     author: Annotated[str | None, arg("Comment author.", min_length=1, max_length=200)] = None,
     csat: Annotated[int | None, arg("Customer rating 1–5.", ge=1, le=5)] = None,
 ) -> TicketResult:
-    """Create, update, comment on, resolve, escalate or get a support ticket.
-
-    Stored locally; mirrored to Zendesk when configured (result says mirrored and why not).
-    Escalate opens an escalation due at the severity's resolution target."""
+    """Create, update, comment on, resolve, escalate (SLA-due escalation) or get a ticket; Zendesk mirror."""
+    # Stored locally; mirrored to Zendesk when configured (the result says whether, and why not).
     a = TicketArgs(
         action,
         ticket_id,
@@ -541,7 +547,7 @@ def route_ticket(
         Literal["route", "add_rule", "remove_rule", "add_agent", "set_agent_active", "list"],
         arg("route a ticket, manage rules/agents, or list them."),
     ],
-    ticket_id: TicketId = None,
+    ticket_id: Annotated[int | None, arg("route: ticket id.", ge=1, le=MAX_ID)] = None,
     name: Annotated[str | None, arg("Rule or agent name.", min_length=1, max_length=200)] = None,
     team: Annotated[str | None, arg("Team.", min_length=1, max_length=100)] = None,
     agent: Annotated[str | None, arg("Rule: fixed agent.", min_length=1, max_length=200)] = None,
@@ -554,9 +560,7 @@ def route_ticket(
     rule_id: Annotated[int | None, arg("Rule to remove.", ge=1, le=MAX_ID)] = None,
     active: Annotated[bool, arg("set_agent_active: active or not.")] = True,
 ) -> RoutingResult:
-    """Route a ticket by rules (priority/tier/tag → team/agent) to the least-loaded agent; manage rules.
-
-    Load = the agent's open tickets."""
+    """Route a ticket by rules (priority/tier/tag → team/agent) to the agent with fewest open tickets."""
     session = call.db
     if action == "route":
         return _route(call, ticket_id)
@@ -874,13 +878,13 @@ def performance(
 @toolset.tool(tier="read")
 def analyze_support_performance(
     call: Call,
-    client_id: Annotated[int | None, arg("One client; omit for all.", ge=1, le=MAX_ID)] = None,
-    start_date: OptDate = None,
-    end_date: OptDate = None,
+    client_id: OptClient = None,
+    start_date: StartDate = None,
+    end_date: EndDate = None,
     as_of: AsOf = None,
 ) -> SupportPerformance:
-    """Support KPIs for tickets created in a period (default 90 days to as_of): response and resolution
-    times (median, p90), SLA compliance by priority, backlog by age, ticket CSAT."""
+    """Support KPIs for tickets created in a period (default 90 days): response/resolution median and p90,
+    SLA compliance, backlog by age, CSAT."""
     day = resolve_as_of(as_of)
     start, end = period(start_date, end_date, day, 90)
     if client_id is not None:
@@ -985,9 +989,7 @@ async def sync_zendesk_tickets(
     since: Annotated[date | None, arg("Start date for a first/restarted export.")] = None,
     max_pages: Annotated[int, arg("Stop after this many pages.", ge=1, le=100)] = 10,
 ) -> SyncResult:
-    """Import Zendesk tickets incrementally (cursor export), upserting by Zendesk id; resumes from the cursor.
-
-    Tickets map to clients by Zendesk organization id (client external_ids["zendesk"])."""
+    """Import Zendesk tickets incrementally (resumable cursor); client = external_ids["zendesk"] org id."""
     creds = await call.in_thread(partial(zendesk.require_credentials, call.runtime))
     cursor = None if restart else await call.in_thread(partial(_stored_cursor, call))
     start_time = int(start_of_day(since).timestamp()) if since else 0
