@@ -9,6 +9,11 @@ call finds the earlier row — whatever its status — and reports the recipient
 of sending again. So a retry after a timeout never double-sends; an `unknown` row is never resent
 automatically (check SendGrid's activity feed, then change the text to send deliberately again).
 If every attempt failed outright (401, 500, 400…) the error is raised and nothing is stored.
+
+Locking: the dedupe check, the vendor calls and the inserts run in the call's one write transaction, so
+two identical concurrent calls serialise (SQLite: the write lock; PostgreSQL: row locks on the
+contacts) and the second finds the first's rows. The price: on SQLite other writers wait while a
+send is in flight (bounded by the HTTP deadline).
 """
 
 from __future__ import annotations
@@ -211,11 +216,18 @@ class Outgoing:
     key: str
 
 
-def live_contacts(session: Session, client: CsClient, contact_ids: list[int] | None) -> list[CoreContact]:
-    """The client's (non-deleted) contacts, or the named ones — each must belong to the client."""
+def live_contacts(
+    session: Session, client: CsClient, contact_ids: list[int] | None, *, lock: bool = False
+) -> list[CoreContact]:
+    """The client's (non-deleted) contacts, or the named ones — each must belong to the client.
+
+    `lock` (sending): PostgreSQL row locks make a concurrent identical send wait for this one's commit,
+    then find its message row (already_sent). SQLite's write transaction serialises sends anyway."""
     query = select(CoreContact).where(
         CoreContact.company_id == client.company_id, col(CoreContact.deleted_at).is_(None)
     )
+    if lock:
+        query = query.with_for_update()
     contacts = list(session.exec(query.order_by(col(CoreContact.id))))
     if contact_ids is None:
         return contacts
@@ -228,6 +240,8 @@ def prepare_emails(
     contact_ids: list[int] | None,
     subject: str,
     body: str,
+    *,
+    lock: bool = False,
 ) -> tuple[list[Outgoing], list[Recipient]]:
     """Render for every real contact; unsubscribed contacts are listed, not rendered."""
     used = template_variables(subject, body)
@@ -241,7 +255,7 @@ def prepare_emails(
     skipped: list[Recipient] = []
     matched: set[int] = set()
     for client in clients:
-        for contact in live_contacts(session, client, contact_ids):
+        for contact in live_contacts(session, client, contact_ids, lock=lock):
             matched.add(contact.id or 0)
             if contact.unsubscribed_at is not None:
                 skipped.append(_recipient(client.id, contact, "unsubscribed"))
@@ -399,7 +413,8 @@ def _plan_or_preview(
     confirm: str | None,
 ) -> tuple[list[Outgoing], list[Recipient], EmailResult | None]:
     """Render, drop already-sent emails, and return a preview or plan where the call must stop."""
-    emails, skipped = prepare_emails(call.db, client_ids, contact_ids, subject, body)
+    # The dedupe check, the sends and the inserts share the call's transaction (see live_contacts).
+    emails, skipped = prepare_emails(call.db, client_ids, contact_ids, subject, body, lock=not dry_run)
     sent = existing_keys(call.db, [o.key for o in emails])
     skipped += [_out_recipient(o, "already_sent", sent[o.key]) for o in emails if o.key in sent]
     emails = [o for o in emails if o.key not in sent]
