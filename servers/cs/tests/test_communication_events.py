@@ -130,3 +130,36 @@ async def test_spam_report_unsubscribes_and_counts_as_complaint(cs_server, sent)
         assert s.get(CoreContact, sent["cid_contact"]).unsubscribed_at is not None
     # Neither event names a message (no revops_ref / sg_message_id): stored, counted as unmatched.
     assert stats.structured_content["metrics"]["complaints"] == 0
+
+
+async def test_out_of_range_timestamp_is_refused(cs_server, sent):
+    bad = [ev("t1", "open", "ann@acme.test") | {"timestamp": 10**13}]
+    async with connect(cs_server) as client:
+        result = await client.call_tool("ingest_email_events", {"events": bad})
+    assert error_of(result)["field"] == "events[0].timestamp"
+    assert count(cs_server, CsEmailEvent) == 0
+
+
+async def test_stats_filter_by_client_and_date(cs_server, sent):
+    with cs_server.runtime.db.session(write=True) as s:
+        other = add_client(s, "Other")
+        contact = add_contact(s, other, "o@other.test")
+        s.add(
+            CsEmailMessage(
+                client_id=other.id,
+                contact_id=contact.id,
+                email=contact.email,
+                subject="s",
+                body="b",
+                dedupe_key="key-other",
+                status="accepted",
+                sent_at=at("2026-06-10"),
+            )
+        )
+    async with connect(cs_server) as client:
+        mine = await client.call_tool(
+            "send_personalized_email", {"action": "stats", "client_ids": [sent["client"]]}
+        )
+        recent = await client.call_tool("send_personalized_email", {"action": "stats", "since": "2026-06-01"})
+    assert mine.structured_content["metrics"]["sent"] == 3
+    assert recent.structured_content["metrics"]["sent"] == 1

@@ -258,3 +258,16 @@ async def test_rate_limit_retry_after_is_honoured(ic):
 
 def _req(email: str) -> httpx.Request:
     return httpx.Request("POST", f"{API}/contacts/search", json={"query": {"value": email}})
+
+
+async def test_note_without_admin_id_names_the_vault_field(cs_server, settings):
+    Vault(cs_server.runtime.db, settings).set("intercom", "default", {"access_token": TOKEN})
+    with cs_server.runtime.db.session(write=True) as s:
+        client_id = add_client(s, "Acme").id
+    with respx.mock(assert_all_called=False) as mock:
+        route = mock.route(host="api.intercom.io")
+        result = await tool(cs_server, action="note", client_id=client_id, body="hello")
+    err = error_of(result)
+    assert (err["code"], err["field"]) == ("configuration_error", "admin_id")
+    assert "admin_id=" in err["hint"]
+    assert route.call_count == 0
