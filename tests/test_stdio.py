@@ -41,18 +41,21 @@ async def test_read_only_flag_hides_writing_tools(tmp_path):
     assert all(t.annotations.read_only_hint for t in tools)
 
 
-def test_unknown_toolset_fails_at_start_with_a_hint(tmp_path):
-    import subprocess
+async def test_unknown_toolset_is_reported_to_the_client_with_a_hint(tmp_path):
+    """stdio servers answer the handshake before loading tools (fast start in Claude Desktop), so a
+    bad --toolsets reaches the client as an error naming the choices instead of a dead process."""
+    from mcp import MCPError
 
-    params = stdio_params("cs", tmp_path / "data", "--toolsets", "nope")
-    proc = subprocess.run(
-        [params.command, *params.args],
-        env=params.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 2
-    assert "validation_error" in proc.stderr
-    assert "Choose from" in proc.stderr
+    async with Client(stdio_params("cs", tmp_path / "data", "--toolsets", "nope"), mode="legacy") as client:
+        with pytest.raises(MCPError) as info:
+            await client.list_tools()
+    assert "[validation_error] Unknown toolset(s): nope." in str(info.value)
+    assert "Choose from:" in str(info.value)
+
+
+async def test_handshake_does_not_wait_for_tool_loading_but_calls_do(tmp_path):
+    async with Client(stdio_params("cs", tmp_path / "data"), mode="legacy") as client:
+        # The first call after the handshake waits for the loader, then sees every toolset.
+        info = await client.call_tool("server_info", {})
+    assert not info.is_error
+    assert len(info.structured_content["toolsets"]) == 9

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import ValidationError
 
@@ -12,7 +13,14 @@ from revops_core.errors import RevOpsError
 from revops_core.logging import configure_logging, get_logger
 from revops_core.settings import Settings
 
-ServerFactory = Callable[[Settings], "object"]
+if TYPE_CHECKING:
+    from revops_core.server import RevOpsServer
+
+
+class ServerFactory(Protocol):
+    """A server package's `create_server`."""
+
+    def __call__(self, settings: Settings, *, defer: bool = False) -> RevOpsServer: ...
 
 
 def describe_settings_error(err: ValidationError) -> str:
@@ -36,7 +44,7 @@ def parse_args(name: str, argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run(name: str, factory: Callable[[Settings], object], argv: Sequence[str] | None = None) -> int:
+def run(name: str, factory: ServerFactory, argv: Sequence[str] | None = None) -> int:
     """Parse flags, validate settings, build the server and serve. Errors exit non-zero with a hint."""
     args = parse_args(name, argv)
     overrides: dict[str, object] = {}
@@ -51,15 +59,17 @@ def run(name: str, factory: Callable[[Settings], object], argv: Sequence[str] | 
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
         configure_logging(settings.log_level)
-        server = factory(settings)
         if args.transport == "http":
+            # A service must fail fast on a bad schema or toolset, before its health check passes.
+            server = factory(settings)
             from revops_core.http_transport import serve_http
 
-            serve_http(server, settings)  # type: ignore[arg-type]
+            serve_http(server, settings)
         else:
             from revops_core.server import run_stdio
 
-            run_stdio(server)  # type: ignore[arg-type]
+            # stdio: answer the client's handshake at once, load tools in the background.
+            run_stdio(factory(settings, defer=True))
     except RevOpsError as err:
         get_logger("revops.start").error("start_failed", code=err.code, message=err.message, hint=err.hint)
         print(f"revops-{name}: {err.client_text()}", file=sys.stderr)

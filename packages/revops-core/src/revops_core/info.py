@@ -22,7 +22,7 @@ class ServerInfo(BaseModel):
     version: str = Field(description="Package version.")
     python: str = Field(description="Python version running the server.")
     database: str = Field(description="Database dialect in use (sqlite or postgresql); never the URL.")
-    schema_versions: dict[str, int] = Field(description="Applied migration version per component.")
+    schema_versions: dict[str, int] = Field(description="Migration version per component, as of start-up.")
     toolsets: list[str] = Field(description="Toolsets this server exposes in this session.")
     tool_count: int = Field(description="Number of tools listed.")
     read_only: bool = Field(description="True when the server only lists read tools.")
@@ -44,12 +44,17 @@ def register_server_info(server_name: str, description: str) -> Toolset:
         runtime = call.runtime
         server = runtime.state["server"]
         audit_count = call.db.exec(select(func.count()).select_from(AuditEntry)).one()
+        # Package metadata and the schema checked at start-up do not change while the server runs;
+        # reading them once keeps this the cheap liveness call clients use it as.
+        if "info_static" not in runtime.state:
+            runtime.state["info_static"] = (version(f"revops-{server_name}"), current_versions(runtime.db))
+        package_version, schema_versions = runtime.state["info_static"]
         return ServerInfo(
             server=server_name,
-            version=version(f"revops-{server_name}"),
+            version=package_version,
             python=platform.python_version(),
             database=runtime.db.dialect,
-            schema_versions=current_versions(runtime.db),
+            schema_versions=schema_versions,
             toolsets=sorted({t.toolset for t in server.tools}),
             tool_count=len(server.tools),
             read_only=runtime.settings.read_only,

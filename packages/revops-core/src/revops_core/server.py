@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import threading
 import time
 import typing
 from collections.abc import Awaitable, Callable, Iterable
@@ -30,14 +31,17 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import ValidationError as PydanticValidationError
-from sqlmodel import Session
 
-from revops_core.db import Database, ensure_schema
 from revops_core.errors import InternalError, NotFound, PermissionDenied, RevOpsError, ValidationFailed
 from revops_core.logging import correlation_id, get_logger, new_correlation_id, redact
 from revops_core.settings import ROLE_RANK, Role, Settings, get_settings
 
 if TYPE_CHECKING:
+    # Imported lazily at run time: SQLAlchemy and prometheus cost more to import than the whole
+    # handshake, and a deferred server answers `initialize` before it needs them.
+    from sqlmodel import Session
+
+    from revops_core.db import Database
     from revops_core.metrics import Metrics
 
 Tier = Literal["read", "write", "destructive", "critical"]
@@ -125,32 +129,59 @@ class Runtime:
     """What a running server holds: settings, database, metrics, caches. One per server instance."""
 
     def __init__(self, server_name: str, settings: Settings, db: Database | None = None) -> None:
-        from revops_core.metrics import Metrics
-
         self.server_name = server_name
         self.settings = settings
-        self.db = db or Database(settings)
-        self.metrics: Metrics = Metrics(server_name)
+        self._db = db
+        self._metrics: Metrics | None = None
         self.started_at = time.time()
         self.state: dict[str, Any] = {}  # per-server caches (vendor clients, breakers)
 
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            from revops_core.db import Database
+
+            self._db = Database(self.settings)
+        return self._db
+
+    @db.setter
+    def db(self, database: Database) -> None:
+        self._db = database
+
+    @property
+    def metrics(self) -> Metrics:
+        if self._metrics is None:
+            from revops_core.metrics import Metrics
+
+            self._metrics = Metrics(self.server_name)
+        return self._metrics
+
     def resolve_actor(self, ctx: Context | None) -> tuple[str, Role]:
         """The caller: a bearer key's owner over HTTP, else the configured local user."""
-        headers = None
-        if ctx is not None:
-            try:
-                headers = ctx.headers
-            except (AttributeError, ValueError, LookupError):
-                headers = None
-        if headers is not None:
-            auth = headers.get("authorization") or headers.get("Authorization")
-            from revops_core.apikeys import resolve_bearer
+        headers = request_headers(ctx)
+        if headers is None:
+            return self.settings.actor, self.settings.role
+        return self.resolve_bearer(headers)
 
-            principal = resolve_bearer(self.db, auth)
-            if principal is None:
-                raise PermissionDenied("This request carries no valid API key.")
-            return principal
-        return self.settings.actor, self.settings.role
+    def resolve_bearer(self, headers: typing.Mapping[str, str]) -> tuple[str, Role]:
+        """The owner of the request's API key (a database lookup: call from a worker thread)."""
+        from revops_core.apikeys import resolve_bearer
+
+        auth = headers.get("authorization") or headers.get("Authorization")
+        principal = resolve_bearer(self.db, auth)
+        if principal is None:
+            raise PermissionDenied("This request carries no valid API key.")
+        return principal
+
+
+def request_headers(ctx: Context | None) -> typing.Mapping[str, str] | None:
+    """HTTP request headers, or None over stdio (where the caller is the local user)."""
+    if ctx is None:
+        return None
+    try:
+        return ctx.headers
+    except (AttributeError, ValueError, LookupError):
+        return None
 
 
 @dataclass
@@ -273,7 +304,11 @@ def _wrap(runtime: Runtime, tool: ToolDef) -> Callable[..., Awaitable[Any]]:
         call: Call | None = None
         approval = kwargs.pop(approval_param.name, None) if approval_param is not None else None
         try:
-            actor, role = await anyio.to_thread.run_sync(runtime.resolve_actor, ctx)
+            headers = request_headers(ctx)
+            if headers is None:  # stdio: the configured local user, no lookup needed
+                actor, role = runtime.settings.actor, runtime.settings.role
+            else:
+                actor, role = await anyio.to_thread.run_sync(runtime.resolve_bearer, headers)
             if ROLE_RANK[role] < required_rank:
                 raise PermissionDenied(
                     f"Role '{role}' may not call {tool.name} (needs '{TIER_ROLE[tool.tier]}').",
@@ -398,62 +433,143 @@ class RevOpsServer:
     mcp: MCPServer
     runtime: Runtime
     tools: list[ToolDef]
+    loader: ToolLoader | None = None
 
     @property
     def name(self) -> str:
         return self.runtime.server_name
 
 
+ToolsetSource = Iterable[Toolset] | Callable[[], Iterable[Toolset]]
+# Requests a deferred server answers before its tools are loaded: the handshake and liveness.
+_UNGATED_METHODS = frozenset({"initialize", "ping", "server/discover", "logging/setLevel"})
+
+
+class ToolLoader:
+    """Loads toolsets into a server: schema check, tool modules, registration.
+
+    Run inline (`load()`), errors propagate: a misconfigured server does not start. Run deferred
+    (`start()`), the stdio server answers `initialize` while this thread imports SQLAlchemy and the
+    tool modules, and `gate` holds every other request until loading is done — or answers it with
+    the loading error (e.g. a schema that needs `revops db upgrade`), so the client can show it.
+    """
+
+    def __init__(self, server: RevOpsServer, toolsets: ToolsetSource, *, check_schema: bool) -> None:
+        self.server = server
+        self.toolsets = toolsets
+        self.check_schema = check_schema
+        self.done = threading.Event()
+        self.error: RevOpsError | None = None
+
+    def load(self) -> None:
+        runtime, mcp = self.server.runtime, self.server.mcp
+        settings = runtime.settings
+        if self.check_schema:
+            from revops_core.db import ensure_schema
+
+            ensure_schema(runtime.db)
+        toolsets = list(self.toolsets() if callable(self.toolsets) else self.toolsets)
+        known = {ts.name for ts in toolsets}
+        wanted = set(settings.toolsets) if settings.toolsets else known
+        unknown = wanted - known
+        if unknown:
+            raise ValidationFailed(
+                f"Unknown toolset(s): {', '.join(sorted(unknown))}.",
+                field="toolsets",
+                hint=f"Choose from: {', '.join(sorted(known))}.",
+            )
+        for ts in toolsets:
+            if ts.name not in wanted:
+                continue
+            for tool in ts.tools:
+                if settings.read_only and not tool.read_only:
+                    continue
+                mcp.add_tool(
+                    _wrap(runtime, tool),
+                    name=tool.name,
+                    title=tool.title,
+                    annotations=tool.annotations,
+                    meta={"revops/tier": tool.tier},
+                    structured_output=True,
+                )
+                self.server.tools.append(tool)
+            for extras in ts.extras:
+                extras(mcp, runtime)
+        self.done.set()
+
+    def start(self) -> None:
+        threading.Thread(target=self._load_in_background, name="revops-loader", daemon=True).start()
+
+    def _load_in_background(self) -> None:
+        try:
+            self.load()
+        except RevOpsError as err:
+            self.error = err
+            log.error("load_failed", code=err.code, message=err.message, hint=err.hint)
+        except Exception:
+            self.error = InternalError("The server failed to load its tools; see its log (stderr).")
+            log.exception("load_crashed")
+        finally:
+            self.done.set()
+
+    async def gate(self, ctx: Any, call_next: Any) -> Any:
+        """Server middleware: hold requests (not the handshake) until the tools are loaded."""
+        if ctx.request_id is None or ctx.method in _UNGATED_METHODS:
+            return await call_next(ctx)
+        if not self.done.is_set():
+            await anyio.to_thread.run_sync(self.done.wait)
+        if self.error is not None:
+            from mcp.shared.exceptions import MCPError
+            from mcp.types import INTERNAL_ERROR
+
+            raise MCPError(code=INTERNAL_ERROR, message=self.error.client_text(), data=self.error.to_dict())
+        return await call_next(ctx)
+
+
 def build_server(
     name: str,
-    toolsets: Iterable[Toolset],
+    toolsets: ToolsetSource,
     *,
     settings: Settings | None = None,
     db: Database | None = None,
     instructions: str | None = None,
     version: str = "0.1.0",
     check_schema: bool = True,
+    defer: bool = False,
 ) -> RevOpsServer:
-    """Build a server. `settings.toolsets` / `settings.read_only` narrow what is listed."""
+    """Build a server. `settings.toolsets` / `settings.read_only` narrow what is listed.
+
+    `toolsets` may be a callable, so a deferred server imports its tool modules only when loading.
+    With `defer=False` (tests, HTTP) everything is loaded before this returns and errors raise.
+    """
     settings = settings or get_settings()
     runtime = Runtime(name, settings, db)
-    if check_schema:
-        ensure_schema(runtime.db)
-    toolsets = list(toolsets)
-    known = {ts.name for ts in toolsets}
-    wanted = set(settings.toolsets) if settings.toolsets else known
-    unknown = wanted - known
-    if unknown:
-        raise ValidationFailed(
-            f"Unknown toolset(s): {', '.join(sorted(unknown))}.",
-            field="toolsets",
-            hint=f"Choose from: {', '.join(sorted(known))}.",
-        )
-    mcp = RevOpsMCPServer(name=f"revops-{name}", instructions=instructions, version=version)
+    loader_holder: list[ToolLoader] = []
+
+    async def gate(ctx: Any, call_next: Any) -> Any:
+        return await loader_holder[0].gate(ctx, call_next)
+
+    mcp = RevOpsMCPServer(
+        name=f"revops-{name}",
+        instructions=instructions,
+        version=version,
+        middleware=[gate] if defer else None,
+    )
     # logging/setLevel + a default completion/complete (see protocol_extras); before toolset extras,
     # so a toolset's own @mcp.completion() replaces the default.
     from revops_core.protocol_extras import install as install_protocol_extras
 
     install_protocol_extras(mcp, runtime)
-    registered: list[ToolDef] = []
-    for ts in toolsets:
-        if ts.name not in wanted:
-            continue
-        for tool in ts.tools:
-            if settings.read_only and not tool.read_only:
-                continue
-            mcp.add_tool(
-                _wrap(runtime, tool),
-                name=tool.name,
-                title=tool.title,
-                annotations=tool.annotations,
-                meta={"revops/tier": tool.tier},
-                structured_output=True,
-            )
-            registered.append(tool)
-        for extras in ts.extras:
-            extras(mcp, runtime)
-    return RevOpsServer(mcp=mcp, runtime=runtime, tools=registered)
+    server = RevOpsServer(mcp=mcp, runtime=runtime, tools=[])
+    runtime.state["server"] = server  # server_info reports what was registered
+    loader = ToolLoader(server, toolsets, check_schema=check_schema)
+    loader_holder.append(loader)
+    server.loader = loader
+    if defer:
+        loader.start()
+    else:
+        loader.load()
+    return server
 
 
 def server_info_toolset(server_name: str, description: str) -> Toolset:

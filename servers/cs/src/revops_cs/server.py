@@ -39,7 +39,6 @@ def toolsets() -> list[Toolset]:
     ]
 
 
-def create_server(settings: Settings) -> RevOpsServer:
-    server = build_server(NAME, toolsets(), settings=settings, instructions=INSTRUCTIONS)
-    server.runtime.state["server"] = server
-    return server
+def create_server(settings: Settings, *, defer: bool = False) -> RevOpsServer:
+    """The server; `defer=True` answers the handshake first and loads tools in the background."""
+    return build_server(NAME, toolsets, settings=settings, instructions=INSTRUCTIONS, defer=defer)

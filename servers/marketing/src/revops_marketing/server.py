@@ -13,9 +13,8 @@ def toolsets() -> list[Toolset]:
     return [server_info_toolset(NAME, DESCRIPTION)]
 
 
-def create_server(settings: Settings) -> RevOpsServer:
-    server = build_server(
-        NAME, toolsets(), settings=settings, instructions=f"RevOps Marketing server. {DESCRIPTION}"
+def create_server(settings: Settings, *, defer: bool = False) -> RevOpsServer:
+    """The server; `defer=True` answers the handshake first and loads tools in the background."""
+    return build_server(
+        NAME, toolsets, settings=settings, instructions=f"RevOps Marketing server. {DESCRIPTION}", defer=defer
     )
-    server.runtime.state["server"] = server
-    return server
