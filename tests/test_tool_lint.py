@@ -22,13 +22,19 @@ SNAPSHOTS = Path(__file__).parent / "snapshots"
 TOOLS_LIST_BUDGET_CHARS = 60_000
 
 
-async def _tools(name: str, settings: Any) -> list[dict[str, Any]]:
+async def _listed(name: str, settings: Any) -> tuple[Any, dict[str, str]]:
+    """The tools/list result a client receives, and each tool's tier as registered."""
     server = factory(name)(settings)
     try:
         async with connect(server, "legacy") as client:
             listed = await client.list_tools()
     finally:
         server.runtime.db.dispose()
+    return listed, {tool.name: tool.tier for tool in server.tools}
+
+
+async def _tools(name: str, settings: Any) -> list[dict[str, Any]]:
+    listed, _ = await _listed(name, settings)
     return [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in listed.tools]
 
 
@@ -43,7 +49,8 @@ def _param_problems(tool: dict[str, Any]) -> list[str]:
 
 @pytest.mark.parametrize("server_name", SERVER_NAMES)
 async def test_every_tool_follows_the_conventions(server_name, embedded_settings):
-    tools = await _tools(server_name, embedded_settings)
+    listed, tiers = await _listed(server_name, embedded_settings)
+    tools = [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in listed.tools]
     assert tools, f"{server_name} lists no tools"
     problems: list[str] = []
     for tool in tools:
@@ -52,7 +59,7 @@ async def test_every_tool_follows_the_conventions(server_name, embedded_settings
         for hint in ("readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"):
             if hint not in ann:
                 problems.append(f"{name}: annotation {hint} is not set")
-        tier = tool.get("_meta", {}).get("revops/tier")
+        tier = tiers[name]
         if tier != "read" and ann.get("readOnlyHint"):
             problems.append(f"{name}: a {tier} tool claims readOnlyHint")
         if tier == "read" and not ann.get("readOnlyHint"):
@@ -73,8 +80,9 @@ async def test_every_tool_follows_the_conventions(server_name, embedded_settings
 
 @pytest.mark.parametrize("server_name", SERVER_NAMES)
 async def test_tools_list_fits_the_context_budget(server_name, embedded_settings):
-    tools = await _tools(server_name, embedded_settings)
-    size = len(json.dumps(tools))
+    listed, _ = await _listed(server_name, embedded_settings)
+    # Measured as it travels: the SDK serialises the result as compact JSON.
+    size = len(listed.model_dump_json(by_alias=True, exclude_none=True))
     assert size <= TOOLS_LIST_BUDGET_CHARS, f"{server_name} tools/list is {size} chars"
 
 

@@ -24,18 +24,17 @@ TIER_NOTE = {
 }
 
 
-async def _list(name: str, data_dir: Path) -> list[Any]:
-    from mcp import Client
-
+async def _list(name: str, data_dir: Path) -> list[tuple[Any, str, str]]:
+    """(tool with full schemas, toolset, tier) in registration order."""
     from revops_core.settings import Settings
 
     settings = Settings(data_dir=data_dir / name, database_url=None, redis_url=None, master_key=None)
     server = factory(name)(settings)
     try:
-        async with Client(server.mcp, mode="legacy") as client:
-            return list((await client.list_tools()).tools)
+        full = {tool.name: tool for tool in await server.mcp.list_tools_full()}
     finally:
         server.runtime.db.dispose()
+    return [(full[t.name], t.toolset, t.tier) for t in server.tools]
 
 
 def _param_rows(schema: dict[str, Any]) -> list[str]:
@@ -50,7 +49,15 @@ def _param_rows(schema: dict[str, Any]) -> list[str]:
     return rows
 
 
-def render(tools_by_server: dict[str, list[Any]]) -> str:
+def _output_rows(schema: dict[str, Any] | None) -> list[str]:
+    rows = []
+    for fname, prop in ((schema or {}).get("properties") or {}).items():
+        desc = str(prop.get("description", "")).replace("|", "\\|").replace("\n", " ")
+        rows.append(f"| `{fname}` | {desc} |")
+    return rows
+
+
+def render(tools_by_server: dict[str, list[tuple[Any, str, str]]]) -> str:
     out = [
         "# Tool reference",
         "",
@@ -81,7 +88,7 @@ def render(tools_by_server: dict[str, list[Any]]) -> str:
 
 
 def generate() -> str:
-    async def collect() -> dict[str, list[Any]]:
+    async def collect() -> dict[str, list[tuple[Any, str, str]]]:
         with tempfile.TemporaryDirectory() as tmp:
             return {name: await _list(name, Path(tmp)) for name in SERVER_NAMES}
 

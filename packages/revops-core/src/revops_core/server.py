@@ -403,6 +403,10 @@ class RevOpsMCPServer(MCPServer):
             ]
         return self._wire_tools
 
+    async def list_tools_full(self) -> list[Any]:
+        """The tools with pydantic's full schemas (every description), for the generated docs."""
+        return await super().list_tools()
+
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         try:
             return await super().call_tool(name, arguments, context)
@@ -489,7 +493,6 @@ class ToolLoader:
                     name=tool.name,
                     title=tool.title,
                     annotations=tool.annotations,
-                    meta={"revops/tier": tool.tier},
                     structured_output=True,
                 )
                 self.server.tools.append(tool)

@@ -6,9 +6,9 @@ every optional value and a `$defs` entry for every nested model. We publish:
 - input schemas with the same meaning, minus titles, with nullable unions folded into
   `"type": [X, "null"]` — arguments are still validated against the full pydantic model;
 - output schemas that keep every top-level field's name and type but collapse deeper structure to
-  `object` / `array` of `object`, without descriptions. Every result still validates against it
-  (it is looser, never stricter); field names are chosen to read on their own, and the full
-  shape with every description is in docs/tools.md (generated from the models).
+  `object` / `array` of `object`, without descriptions or `required` (every field is always sent).
+  Every result still validates against it (it is looser, never stricter); field names are chosen
+  to read on their own, and the full shape with every description is in docs/tools.md.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def compact_output_schema(schema: dict[str, Any]) -> dict[str, Any]:
     top = _resolve(root, root)
     out: dict[str, Any] = {"type": "object"}
     props = top.get("properties", {})
+    # No `required`: every field of a result model is always serialised, so listing them adds
+    # length and no information.
     out["properties"] = {name: _shallow(prop, root) for name, prop in props.items()}
-    if "required" in top:
-        out["required"] = top["required"]
     return _fold_nullable(_strip_titles(out))  # type: ignore[no-any-return]
