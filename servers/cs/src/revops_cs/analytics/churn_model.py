@@ -107,6 +107,20 @@ class Fitted:
         z = (x - self.means) / self.stds @ self.coef + self.intercept
         return 1.0 / (1.0 + np.exp(-np.clip(z, -35, 35)))
 
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> Fitted:
+        """A model stored as JSON (means, stds, coefficients, intercept) ready to score."""
+        return cls(
+            means=np.asarray(params["means"]),
+            stds=np.asarray(params["stds"]),
+            coef=np.asarray(params["coefficients"]),
+            intercept=float(params["intercept"]),
+        )
+
+
+def labels_vector(labels: Sequence[int | bool]) -> Array:
+    return np.asarray(labels, dtype=float)
+
 
 def fit(x: Array, y: Array, l2: float, *, iterations: int = 50) -> Fitted:
     """L2-penalised logistic regression on standardised inputs, by Newton–Raphson (IRLS)."""

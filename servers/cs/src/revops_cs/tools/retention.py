@@ -7,7 +7,6 @@ import statistics
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-import numpy as np
 from pydantic import Field
 from sqlmodel import col, select
 
@@ -17,7 +16,7 @@ from revops_core.models import CoreContact
 from revops_core.server import Call, Toolset
 from revops_cs import thresholds
 from revops_cs.account_signals import History, live_clients, load_histories
-from revops_cs.analytics import churn_model, churn_rules
+from revops_cs.analytics import churn_rules
 from revops_cs.churn_training import HISTORY_FEATURES, dataset_rows, features_as_of, history_rows, import_csv
 from revops_cs.common import AsOf, OptClient, get_client, resolve_as_of
 from revops_cs.common import MaxRows as Limit
@@ -198,9 +197,11 @@ def _train(
             "churn_model.min_positives/min_negatives with configure_cs_thresholds.",
             details={"positives": pos, "negatives": neg, "needed": [cfg.min_positives, cfg.min_negatives]},
         )
+    from revops_cs.analytics import churn_model  # numpy: loaded only to train or score
+
     spec = churn_model.build_encoding(rows, columns)
     x = churn_model.encode(rows, spec)
-    y = np.asarray(labels, dtype=float)
+    y = churn_model.labels_vector(labels)
     folds = min(cfg.folds, pos, neg)
     metrics = churn_model.cross_validate(x, y, folds, cfg.l2)
     fitted = churn_model.fit(x, y, cfg.l2)
@@ -278,16 +279,13 @@ def _predict(call: Call, model_id: int | None, client_id: int | None, day: date,
             hint="Train with source=history to score clients.",
         )
     params = json.loads(model.params)
-    fitted = churn_model.Fitted(
-        means=np.asarray(params["means"]),
-        stds=np.asarray(params["stds"]),
-        coef=np.asarray(params["coefficients"]),
-        intercept=float(params["intercept"]),
-    )
+    from revops_cs.analytics import churn_model  # numpy: loaded only to train or score
+
+    fitted = churn_model.Fitted.from_params(params)
     clients = _select_clients(call, client_id, None)
     histories = load_histories(call.db, clients)
     rows = [features_as_of(h, day) for h in histories.values()]
-    probs = fitted.predict(churn_model.encode(rows, params["encoding"])) if rows else np.zeros(0)
+    probs = list(fitted.predict(churn_model.encode(rows, params["encoding"]))) if rows else []
     preds = [
         Prediction(client_id=h.client.id or 0, name=h.client.name, probability=round(float(p), 4))
         for h, p in zip(histories.values(), probs, strict=True)
