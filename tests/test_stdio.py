@@ -53,8 +53,9 @@ async def test_unknown_toolset_is_reported_to_the_client_with_a_hint(tmp_path):
     assert "Choose from:" in str(info.value)
 
 
-async def test_handshake_does_not_wait_for_tool_loading_but_calls_do(tmp_path):
-    async with Client(stdio_params("cs", tmp_path / "data"), mode="legacy") as client:
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_handshake_does_not_wait_for_tool_loading_but_calls_do(tmp_path, mode):
+    async with Client(stdio_params("cs", tmp_path / "data"), mode=mode) as client:
         # The first call after the handshake waits for the loader, then sees every toolset.
         info = await client.call_tool("server_info", {})
     assert not info.is_error

@@ -452,10 +452,12 @@ _UNGATED_METHODS = frozenset({"initialize", "ping", "server/discover", "logging/
 class ToolLoader:
     """Loads toolsets into a server: schema check, tool modules, registration.
 
-    Run inline (`load()`), errors propagate: a misconfigured server does not start. Run deferred
-    (`start()`), the stdio server answers `initialize` while this thread imports SQLAlchemy and the
-    tool modules, and `gate` holds every other request until loading is done — or answers it with
-    the loading error (e.g. a schema that needs `revops db upgrade`), so the client can show it.
+    Run inline (`load()`), errors propagate: a misconfigured server does not start. Deferred, the
+    stdio server answers the handshake at once; loading starts in a thread when the handshake is
+    complete (`notifications/initialized`, or the first other request), so it never competes with
+    the `initialize` answer for the GIL, and `gate` holds every other request until loading is
+    done — or answers it with the loading error (e.g. a schema that needs `revops db upgrade`),
+    so the client can show it.
     """
 
     def __init__(self, server: RevOpsServer, toolsets: ToolsetSource, *, check_schema: bool) -> None:
@@ -464,6 +466,8 @@ class ToolLoader:
         self.check_schema = check_schema
         self.done = threading.Event()
         self.error: RevOpsError | None = None
+        self._started = threading.Lock()
+        self._thread: threading.Thread | None = None
 
     def load(self) -> None:
         runtime, mcp = self.server.runtime, self.server.mcp
@@ -501,7 +505,13 @@ class ToolLoader:
         self.done.set()
 
     def start(self) -> None:
-        threading.Thread(target=self._load_in_background, name="revops-loader", daemon=True).start()
+        """Begin loading in the background (once; later calls do nothing)."""
+        with self._started:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._load_in_background, name="revops-loader", daemon=True
+                )
+                self._thread.start()
 
     def _load_in_background(self) -> None:
         try:
@@ -518,8 +528,12 @@ class ToolLoader:
     async def gate(self, ctx: Any, call_next: Any) -> Any:
         """Server middleware: hold requests (not the handshake) until the tools are loaded."""
         if ctx.request_id is None or ctx.method in _UNGATED_METHODS:
-            return await call_next(ctx)
+            result = await call_next(ctx)
+            if ctx.method == "notifications/initialized":
+                self.start()
+            return result
         if not self.done.is_set():
+            self.start()
             await anyio.to_thread.run_sync(self.done.wait)
         if self.error is not None:
             from mcp.shared.exceptions import MCPError
@@ -568,9 +582,7 @@ def build_server(
     loader = ToolLoader(server, toolsets, check_schema=check_schema)
     loader_holder.append(loader)
     server.loader = loader
-    if defer:
-        loader.start()
-    else:
+    if not defer:
         loader.load()
     return server
 
