@@ -59,7 +59,7 @@ from revops_cs.models.communication import (
 from revops_cs.models.support import CsTicket
 from revops_cs.models.usage import CsHealthSnapshot, CsSegmentRule
 from revops_cs.models.vendors import CsExternalRef
-from revops_cs.tools.compact import MAX_ID, Out, arg
+from revops_cs.output import MAX_ID, Out, arg
 from revops_cs.vendors import intercom, mixpanel, sendgrid
 
 toolset = Toolset(
