@@ -137,6 +137,13 @@ class MemoryStore:
         self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, stamp)
         self._holds: dict[str, float] = {}
 
+    def reset(self) -> None:
+        """Forget every breaker, bucket and hold (tests: state never leaks between them)."""
+        with self._lock:
+            self._breakers.clear()
+            self._buckets.clear()
+            self._holds.clear()
+
     # Breaker -------------------------------------------------------------------------------
     async def admit(self, key: str, now: float, policy: BreakerPolicy, token: str) -> Admission:
         with self._lock:

@@ -230,6 +230,17 @@ def error_of(result: Any) -> dict[str, Any]:
     return dict(meta["revops/error"])
 
 
+@pytest.fixture(autouse=True)
+def _fresh_local_resilience_state() -> Iterator[None]:
+    """Breakers, buckets and vendor holds live in a process-wide store; a wait recorded under one
+    test's fake clock must not read as a years-long wait in the next test."""
+    from revops_core.resilience import LOCAL_STORE
+
+    LOCAL_STORE.reset()
+    yield
+    LOCAL_STORE.reset()
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"

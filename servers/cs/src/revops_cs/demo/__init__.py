@@ -7,7 +7,6 @@ from those rows — so trends, reports and prompts have history on a fresh insta
 
 from __future__ import annotations
 
-import importlib
 import random
 from collections.abc import Callable
 from datetime import date, timedelta
@@ -17,27 +16,25 @@ from sqlmodel import Session
 
 from revops_cs.models.clients import CsClient
 
-# Area generators with the signature (session, rng, clients, as_of); run in this order.
-AREA_GENERATORS: tuple[tuple[str, str], ...] = (
-    ("revops_cs.demo.onboarding", "generate_onboarding"),
-    ("revops_cs.demo.support", "generate_support"),
-    ("revops_cs.demo.feedback", "generate_feedback"),
-    ("revops_cs.demo.retention", "generate_retention"),
-    ("revops_cs.demo.expansion", "generate_expansion"),
-)
 
+def _area_generators() -> list[Callable[..., Any]]:
+    """Every area's generator, in dependency order: retention churns accounts before expansion
+    writes their MRR history; communication writes last, about the final portfolio."""
+    from revops_cs.demo.communication import generate_communication
+    from revops_cs.demo.expansion import generate_expansion
+    from revops_cs.demo.feedback import generate_feedback
+    from revops_cs.demo.onboarding import generate_onboarding
+    from revops_cs.demo.retention import generate_retention
+    from revops_cs.demo.support import generate_support
 
-def _area_generators() -> list[tuple[str, Callable[..., Any]]]:
-    found = []
-    for module_name, attr in AREA_GENERATORS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError:
-            continue  # an area not installed in this build contributes no rows
-        fn = getattr(module, attr, None)
-        if fn is not None:
-            found.append((module_name.rsplit(".", 1)[-1], fn))
-    return found
+    return [
+        generate_onboarding,
+        generate_support,
+        generate_feedback,
+        generate_retention,
+        generate_expansion,
+        generate_communication,
+    ]
 
 
 def generate_cs_demo(
@@ -49,7 +46,7 @@ def generate_cs_demo(
 
     rng = random.Random(seed)
     portfolio = generate_clients_and_usage(session, rng, clients=clients, as_of=as_of)
-    for _, generate in _area_generators():
+    for generate in _area_generators():
         generate(session, rng, portfolio, as_of)
     session.flush()
     live = [c for c in portfolio if c.stage != "churned"]
