@@ -7,10 +7,7 @@ import time
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
-from sqlalchemy import func
-from sqlmodel import select
 
-from revops_core.audit import AuditEntry
 from revops_core.db import current_versions
 
 if TYPE_CHECKING:
@@ -43,7 +40,8 @@ def register_server_info(server_name: str, description: str) -> Toolset:
 
         runtime = call.runtime
         server = runtime.state["server"]
-        audit_count = call.db.exec(select(func.count()).select_from(AuditEntry)).one()
+        # Plain SQL: this is the cheap liveness call clients poll; the ORM adds ~0.3 ms per query.
+        audit_count = call.db.connection().exec_driver_sql("SELECT count(*) FROM core_audit").scalar_one()
         # Package metadata and the schema checked at start-up do not change while the server runs;
         # reading them once keeps this the cheap liveness call clients use it as.
         if "info_static" not in runtime.state:
