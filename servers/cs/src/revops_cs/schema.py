@@ -26,6 +26,7 @@ CS_MODEL_MODULES = tuple(
         "feedback",
         "communication",
         "vendors",
+        "reviews",
     )
 )
 
