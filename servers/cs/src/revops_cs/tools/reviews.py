@@ -22,7 +22,7 @@ from revops_core.server import Call
 from revops_cs.account_signals import live_clients
 from revops_cs.analytics import engagement as eng
 from revops_cs.analytics import health as hmath
-from revops_cs.common import Cursor, Limit, end_of_day, get_client, resolve_as_of, start_of_day
+from revops_cs.common import Limit, end_of_day, get_client, resolve_as_of, start_of_day
 from revops_cs.health_service import latest_snapshots
 from revops_cs.models.clients import CsClient
 from revops_cs.models.expansion import CsMrrMonth
@@ -38,14 +38,22 @@ from revops_cs.tools.health import _events
 from revops_cs.tools.support import performance
 
 ClientArg = Annotated[int | None, arg("Client.", ge=1, le=MAX_ID)]
-Day = Annotated[date | None, arg("schedule: review date; list/pack/candidates: as-of (default today).")]
-Notes = Annotated[str | None, arg("Notes.", min_length=1, max_length=2000)]
+Notes = Annotated[str | None, arg("Notes.", max_length=2000)]
+Page = Annotated[str | None, arg("Page token.", max_length=500)]
 
 
 def _need(value: Any, field: str, action: str) -> Any:
     if value is None:
         raise ValidationFailed(f"action={action} needs {field}.", field=field, hint=f"Pass {field}.")
     return value
+
+
+def _as_of(day: date | None) -> date:
+    """`resolve_as_of` for the `date` parameter: the error names `date`, the field the caller passed."""
+    try:
+        return resolve_as_of(day)
+    except ValidationFailed as exc:
+        raise ValidationFailed(exc.message, field="date", hint=exc.hint) from exc
 
 
 def _contact_of(session: Session, client: CsClient, contact_id: int, field: str) -> CoreContact:
@@ -257,18 +265,19 @@ def manage_business_reviews(
     action: Annotated[Literal["schedule", "list", "complete", "pack"], arg("What to do.")],
     client_id: ClientArg = None,
     review_id: Annotated[int | None, arg("complete: review.", ge=1, le=MAX_ID)] = None,
-    date: Day = None,
-    kind: Annotated[Literal["ebr", "qbr"] | None, arg("schedule: review kind.")] = None,
+    date: Annotated[date | None, arg("schedule: day; else as-of (today).")] = None,
+    kind: Annotated[Literal["ebr", "qbr"] | None, arg("schedule.")] = None,
     attendees: Annotated[
-        list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None, arg("Contact ids of the client.", max_length=50)
+        list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None,
+        arg("schedule: client's contact ids.", max_length=50),
     ] = None,
     notes: Notes = None,
-    past: Annotated[bool, arg("list: past instead of upcoming.")] = False,
-    days: Annotated[int, arg("pack: period length.", ge=7, le=366)] = 90,
+    past: Annotated[bool, arg("list: past ones.")] = False,
+    days: Annotated[int, arg("pack: period days.", ge=7, le=366)] = 90,
     limit: Limit = 50,
-    cursor: Cursor = None,
+    cursor: Page = None,
 ) -> ReviewResult:
-    """EBR/QBR: schedule, list, complete with notes; pack = QBR figures computed from stored data."""
+    """EBR/QBR reviews; pack = QBR figures computed from stored data."""
     if action == "complete":
         review = call.db.get(CsBusinessReview, _need(review_id, "review_id", action))
         if review is None or review.tenant != call.tenant:
@@ -282,14 +291,14 @@ def manage_business_reviews(
         call.no_change()
         if client_id is not None:
             get_client(call.db, client_id)
-        rows, more = _list_reviews(call, client_id, resolve_as_of(date), past, limit, cursor)
+        rows, more = _list_reviews(call, client_id, _as_of(date), past, limit, cursor)
         return ReviewResult(
             action=action, reviews=[_review_out(r) for r in rows], next_cursor=more, pack=None
         )
     client = get_client(call.db, _need(client_id, "client_id", action))
     if action == "pack":
         call.no_change()
-        pack = qbr_pack(call, client, resolve_as_of(date), days)
+        pack = qbr_pack(call, client, _as_of(date), days)
         return ReviewResult(action=action, reviews=[], next_cursor=None, pack=pack)
     review = _schedule(call, client, date, kind, attendees or [])
     if notes is not None:
@@ -419,7 +428,7 @@ def manage_advocacy(
     call: Call,
     action: Annotated[Literal["add", "list", "record_points", "balance", "candidates"], arg("What to do.")],
     client_id: ClientArg = None,
-    contact_id: Annotated[int | None, arg("Contact of the client.", ge=1, le=MAX_ID)] = None,
+    contact_id: Annotated[int | None, arg("Client's contact.", ge=1, le=MAX_ID)] = None,
     kind: Annotated[
         Literal["reference", "case_study", "review", "referral"] | None, arg("add: kind.")
     ] = None,
@@ -428,14 +437,14 @@ def manage_advocacy(
         int | None, arg("record_points: >0 earn, <0 redeem.", ge=-1_000_000, le=1_000_000)
     ] = None,
     notes: Notes = None,
-    date: Day = None,
+    date: Annotated[date | None, arg("candidates: as-of (today).")] = None,
     limit: Limit = 50,
 ) -> AdvocacyResult:
-    """Advocacy: add/list references, case studies, reviews, referrals; points ledger; candidates."""
+    """Advocacy records, points ledger (record_points/balance), promoter candidates."""
     result = AdvocacyResult(action=action, records=[], balance=None, candidates=[])
     if action == "candidates":
         call.no_change()
-        result.candidates = advocacy_candidates(call.db, call.tenant, resolve_as_of(date), limit)
+        result.candidates = advocacy_candidates(call.db, call.tenant, _as_of(date), limit)
         return result
     if action == "list":
         call.no_change()
