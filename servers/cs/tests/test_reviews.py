@@ -284,13 +284,25 @@ async def test_add_and_list_advocacy_records(seed):
         unknown = await client.call_tool(
             "manage_advocacy", {"action": "add", "client_id": 99_999, "kind": "review"}
         )
+        active = await client.call_tool(
+            "manage_advocacy",
+            {"action": "add", "client_id": seed["a"], "kind": "referral", "status": "active"},
+        )
         listed = await client.call_tool("manage_advocacy", {"action": "list", "status": "proposed"})
+        page1 = await client.call_tool("manage_advocacy", {"action": "list", "limit": 1})
+        page2 = await client.call_tool(
+            "manage_advocacy",
+            {"action": "list", "limit": 1, "cursor": page1.structured_content["next_cursor"]},
+        )
     record = added.structured_content["records"][0]
     assert (record["kind"], record["status"], record["contact_id"]) == ("case_study", "proposed", seed["a1"])
     assert (error_of(foreign)["code"], error_of(foreign)["field"]) == ("validation_error", "contact_id")
     assert error_of(unknown)["code"] == "not_found"
     assert [r["id"] for r in listed.structured_content["records"]] == [record["id"]]
-    assert _count(server, CsAdvocacy) == 1
+    pages = page1.structured_content["records"] + page2.structured_content["records"]
+    assert [r["id"] for r in pages] == [record["id"], active.structured_content["records"][0]["id"]]
+    assert page2.structured_content["next_cursor"] is None
+    assert _count(server, CsAdvocacy) == 2
 
 
 async def test_candidates_are_promoters_in_good_health_who_are_not_active_advocates(seed):

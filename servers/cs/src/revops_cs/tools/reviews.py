@@ -35,17 +35,11 @@ from revops_cs.output import MAX_ID, Out, arg
 from revops_cs.tools.communication import toolset
 from revops_cs.tools.feedback import feedback_rows, survey_scores
 from revops_cs.tools.health import _events
-from revops_cs.tools.support import performance
+from revops_cs.tools.support import _need, performance
 
 ClientArg = Annotated[int | None, arg("Client.", ge=1, le=MAX_ID)]
 Notes = Annotated[str | None, arg("Notes.", max_length=2000)]
 Page = Annotated[str | None, arg("Page token.", max_length=500)]
-
-
-def _need(value: Any, field: str, action: str) -> Any:
-    if value is None:
-        raise ValidationFailed(f"action={action} needs {field}.", field=field, hint=f"Pass {field}.")
-    return value
 
 
 def _as_of(day: date | None) -> date:
@@ -277,7 +271,7 @@ def manage_business_reviews(
     limit: Limit = 50,
     cursor: Page = None,
 ) -> ReviewResult:
-    """EBR/QBR reviews; pack = QBR figures computed from stored data."""
+    """EBR/QBR reviews; pack = QBR figures from stored data."""
     if action == "complete":
         review = call.db.get(CsBusinessReview, _need(review_id, "review_id", action))
         if review is None or review.tenant != call.tenant:
@@ -321,6 +315,7 @@ class AdvocacyOut(Out):
 class AdvocacyResult(Out):
     action: str = Field(description="Action done.")
     records: list[AdvocacyOut] = Field(description="add/list: records.")
+    next_cursor: str | None = Field(description="list: next page; null at end.")
     balance: int | None = Field(description="record_points/balance: client's points (ledger sum).")
     candidates: list[dict[str, Any]] = Field(
         description="Promoter (latest NPS 9–10) + health excellent/good, not active advocates; with evidence."
@@ -396,6 +391,9 @@ def _record_points(
         raise ValidationFailed(
             "points must not be 0.", field="points", hint="Positive earns, negative redeems."
         )
+    # Lock the client row first (PostgreSQL; SQLite's write transaction already serialises), so two
+    # concurrent redeems cannot both pass the balance check.
+    call.db.exec(select(CsClient.id).where(CsClient.id == client.id).with_for_update()).one()
     balance = points_balance(call.db, client.id or 0)
     if amount < 0 and -amount > balance:
         raise ValidationFailed(
@@ -433,15 +431,14 @@ def manage_advocacy(
         Literal["reference", "case_study", "review", "referral"] | None, arg("add: kind.")
     ] = None,
     status: Annotated[Literal["proposed", "active", "done"] | None, arg("add: status; list: filter.")] = None,
-    points: Annotated[
-        int | None, arg("record_points: >0 earn, <0 redeem.", ge=-1_000_000, le=1_000_000)
-    ] = None,
+    points: Annotated[int | None, arg("record_points: +earn/−redeem.", ge=-1_000_000, le=1_000_000)] = None,
     notes: Notes = None,
     date: Annotated[date | None, arg("candidates: as-of (today).")] = None,
     limit: Limit = 50,
+    cursor: Page = None,
 ) -> AdvocacyResult:
-    """Advocacy records, points ledger (record_points/balance), promoter candidates."""
-    result = AdvocacyResult(action=action, records=[], balance=None, candidates=[])
+    """Advocacy records, points ledger, promoter candidates."""
+    result = AdvocacyResult(action=action, records=[], next_cursor=None, balance=None, candidates=[])
     if action == "candidates":
         call.no_change()
         result.candidates = advocacy_candidates(call.db, call.tenant, _as_of(date), limit)
@@ -453,9 +450,12 @@ def manage_advocacy(
             query = query.where(CsAdvocacy.client_id == get_client(call.db, client_id).id)
         if status is not None:
             query = query.where(CsAdvocacy.status == status)
-        result.records = [
-            _advocacy_out(r) for r in call.db.exec(query.order_by(col(CsAdvocacy.id)).limit(limit))
-        ]
+        query = query.where(col(CsAdvocacy.id) > after_id(cursor)).order_by(col(CsAdvocacy.id))
+        rows = list(call.db.exec(query.limit(limit + 1)))
+        result.records, result.next_cursor = (
+            [_advocacy_out(r) for r in rows[:limit]],
+            next_cursor(rows, limit),
+        )
         return result
     client = get_client(call.db, _need(client_id, "client_id", action))
     if contact_id is not None:
