@@ -174,7 +174,9 @@ def _revenue(session: Session, client_id: int, start: date, end: date) -> dict[s
     if not rows:
         return None
     first, last = rows[0], rows[-1]
-    change = last.mrr_minor - first.mrr_minor if len(rows) > 1 else None
+    # A change needs two months in one currency; never subtract amounts of different currencies.
+    comparable = len(rows) > 1 and first.currency == last.currency
+    change = last.mrr_minor - first.mrr_minor if comparable else None
     return {
         "currency": last.currency,
         "from_month": first.month.isoformat(),
