@@ -102,9 +102,23 @@ def _add_correlation(_: Any, __: str, event: MutableMapping[str, Any]) -> Mutabl
     return event
 
 
+class _CurrentStderr:
+    """Writes to whatever `sys.stderr` is at the moment of writing, not at configuration time.
+
+    Binding the object found at start-up breaks when it is later replaced and closed (pytest's
+    capture, a daemon redirecting its streams): every log call would then raise.
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(level: str = "INFO", stream: Any = None) -> None:
     """Route structlog and the standard library to one JSON stream on stderr."""
-    out = stream or sys.stderr
+    out = stream or _CurrentStderr()
     numeric = logging.getLevelName(level)
     shared = [
         structlog.contextvars.merge_contextvars,
