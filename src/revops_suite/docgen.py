@@ -41,7 +41,7 @@ def _param_rows(schema: dict[str, Any]) -> list[str]:
     required = set(schema.get("required", []))
     rows = []
     for pname, prop in schema.get("properties", {}).items():
-        kind = prop.get("type") or " | ".join(
+        kind = prop.get("type") or " or ".join(
             str(p.get("type", p.get("$ref", "?")).split("/")[-1]) for p in prop.get("anyOf", [])
         )
         desc = str(prop.get("description", "")).replace("|", "\\|").replace("\n", " ")
@@ -68,13 +68,12 @@ def render(tools_by_server: dict[str, list[tuple[Any, str, str]]]) -> str:
     ]
     for server, tools in tools_by_server.items():
         out += [f"## `revops-{server}` ({len(tools)} tools)", ""]
-        by_toolset: dict[str, list[Any]] = {}
-        for tool in tools:
-            by_toolset.setdefault((tool.meta or {}).get("revops/toolset", "?"), []).append(tool)
+        by_toolset: dict[str, list[tuple[Any, str]]] = {}
+        for tool, toolset, tier in tools:
+            by_toolset.setdefault(toolset, []).append((tool, tier))
         for toolset, items in by_toolset.items():
             out += [f"### Toolset `{toolset}`", ""]
-            for tool in items:
-                tier = (tool.meta or {}).get("revops/tier", "?")
+            for tool, tier in items:
                 out += [
                     f"#### `{tool.name}` — {TIER_NOTE.get(tier, tier)}",
                     "",
@@ -84,6 +83,9 @@ def render(tools_by_server: dict[str, list[tuple[Any, str, str]]]) -> str:
                 rows = _param_rows(tool.input_schema)
                 if rows:
                     out += ["| parameter | type | required | description |", "|---|---|---|---|", *rows, ""]
+                results = _output_rows(tool.output_schema)
+                if results:
+                    out += ["| result field | description |", "|---|---|", *results, ""]
     return "\n".join(out).rstrip() + "\n"
 
 
