@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 UV ?= $(shell command -v uv 2>/dev/null || echo "$$HOME/.local/bin/uv")
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -n auto
 export UV_LINK_MODE ?= copy
 
 .PHONY: help
