@@ -1,7 +1,8 @@
 # RevOps Suite — run `make help` for the list of targets.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-UV ?= $(shell command -v uv 2>/dev/null || echo "$$HOME/.local/bin/uv")
+# uv on PATH, else the module pip installed (works wherever pip put its scripts).
+UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?= -n auto
 export UV_LINK_MODE ?= copy
 
@@ -11,7 +12,7 @@ help: ## List the targets
 
 .PHONY: setup
 setup: ## Install uv if missing, then the locked environment (uv sync --frozen)
-	@command -v uv >/dev/null 2>&1 || [ -x "$$HOME/.local/bin/uv" ] || python3 -m pip install --user --quiet uv
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --user --quiet uv
 	@$(UV) sync --frozen --all-packages
 
 .PHONY: demo
