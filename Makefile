@@ -35,7 +35,7 @@ format: setup ## Apply ruff formatting and safe fixes
 
 .PHONY: bench
 bench: setup ## Measure start-up, round trips, RSS and core throughput against a bare SDK server
-	@$(UV) run --frozen python -m revops_core.bench --output docs/benchmarks.md
+	@$(UV) run --frozen python -m revops_suite.bench --output docs/benchmarks.md
 
 .PHONY: conformance
 conformance: setup ## Run the official MCP conformance scenarios against each server over HTTP (needs npm)
