@@ -113,7 +113,7 @@ def _env(data_dir: Path) -> dict[str, str]:
     return env
 
 
-def measure(subject: Subject, *, starts: int, calls: int, root: Path) -> None:
+def prepare(subject: Subject, root: Path) -> Path:
     data_dir = root / subject.name
     data_dir.mkdir(parents=True, exist_ok=True)
     if subject.prepare is not None:
@@ -122,13 +122,23 @@ def measure(subject: Subject, *, starts: int, calls: int, root: Path) -> None:
     warm = StdioPeer(subject.argv, _env(data_dir))
     warm.initialize()
     warm.close()
-    cold = []
-    for _ in range(starts):
-        peer = StdioPeer(subject.argv, _env(data_dir))
-        cold.append(peer.initialize())
-        peer.close()
-    subject.results["cold_start"] = statistics.median(cold)
+    return data_dir
 
+
+def measure_cold_starts(subjects_: list[Subject], dirs: dict[str, Path], *, starts: int) -> None:
+    """Round-robin over the subjects, so drift in the machine's state (caches, other load) falls
+    on the baseline and on our servers alike instead of on whichever happens to run last."""
+    samples: dict[str, list[float]] = {s.name: [] for s in subjects_}
+    for _ in range(starts):
+        for subject in subjects_:
+            peer = StdioPeer(subject.argv, _env(dirs[subject.name]))
+            samples[subject.name].append(peer.initialize())
+            peer.close()
+    for subject in subjects_:
+        subject.results["cold_start"] = statistics.median(samples[subject.name])
+
+
+def measure_warm(subject: Subject, data_dir: Path, *, calls: int) -> None:
     peer = StdioPeer(subject.argv, _env(data_dir))
     peer.initialize()
     name, args = subject.read
@@ -220,7 +230,8 @@ def render(subjects_: list[Subject], core: dict[str, float], extra: list[str]) -
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores ({cpu}), "
         f"Python {platform.python_version()}, by `make bench`. Ratios are ours ÷ the bare MCP SDK server "
-        "(one no-op tool) measured in the same run; lower is better.",
+        "(one no-op tool) measured in the same run; lower is better. Cold starts are medians of "
+        "round-robin runs over all servers; round trips are medians of warm calls over stdio.",
         "",
         "| server | cold start | ratio | read round trip | ratio | write round trip | idle RSS | ratio |",
         "|---|---|---|---|---|---|---|---|",
@@ -249,7 +260,7 @@ def render(subjects_: list[Subject], core: dict[str, float], extra: list[str]) -
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--output", type=Path, default=Path("docs/benchmarks.md"))
-    parser.add_argument("--starts", type=int, default=7)
+    parser.add_argument("--starts", type=int, default=15)
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--skip-portfolio", action="store_true", help="Skip the 10 000-client CS run.")
     args = parser.parse_args(argv)
@@ -259,9 +270,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="revops-bench-") as tmp:
         root = Path(tmp)
         subs = subjects()
+        dirs = {s.name: prepare(s, root) for s in subs}
+        print(f"cold starts: {args.starts} rounds over {len(subs)} servers …", file=sys.stderr)
+        measure_cold_starts(subs, dirs, starts=args.starts)
         for s in subs:
-            print(f"measuring {s.name} …", file=sys.stderr)
-            measure(s, starts=args.starts, calls=args.calls, root=root)
+            print(f"warm round trips and memory: {s.name} …", file=sys.stderr)
+            measure_warm(s, dirs[s.name], calls=args.calls)
         core = core_throughput(root)
         extra: list[str] = []
         if not args.skip_portfolio:
