@@ -23,8 +23,11 @@ def toolsets() -> list[Toolset]:
         health,
         onboarding,
         retention,
+        reviews,  # adds business reviews and advocacy to the communication toolset
         support,
     )
+
+    assert reviews.toolset is communication.toolset
 
     return [
         server_info_toolset(NAME, DESCRIPTION),

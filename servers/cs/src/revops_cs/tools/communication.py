@@ -1502,6 +1502,3 @@ async def automate_newsletters(
     return NewsletterResult(
         action=action, newsletters=[_letter_out(w[0]) for w in work], recipients=recipients, plan=None
     )
-
-
-from revops_cs.tools import reviews  # noqa: F401, E402  (registers its tools)
