@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -20,7 +21,10 @@ from openapi_core import Config, OpenAPI
 from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
-SPECS = Path("/work/shared/specs")
+# The team's reference shelf sits beside the repository (`../shared/specs`); CI clones the same way.
+SPECS = Path(
+    os.environ.get("REVOPS_SPECS_DIR") or Path(__file__).resolve().parents[3].parent / "shared" / "specs"
+)
 
 
 class HttpxOpenAPIRequest:
@@ -49,8 +53,11 @@ class HttpxOpenAPIRequest:
 
 @functools.cache
 def load(name: str) -> OpenAPI:
-    """The parsed description `name` (file in /work/shared/specs), cached for the session."""
-    text = (SPECS / name).read_text()
+    """The parsed description `name` (file in ../shared/specs), cached for the session."""
+    path = SPECS / name
+    if not path.is_file():  # never skip: an unvalidated vendor request is exactly what we must not ship
+        raise FileNotFoundError(f"{path} not found; set REVOPS_SPECS_DIR to the folder with the vendor specs")
+    text = path.read_text()
     spec: dict[str, Any] = json.loads(text) if name.endswith(".json") else yaml.safe_load(text)
     # The published Intercom description has a path parameter its operation never declares
     # (/export/reporting_data/{job_identifier}); checking the document itself would refuse to load it.
