@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from pydantic import Field
 from sqlmodel import Session
@@ -67,3 +67,19 @@ def check_range(
             field=end_field,
             hint=f"Give an {end_field} on or after {start_field}.",
         )
+
+
+T = TypeVar("T")
+
+
+def needed(value: T | None, field: str, action: str) -> T:
+    """`value`, or a validation error saying `action` needs `field` (raised before anything changes)."""
+    if value is None or value == "":
+        raise ValidationFailed(f"action={action} needs {field}.", field=field, hint=f"Pass {field}.")
+    return value
+
+
+def require_all(action: str, **values: Any) -> None:
+    """`needed` for several fields, reporting the first one missing."""
+    for field, value in values.items():
+        needed(value, field, action)

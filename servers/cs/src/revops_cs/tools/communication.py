@@ -45,7 +45,7 @@ from revops_core.money import money
 from revops_core.server import Call, Toolset
 from revops_cs import segments
 from revops_cs.analytics.health import BAND_NAMES
-from revops_cs.common import check_range, get_client, resolve_as_of, start_of_day
+from revops_cs.common import check_range, get_client, require_all, resolve_as_of, start_of_day
 from revops_cs.health_service import latest_snapshots
 from revops_cs.models.clients import CsClient
 from revops_cs.models.communication import (
@@ -1246,9 +1246,7 @@ def _rule_crud(
         call.db.add(rule)
         call.target = f"cs_comm_rule:{rule.id}"
         return AutomationResult(action=action, rules=[_rule_out(rule)], fired=[])
-    for field, value in (("name", name), ("trigger", trigger), ("subject", subject), ("body", body)):
-        if value is None:
-            raise ValidationFailed(f"create needs {field}.", field=field)
+    require_all("create", name=name, trigger=trigger, subject=subject, body=body)
     if trigger == "score_drop" and threshold is None:
         raise ValidationFailed("score_drop needs threshold (points).", field="threshold")
     template_variables(str(subject), str(body))
@@ -1448,9 +1446,7 @@ def _newsletter_crud(
         call.db.add(letter)
         call.target = f"cs_newsletter:{letter.id}"
         return result([letter])
-    for field, value in (("name", name), ("schedule", schedule), ("subject", subject), ("body", body)):
-        if value is None:
-            raise ValidationFailed(f"create needs {field}.", field=field)
+    require_all("create", name=name, schedule=schedule, subject=subject, body=body)
     template_variables(str(subject), str(body))
     first = start or datetime.now(UTC).date()
     segment_members(call.db, call.tenant, segment_rule, first)  # the segment must exist

@@ -19,7 +19,16 @@ from revops_cs.analytics import engagement as eng
 from revops_cs.analytics import health as hmath
 from revops_cs.analytics import segmentation as seg
 from revops_cs.client_records import live_clients
-from revops_cs.common import AsOf, ClientId, OptClient, end_of_day, get_client, resolve_as_of, start_of_day
+from revops_cs.common import (
+    AsOf,
+    ClientId,
+    OptClient,
+    end_of_day,
+    get_client,
+    require_all,
+    resolve_as_of,
+    start_of_day,
+)
 from revops_cs.health_service import HealthResult, compute_health, latest_snapshots
 from revops_cs.health_settings import health_settings
 from revops_cs.models.clients import STAGES, CsClient, CsStageChange, Stage, Tier
@@ -81,7 +90,10 @@ class Engagement(Out):
     features: list[FeatureUse] = Field(description="Per feature, most used first.")
 
 
-def _events(call: Call, client_id: int, first: date, last: date) -> list[tuple[date, str, str, str | None]]:
+def usage_rows(
+    call: Call, client_id: int, first: date, last: date
+) -> list[tuple[date, str, str, str | None]]:
+    """(day, user, event, feature) of a client's usage events from `first` to `last` inclusive."""
     rows = call.db.exec(
         select(
             CsUsageEvent.occurred_at, CsUsageEvent.user_ref, CsUsageEvent.event, CsUsageEvent.feature
@@ -106,7 +118,7 @@ def track_usage_engagement(
     end = resolve_as_of(as_of)
     start = end - timedelta(days=period_days - 1)
     prev_start = start - timedelta(days=period_days)
-    rows = _events(call, client.id or 0, min(prev_start, end - timedelta(days=29)), end)
+    rows = usage_rows(call, client.id or 0, min(prev_start, end - timedelta(days=29)), end)
     logins = [(d, u) for d, u, e, _ in rows if e == "login"]
     cur = [r for r in rows if r[0] >= start]
     prev = [r for r in rows if prev_start <= r[0] < start]
@@ -681,7 +693,7 @@ def track_adoption_milestones(
 ) -> Milestones:
     """Adoption milestones per client (first login, N users, N features); define milestones or features."""
     if action == "define_feature":
-        _need(key=key, name=name)
+        require_all(action, key=key, name=name)
         if call.db.exec(
             select(CsFeature.id).where(CsFeature.tenant == call.tenant, CsFeature.key == key)
         ).first():
@@ -697,7 +709,7 @@ def track_adoption_milestones(
             clients=[],
         )
     if action == "define_milestone":
-        _need(key=key, name=name, kind=kind)
+        require_all(action, key=key, name=name, kind=kind)
         if kind == "event_count" and not event:
             raise ValidationFailed(
                 "event is required for kind=event_count.", field="event", hint="e.g. 'report_run'."
@@ -740,14 +752,6 @@ def track_adoption_milestones(
             )
         )
     return Milestones(action=action, definitions=defs, defaults_used=not rows, clients=out)
-
-
-def _need(**values: Any) -> None:
-    for field, value in values.items():
-        if value is None:
-            raise ValidationFailed(
-                f"{field} is required for this action.", field=field, hint=f"Give {field}."
-            )
 
 
 def _def(row: CsMilestoneDef) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from revops_cs import thresholds
 from revops_cs.account_signals import History, live_clients, load_histories
 from revops_cs.analytics import churn_rules
 from revops_cs.churn_training import HISTORY_FEATURES, dataset_rows, features_as_of, history_rows, import_csv
-from revops_cs.common import AsOf, OptClient, get_client, resolve_as_of
+from revops_cs.common import AsOf, OptClient, get_client, require_all, resolve_as_of
 from revops_cs.common import MaxRows as Limit
 from revops_cs.models.clients import CsClient
 from revops_cs.models.retention import (
@@ -330,11 +330,7 @@ def manage_churn_model(
     """Churn model: import labelled accounts (CSV), train logistic regression (CV AUC), predict per client."""
     day = resolve_as_of(as_of)
     if action == "import":
-        if not dataset or not csv_text:
-            field = "dataset" if not dataset else "csv_text"
-            raise ValidationFailed(
-                f"action=import needs {field}.", field=field, hint="Give dataset and csv_text."
-            )
+        require_all("import", dataset=dataset, csv_text=csv_text)
         imported = _import_dataset(call, dataset, csv_text, id_column, label_column, replace)
         return ChurnModelResult(action=action, imported=imported)
     if action == "train":

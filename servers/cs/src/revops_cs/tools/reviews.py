@@ -22,7 +22,7 @@ from revops_core.server import Call
 from revops_cs.account_signals import live_clients
 from revops_cs.analytics import engagement as eng
 from revops_cs.analytics import health as hmath
-from revops_cs.common import Limit, end_of_day, get_client, resolve_as_of, start_of_day
+from revops_cs.common import Limit, end_of_day, get_client, needed, resolve_as_of, start_of_day
 from revops_cs.health_service import latest_snapshots
 from revops_cs.models.clients import CsClient
 from revops_cs.models.expansion import CsMrrMonth
@@ -34,8 +34,8 @@ from revops_cs.models.usage import CsHealthSnapshot
 from revops_cs.output import MAX_ID, Out, arg
 from revops_cs.tools.communication import toolset
 from revops_cs.tools.feedback import feedback_rows, survey_scores
-from revops_cs.tools.health import _events
-from revops_cs.tools.support import _need, performance
+from revops_cs.tools.health import usage_rows
+from revops_cs.tools.support import performance
 
 ClientArg = Annotated[int | None, arg("Client.", ge=1, le=MAX_ID)]
 Notes = Annotated[str | None, arg("Notes.", max_length=2000)]
@@ -127,7 +127,7 @@ def _health(session: Session, client_id: int, start: date, end: date) -> dict[st
 
 def _usage(call: Call, client_id: int, start: date, end: date) -> dict[str, Any] | None:
     prev_start = start - timedelta(days=(end - start).days + 1)
-    rows = _events(call, client_id, prev_start, end)
+    rows = usage_rows(call, client_id, prev_start, end)
     if not rows:
         return None
     logins = [(d, u) for d, u, e, _ in rows if e == "login"]
@@ -225,13 +225,13 @@ def qbr_pack(call: Call, client: CsClient, as_of: date, days: int) -> dict[str, 
 def _schedule(
     call: Call, client: CsClient, day: date | None, kind: str | None, attendees: list[int]
 ) -> CsBusinessReview:
-    when = _need(day, "date", "schedule")
+    when = needed(day, "date", "schedule")
     for contact_id in attendees:
         _contact_of(call.db, client, contact_id, "attendees")
     review = CsBusinessReview(
         tenant=call.tenant,
         client_id=client.id or 0,
-        kind=_need(kind, "kind", "schedule"),
+        kind=needed(kind, "kind", "schedule"),
         scheduled_for=when,
         attendees=json.dumps(sorted(set(attendees))),
         created_by=call.actor,
@@ -275,10 +275,10 @@ def manage_business_reviews(
 ) -> ReviewResult:
     """EBR/QBR reviews; pack = QBR figures from stored data."""
     if action == "complete":
-        review = call.db.get(CsBusinessReview, _need(review_id, "review_id", action))
+        review = call.db.get(CsBusinessReview, needed(review_id, "review_id", action))
         if review is None or review.tenant != call.tenant:
             raise NotFound(f"No review {review_id}.", field="review_id", hint="Use action=list.")
-        review.status, review.notes = "completed", _need(notes, "notes", action)
+        review.status, review.notes = "completed", needed(notes, "notes", action)
         review.completed_at = datetime.now(UTC)
         call.db.add(review)
         call.target = f"cs_business_review:{review.id}"
@@ -291,7 +291,7 @@ def manage_business_reviews(
         return ReviewResult(
             action=action, reviews=[_review_out(r) for r in rows], next_cursor=more, pack=None
         )
-    client = get_client(call.db, _need(client_id, "client_id", action))
+    client = get_client(call.db, needed(client_id, "client_id", action))
     if action == "pack":
         call.no_change()
         pack = qbr_pack(call, client, _as_of(date), days)
@@ -388,7 +388,7 @@ def advocacy_candidates(session: Session, tenant: str, as_of: date, limit: int) 
 def _record_points(
     call: Call, client: CsClient, contact_id: int | None, points: int | None, notes: str | None
 ) -> int:
-    amount = _need(points, "points", "record_points")
+    amount = needed(points, "points", "record_points")
     if amount == 0:
         raise ValidationFailed(
             "points must not be 0.", field="points", hint="Positive earns, negative redeems."
@@ -459,7 +459,7 @@ def manage_advocacy(
             next_cursor(rows, limit),
         )
         return result
-    client = get_client(call.db, _need(client_id, "client_id", action))
+    client = get_client(call.db, needed(client_id, "client_id", action))
     if contact_id is not None:
         _contact_of(call.db, client, contact_id, "contact_id")
     if action == "balance":
@@ -473,7 +473,7 @@ def manage_advocacy(
         tenant=call.tenant,
         client_id=client.id or 0,
         contact_id=contact_id,
-        kind=_need(kind, "kind", action),
+        kind=needed(kind, "kind", action),
         status=status or "proposed",
         notes=notes,
         created_by=call.actor,

@@ -31,6 +31,7 @@ from revops_cs.common import (
     StartDate,
     end_of_day,
     get_client,
+    needed,
     resolve_as_of,
     start_of_day,
 )
@@ -90,12 +91,6 @@ def sla_targets(session: Session) -> dict[str, sla.Target]:
             timedelta(minutes=row.first_response_minutes), timedelta(minutes=row.resolution_minutes)
         )
     return targets
-
-
-def _need(value: Any, field: str, action: str) -> Any:
-    if value is None or value == "":
-        raise ValidationFailed(f"action={action} needs {field}.", field=field, hint=f"Pass {field}.")
-    return value
 
 
 # --------------------------------------------------------------------------- tickets
@@ -175,13 +170,13 @@ class TicketArgs:
 def _validate(session: Session, a: TicketArgs) -> CsTicket | None:
     """Check the arguments against stored state; the existing ticket (None for create)."""
     if a.action == "create":
-        get_client(session, _need(a.client_id, "client_id", a.action))
-        _need(a.subject, "subject", a.action)
-        _need(a.body, "body", a.action)
+        get_client(session, needed(a.client_id, "client_id", a.action))
+        needed(a.subject, "subject", a.action)
+        needed(a.body, "body", a.action)
         return None
     ticket = get_ticket(session, a.ticket_id)
     if a.action == "comment":
-        _need(a.body, "body", a.action)
+        needed(a.body, "body", a.action)
     if a.action == "update" and all(
         v is None for v in (a.subject, a.priority, a.status, a.assignee, a.tags, a.csat)
     ):
@@ -579,8 +574,8 @@ def route_ticket(
         ):
             raise NotFound(f"No agent named {agent!r}.", field="agent", hint="Add it with action=add_agent.")
         rule = CsRoutingRule(
-            name=_need(name, "name", action),
-            team=_need(team, "team", action),
+            name=needed(name, "name", action),
+            team=needed(team, "team", action),
             agent=agent,
             match_priority=match_priority,
             match_tier=match_tier,
@@ -592,21 +587,21 @@ def route_ticket(
         call.target = f"cs_routing_rule:{rule.id}"
         return RoutingResult(action=action, rule=_rule_out(rule))
     if action == "remove_rule":
-        rule = session.get(CsRoutingRule, _need(rule_id, "rule_id", action))
+        rule = session.get(CsRoutingRule, needed(rule_id, "rule_id", action))
         if rule is None or not rule.active:
             raise NotFound(f"No active rule with id {rule_id}.", field="rule_id")
         rule.active = False
         session.add(rule)
         call.target = f"cs_routing_rule:{rule.id}"
         return RoutingResult(action=action, rule=_rule_out(rule))
-    agent_name = _need(name, "name", action)
+    agent_name = needed(name, "name", action)
     existing = session.exec(select(CsSupportAgent).where(CsSupportAgent.name == agent_name)).first()
     if action == "add_agent":
         if existing is not None:
             raise ValidationFailed(
                 f"Agent {agent_name!r} exists.", field="name", hint="Use set_agent_active."
             )
-        session.add(CsSupportAgent(name=agent_name, team=_need(team, "team", action)))
+        session.add(CsSupportAgent(name=agent_name, team=needed(team, "team", action)))
     else:
         if existing is None:
             raise NotFound(f"No agent named {agent_name!r}.", field="name")
@@ -689,19 +684,19 @@ def manage_knowledge_base(
     if action == "search":
         call.no_change()
         hits = search_articles(
-            session, _need(query, "query", action), include_drafts=include_drafts, limit=limit
+            session, needed(query, "query", action), include_drafts=include_drafts, limit=limit
         )
         return KbResult(action=action, results=hits)
     if action == "create":
         article = CsKbArticle(
-            title=_need(title, "title", action),
-            body=_need(body, "body", action),
+            title=needed(title, "title", action),
+            body=needed(body, "body", action),
             tags=json.dumps(tags or []),
             status=status or "published",
             author=call.actor,
         )
     else:
-        article = session.get(CsKbArticle, _need(article_id, "article_id", action))
+        article = session.get(CsKbArticle, needed(article_id, "article_id", action))
         if article is None:
             raise NotFound(f"No article with id {article_id}.", field="article_id")
         if action == "get":
