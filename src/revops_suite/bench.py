@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--skip-portfolio", action="store_true", help="Skip the 10 000-client CS run.")
     args = parser.parse_args(argv)
-    from revops_core.logging import configure_logging
+    from revops_core.logs import configure_logging
 
     configure_logging("WARNING")  # the in-process measurements log like a server: stderr, JSON
     with tempfile.TemporaryDirectory(prefix="revops-bench-") as tmp:

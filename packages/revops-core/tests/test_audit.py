@@ -30,7 +30,7 @@ from revops_core.audit import (
 )
 from revops_core.audit_checkpoint import create_checkpoint
 from revops_core.errors import IntegrityError, ValidationFailed
-from revops_core.secrets import REDACTED, Secret
+from revops_core.secret_values import REDACTED, Secret
 
 
 def _entries(db):

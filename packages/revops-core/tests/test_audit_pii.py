@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from revops_core import audit
-from revops_core.logging import redact_pii
+from revops_core.logs import redact_pii
 
 
 def test_free_text_emails_and_phones_are_redacted_before_hashing(db):

@@ -30,7 +30,7 @@ from revops_core.errors import (
     RateLimited,
     ValidationFailed,
 )
-from revops_core.http import IntegrationClient
+from revops_core.integration import IntegrationClient
 from revops_core.settings import Settings
 from revops_core.testing import redis_url
 
@@ -566,7 +566,7 @@ def log_stream() -> Iterator[io.StringIO]:
 
     import structlog
 
-    from revops_core.logging import configure_logging
+    from revops_core.logs import configure_logging
 
     saved_config, root = structlog.get_config(), logging.getLogger()
     saved_handlers, saved_level = root.handlers[:], root.level

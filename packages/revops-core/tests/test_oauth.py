@@ -15,7 +15,7 @@ import pytest
 
 from revops_core.errors import IntegrationUnavailable, ReauthRequired
 from revops_core.oauth import OAuthRefresher, TokenManager, TokenResponse
-from revops_core.secrets import Secret
+from revops_core.secret_values import Secret
 from revops_core.vault import Vault
 
 pytestmark = pytest.mark.anyio

@@ -23,7 +23,7 @@ import pytest
 import uvicorn
 
 from revops_core.oauth import TokenManager, TokenResponse
-from revops_core.secrets import Secret
+from revops_core.secret_values import Secret
 from revops_core.testing import redis_url
 from revops_core.vault import Vault
 

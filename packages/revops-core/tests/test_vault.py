@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from revops_core.audit import AuditEntry
 from revops_core.errors import ConfigurationError, Conflict, IntegrityError, NotFound, ValidationFailed
-from revops_core.secrets import Secret
+from revops_core.secret_values import Secret
 from revops_core.vault import (
     KEY_FILE_NAME,
     NONCE_BYTES,

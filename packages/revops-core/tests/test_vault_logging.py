@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import select
 
 from revops_core.errors import ConfigurationError, IntegrityError, NotFound
-from revops_core.logging import configure_logging
+from revops_core.logs import configure_logging
 from revops_core.vault import Vault, VaultSecret, new_master_key
 
 SECRET = "sk-live-UNIQUE-4f3b2a1c9d8e7f60"

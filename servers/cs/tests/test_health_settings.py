@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from revops_cs.health_settings import HealthSettings
+from revops_cs.services.health_settings import HealthSettings
 
 
 def test_defaults_are_the_reference_weights_and_bands():

@@ -38,7 +38,7 @@ from sqlmodel import Field, Session, SQLModel, select
 
 from revops_core.db import Database, utc_field, utcnow
 from revops_core.errors import ValidationFailed
-from revops_core.logging import redact_pii
+from revops_core.logs import redact_pii
 from revops_core.paging import MAX_LIMIT, Page, after_id, next_cursor
 
 GENESIS_HASH = "0" * 64

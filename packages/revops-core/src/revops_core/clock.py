@@ -16,7 +16,7 @@ import anyio.lowlevel
 
 @runtime_checkable
 class Clock(Protocol):
-    """Time source and sleeper used by `revops_core.resilience` and `revops_core.http`."""
+    """Time source and sleeper used by `revops_core.resilience` and `revops_core.integration`."""
 
     def monotonic(self) -> float:
         """Seconds on a clock that never goes backwards (for local deadlines)."""

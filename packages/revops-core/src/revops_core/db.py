@@ -24,11 +24,8 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Field, Session, SQLModel
 
 from revops_core.errors import ConfigurationError
+from revops_core.params import MAX_ID as MAX_ID  # re-exported; the bound lives with the parameters
 from revops_core.settings import Settings
-
-MAX_ID = 2**31 - 1
-"""Largest id a table can hold (PostgreSQL `integer` keys); id parameters are bounded by it so an
-out-of-range id is a validation error instead of a database overflow."""
 
 
 def utcnow() -> datetime:

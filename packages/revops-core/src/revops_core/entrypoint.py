@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Protocol
 from pydantic import ValidationError
 
 from revops_core.errors import RevOpsError
-from revops_core.logging import configure_logging, get_logger
+from revops_core.logs import configure_logging, get_logger
 from revops_core.settings import Settings
 
 if TYPE_CHECKING:

@@ -32,7 +32,7 @@ from sqlmodel import Session, SQLModel, select
 from revops_core.audit import AUDIT_LOCK_KEY
 from revops_core.db import Database, utc_field, utcnow
 from revops_core.errors import ValidationFailed
-from revops_core.logging import get_logger
+from revops_core.logs import get_logger
 
 if TYPE_CHECKING:
     from revops_core.settings import Settings

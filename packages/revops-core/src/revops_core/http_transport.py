@@ -26,7 +26,7 @@ import anyio.to_thread
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from revops_core.logging import get_logger
+from revops_core.logs import get_logger
 
 if TYPE_CHECKING:
     from mcp.server.transport_security import TransportSecuritySettings

@@ -41,8 +41,8 @@ from revops_core.errors import (
     RevOpsError,
     classify,
 )
-from revops_core.logging import get_logger
-from revops_core.secrets import Secret
+from revops_core.logs import get_logger
+from revops_core.secret_values import Secret
 from revops_core.settings import Settings
 from revops_core.vault import Vault
 

@@ -33,7 +33,7 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import ValidationError as PydanticValidationError
 
 from revops_core.errors import InternalError, NotFound, PermissionDenied, RevOpsError, ValidationFailed
-from revops_core.logging import correlation_id, get_logger, new_correlation_id, redact
+from revops_core.logs import correlation_id, get_logger, new_correlation_id, redact
 from revops_core.settings import ROLE_RANK, Role, Settings, get_settings
 
 if TYPE_CHECKING:
@@ -65,6 +65,7 @@ class ToolDef:
     idempotent: bool
     open_world: bool
     title: str | None
+    target: str | None = None  # audit target template, e.g. "cs_client:{client_id}"
 
     @property
     def read_only(self) -> bool:
@@ -84,12 +85,23 @@ class ToolDef:
 RegisterExtras = Callable[[MCPServer, "Runtime"], None]
 
 
-class Toolset:
-    """A named group of tools (plus optional resources/prompts registered by `extras`)."""
+META_TOOLSET = "meta"
+"""The toolset every server lists whatever `--toolsets` says (`server_info`)."""
+ALL_TOOLSETS = "all"
+"""`--toolsets all`: every toolset, the default ones and the others."""
 
-    def __init__(self, name: str, description: str) -> None:
+
+class Toolset:
+    """A named group of tools (plus optional resources/prompts registered by `extras`).
+
+    `default=True` toolsets are listed when no `--toolsets` is given; the others only when named
+    (or with `--toolsets all`), so a client's default tool list stays within its budget.
+    """
+
+    def __init__(self, name: str, description: str, *, default: bool = True) -> None:
         self.name = name
         self.description = description
+        self.default = default
         self.tools: list[ToolDef] = []
         self.extras: list[RegisterExtras] = []
 
@@ -101,8 +113,13 @@ class Toolset:
         open_world: bool = False,
         title: str | None = None,
         name: str | None = None,
+        target: str | None = None,
     ) -> Callable[[Callable[..., T]], Callable[..., T]]:
-        """Register a tool. `idempotent` defaults to True for reads and must be stated for writes."""
+        """Register a tool. `idempotent` defaults to True for reads and must be stated for writes.
+
+        `target` names the audit entry's target from the arguments (`"cs_client:{client_id}"`); a
+        body may still set `call.target` itself (e.g. to an id it just created).
+        """
         if idempotent is None:
             if tier != "read":
                 raise TypeError("writing tools must state idempotent=True/False explicitly")
@@ -110,7 +127,7 @@ class Toolset:
 
         def decorator(fn: Callable[..., T]) -> Callable[..., T]:
             self.tools.append(
-                ToolDef(fn, name or fn.__name__, self.name, tier, idempotent, open_world, title)
+                ToolDef(fn, name or fn.__name__, self.name, tier, idempotent, open_world, title, target)
             )
             return fn
 
@@ -135,6 +152,9 @@ class Runtime:
         self._metrics: Metrics | None = None
         self.started_at = time.time()
         self.state: dict[str, Any] = {}  # per-server caches (vendor clients, breakers)
+        # The one test seam for vendors: keyword options (transport, clock…) handed to every client
+        # built for that vendor (see `revops_core.vendor_kit` and `revops_core.testing.override_vendor`).
+        self.vendor_options: dict[str, dict[str, Any]] = {}
 
     @property
     def db(self) -> Database:
@@ -218,6 +238,10 @@ class Call:
     def tenant(self) -> str:
         return self.settings.tenant
 
+    def vendor_options(self, provider: str) -> dict[str, Any]:
+        """Extra keyword options for a vendor client (empty in production; set by tests)."""
+        return dict(self.runtime.vendor_options.get(provider, {}))
+
     def no_change(self) -> None:
         """Mark this call as having changed nothing (e.g. it returned a plan); no audit entry."""
         self.skip_audit = True
@@ -249,6 +273,9 @@ class Call:
         if ok and not self.tool.read_only and not self.skip_audit:
             from revops_core.audit import append as audit_append
 
+            if self.target is None and self.tool.target is not None:
+                self.target = _format_target(self.tool.target, self.arguments)
+
             audit_append(
                 self.db,
                 actor=self.actor,
@@ -262,6 +289,16 @@ class Call:
             cm.__exit__(None, None, None)
         else:
             cm.__exit__(RuntimeError, RuntimeError("tool failed"), None)
+
+
+def _format_target(template: str, arguments: dict[str, Any]) -> str | None:
+    """The audit target from its template; None when an argument it names was not given."""
+    import string
+
+    names = [field for _, field, _, _ in string.Formatter().parse(template) if field]
+    if any(arguments.get(name) is None for name in names):
+        return None
+    return template.format(**arguments)
 
 
 def error_result(err: RevOpsError) -> CallToolResult:
@@ -477,15 +514,7 @@ class ToolLoader:
 
             ensure_schema(runtime.db)
         toolsets = list(self.toolsets() if callable(self.toolsets) else self.toolsets)
-        known = {ts.name for ts in toolsets}
-        wanted = set(settings.toolsets) if settings.toolsets else known
-        unknown = wanted - known
-        if unknown:
-            raise ValidationFailed(
-                f"Unknown toolset(s): {', '.join(sorted(unknown))}.",
-                field="toolsets",
-                hint=f"Choose from: {', '.join(sorted(known))}.",
-            )
+        wanted = selected_toolsets(toolsets, settings.toolsets)
         for ts in toolsets:
             if ts.name not in wanted:
                 continue
@@ -541,6 +570,26 @@ class ToolLoader:
 
             raise MCPError(code=INTERNAL_ERROR, message=self.error.client_text(), data=self.error.to_dict())
         return await call_next(ctx)
+
+
+def selected_toolsets(toolsets: list[Toolset], requested: list[str] | None) -> set[str]:
+    """The toolsets to list: the default ones (no request), every one (`all`), or those named.
+
+    `meta` (server_info) is always listed: a client must always be able to ask what it talks to.
+    """
+    known = {ts.name for ts in toolsets}
+    if not requested:
+        return {ts.name for ts in toolsets if ts.default} | {META_TOOLSET}
+    if ALL_TOOLSETS in requested:
+        return known
+    unknown = set(requested) - known
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown toolset(s): {', '.join(sorted(unknown))}.",
+            field="toolsets",
+            hint=f"Choose from: {', '.join(sorted(known | {ALL_TOOLSETS}))}.",
+        )
+    return set(requested) | {META_TOOLSET}
 
 
 def build_server(

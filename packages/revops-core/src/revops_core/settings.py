@@ -76,7 +76,8 @@ class Settings(BaseSettings):
         description="Name the local stdio user is audited under.",
     )
     toolsets: Annotated[list[str] | None, NoDecode] = Field(
-        default=None, description="Comma-separated toolsets to expose (default: all)."
+        default=None,
+        description="Comma-separated toolsets to expose, or `all` (default: each server's default toolsets).",
     )
     read_only: bool = Field(default=False, description="List only tools that change nothing.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(

@@ -3,7 +3,10 @@
 - `backend` runs a test on SQLite (a file in a tmp dir) and, where `DATABASE_URL` points at a
   PostgreSQL server, again on PostgreSQL in a fresh schema. Redis tests use `REDIS_URL`.
 - Missing services skip with a reason — unless `REVOPS_REQUIRE_SERVICES=1` (CI), where they fail.
-- `make_settings()` builds isolated `Settings`; `connect()` opens an in-process `mcp.Client`.
+- `make_settings()` builds isolated `Settings` (every toolset listed); `connect()` opens an
+  in-process `mcp.Client`; `call_ok` / `call_error` call a tool and return what the client got.
+- `count_rows`, `override_vendor` (the one vendor seam), `VENDOR_FAILURES` (the failure matrix
+  every vendor client is tested against) and `snapshot_tools` (one snapshot file per tool).
 Our own database and cache are never mocked.
 """
 
@@ -183,6 +186,7 @@ def make_settings(tmp_path: Path, backend: str | None) -> Callable[..., Settings
             "master_key": None,
             "auto_migrate": True,
             "actor": "test:user",
+            "toolsets": ["all"],
         }
         values.update(overrides)
         return Settings(**values)
@@ -244,3 +248,86 @@ def _fresh_local_resilience_state() -> Iterator[None]:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+# --------------------------------------------------------------------------- calling tools
+
+
+async def call_ok(client: Any, tool: str, **arguments: Any) -> dict[str, Any]:
+    """Call a tool through the protocol; fail the test unless it succeeded; its structured result."""
+    result = await client.call_tool(tool, arguments)
+    assert not result.is_error, f"{tool} failed: {result.content[0].text if result.content else result}"
+    return dict(result.structured_content or {})
+
+
+async def call_error(client: Any, tool: str, **arguments: Any) -> dict[str, Any]:
+    """Call a tool that must fail; the structured error (code, message, field, hint) it returned."""
+    result = await client.call_tool(tool, arguments)
+    return error_of(result)
+
+
+def count_rows(database: Any, model: Any, *where: Any) -> int:
+    """Rows of a table (optionally filtered), read through the real database."""
+    from sqlalchemy import func, select
+
+    with database.session() as session:
+        query = select(func.count()).select_from(model)
+        for condition in where:
+            query = query.where(condition)
+        return int(session.execute(query).scalar_one())
+
+
+# --------------------------------------------------------------------------- vendors
+
+
+def override_vendor(server: Any, vendor: Any, **options: Any) -> None:
+    """The one vendor test seam: keyword options (transport, clock…) for every client of `vendor`.
+
+    `vendor` is a `VendorSpec` or its provider name. Production never sets these.
+    """
+    provider = getattr(vendor, "provider", vendor)
+    runtime = getattr(server, "runtime", server)
+    runtime.vendor_options.setdefault(provider, {}).update(options)
+
+
+VENDOR_FAILURES: dict[str, tuple[int | None, str]] = {
+    # name: (HTTP status or None for a transport failure, the error code a client must receive)
+    "unauthorised": (401, "integration_auth"),
+    "rate_limited": (429, "rate_limited"),
+    "server_error": (500, "integration_unavailable"),
+    "timeout": (None, "integration_unavailable"),
+    "malformed": (200, "integration_unavailable"),
+}
+"""The failure matrix: every vendor client maps each of these to the same client-visible code."""
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+def snapshot_tools(tools: list[dict[str, Any]], folder: Path, *, update: bool) -> list[str]:
+    """Compare each tool with its own snapshot file (`<folder>/<tool>.json`); the differences.
+
+    One file per tool, so servers (and people) editing different tools never touch one file.
+    With `update`, write the current tools and remove snapshots of tools that no longer exist.
+    """
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    problems: list[str] = []
+    current = {tool["name"]: json.dumps(tool, indent=2, sort_keys=True) + "\n" for tool in tools}
+    for name, rendered in current.items():
+        path = folder / f"{name}.json"
+        if update:
+            if not path.exists() or path.read_text() != rendered:
+                path.write_text(rendered)
+        elif not path.exists():
+            problems.append(f"{name}: new tool without a snapshot")
+        elif path.read_text() != rendered:
+            problems.append(f"{name}: tools/list entry changed")
+    for path in sorted(folder.glob("*.json")):
+        if path.stem not in current:
+            if update:
+                path.unlink()
+            else:
+                problems.append(f"{path.stem}: snapshot of a tool that is no longer listed")
+    return problems

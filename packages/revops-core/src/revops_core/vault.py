@@ -43,8 +43,8 @@ from sqlmodel import Field, Session, SQLModel, col, func, select
 from revops_core import audit
 from revops_core.db import Database, utc_field, utcnow
 from revops_core.errors import ConfigurationError, Conflict, IntegrityError, NotFound, ValidationFailed
-from revops_core.logging import get_logger
-from revops_core.secrets import Secret
+from revops_core.logs import get_logger
+from revops_core.secret_values import Secret
 from revops_core.settings import Settings
 
 FORMAT_VERSION: Final = 1

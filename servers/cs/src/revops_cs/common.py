@@ -1,4 +1,5 @@
-"""Helpers every CS toolset uses: fetch a live client, resolve `as_of`, describe parameters once."""
+"""Transitional: the old home of the CS parameter types and helpers, now in `revops_core.params`,
+`revops_cs.params` and `revops_cs.services.clients`. Remove once no tool module imports it."""
 
 from __future__ import annotations
 
@@ -6,11 +7,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, TypeVar
 
 from pydantic import Field
-from sqlmodel import Session
 
 from revops_core.db import MAX_ID
-from revops_core.errors import NotFound, ValidationFailed
-from revops_cs.models.clients import CsClient
+from revops_core.errors import ValidationFailed
+from revops_cs.services.clients import get_client as get_client
 
 ClientId = Annotated[int, Field(ge=1, le=MAX_ID, description="Client id (see list_clients).")]
 OptClient = Annotated[int | None, Field(ge=1, le=MAX_ID, description="One client id; omit for all.")]
@@ -22,18 +22,6 @@ MaxRows = Annotated[int, Field(ge=1, le=200, description="Max rows (1–200).")]
 Cursor = Annotated[
     str | None, Field(max_length=500, description="Cursor from the previous page; omit for page 1.")
 ]
-
-
-def get_client(session: Session, client_id: int, *, include_deleted: bool = False) -> CsClient:
-    """The client, or `not_found` naming the id. Soft-deleted clients are hidden unless asked for."""
-    client = session.get(CsClient, client_id)
-    if client is None or (client.deleted_at is not None and not include_deleted):
-        raise NotFound(
-            f"No client with id {client_id}.",
-            field="client_id",
-            hint="Find valid ids with list_clients; archived clients can be restored with restore_client.",
-        )
-    return client
 
 
 def resolve_as_of(as_of: date | None) -> date:

@@ -18,10 +18,10 @@ from sqlmodel import Session
 
 from revops_core.errors import NotFound
 from revops_core.server import Runtime
-from revops_cs.client_records import live_clients
 from revops_cs.common import get_client
-from revops_cs.health_service import latest_snapshots
 from revops_cs.models.clients import CsClient
+from revops_cs.services.clients import live_clients
+from revops_cs.services.health import latest_snapshots
 
 MAX_COMPLETIONS = 100
 

@@ -15,31 +15,16 @@ INSTRUCTIONS = (
 
 
 def toolsets() -> list[Toolset]:
-    from revops_cs.tools import (
-        clients,
-        communication,
-        expansion,
-        feedback,
-        health,
-        onboarding,
-        retention,
-        reviews,  # adds business reviews and advocacy to the communication toolset
-        support,
-    )
+    """Every CS toolset, after loading each module of `revops_cs.tools` (each registers its tools)."""
+    import importlib
+    import pkgutil
 
-    assert reviews.toolset is communication.toolset
+    import revops_cs.tools
+    from revops_cs import toolsets as cs_toolsets
 
-    return [
-        server_info_toolset(NAME, DESCRIPTION),
-        clients.toolset,
-        health.toolset,
-        onboarding.toolset,
-        retention.toolset,
-        communication.toolset,
-        support.toolset,
-        expansion.toolset,
-        feedback.toolset,
-    ]
+    for module in pkgutil.iter_modules(revops_cs.tools.__path__):
+        importlib.import_module(f"revops_cs.tools.{module.name}")
+    return [server_info_toolset(NAME, DESCRIPTION), *cs_toolsets.ALL]
 
 
 def create_server(settings: Settings, *, defer: bool = False) -> RevOpsServer:

@@ -25,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; exit 0 ok, 1 a problem was found, 2 bad input or configuration."""
     args = build_parser().parse_args(argv)
     from revops_core.errors import RevOpsError
-    from revops_core.logging import configure_logging
+    from revops_core.logs import configure_logging
 
     configure_logging("WARNING")  # stdout is the command's output; logs go to stderr
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-from revops_cs.thresholds import ChurnRules
+from revops_cs.services.thresholds import ChurnRules
 
 RULES: tuple[str, ...] = (
     "usage_drop",

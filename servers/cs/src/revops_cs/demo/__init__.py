@@ -42,7 +42,7 @@ def generate_cs_demo(
 ) -> list[CsClient]:
     """Insert a complete CS demo portfolio and `health_weeks` weekly health snapshots. No commit."""
     from revops_cs.demo.clients import generate_clients_and_usage
-    from revops_cs.health_service import compute_health
+    from revops_cs.services.health import compute_health
 
     rng = random.Random(seed)
     portfolio = generate_clients_and_usage(session, rng, clients=clients, as_of=as_of)

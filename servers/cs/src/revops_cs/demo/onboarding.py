@@ -15,7 +15,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlmodel import Session, col, select
 
 from revops_core.models import CoreContact
-from revops_cs import thresholds
 from revops_cs.models.clients import CsClient
 from revops_cs.models.onboarding import (
     CsOnboardingMilestone,
@@ -25,6 +24,7 @@ from revops_cs.models.onboarding import (
     CsTrainingSession,
 )
 from revops_cs.models.usage import CsUsageEvent
+from revops_cs.services import thresholds
 
 TEMPLATES = {
     "standard": [

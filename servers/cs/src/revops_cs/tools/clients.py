@@ -16,9 +16,7 @@ from revops_core.errors import Conflict, ValidationFailed
 from revops_core.guards import PlanPreview, require_confirmation
 from revops_core.models import CoreCompany
 from revops_core.paging import decode_cursor, encode_cursor
-from revops_core.server import Call, Toolset
-from revops_cs import lifecycle
-from revops_cs.client_records import ClientIn, ClientProfile, create_client, profile
+from revops_core.server import Call
 from revops_cs.common import (
     AsOf,
     ClientId,
@@ -29,16 +27,18 @@ from revops_cs.common import (
     resolve_as_of,
     start_of_day,
 )
-from revops_cs.health_service import latest_snapshots
 from revops_cs.models.clients import CsClient, Stage, Tier
 from revops_cs.models.feedback import CsFeedback
 from revops_cs.models.support import OPEN_STATUSES, CsTicket
 from revops_cs.models.usage import CsUsageEvent
 from revops_cs.output import Out
 from revops_cs.resources import register as register_resources
-from revops_cs.timeline import KINDS, TimelineEvent, timeline
+from revops_cs.services import lifecycle
+from revops_cs.services.clients import ClientIn, ClientProfile, create_client, profile
+from revops_cs.services.health import latest_snapshots
+from revops_cs.services.timeline import KINDS, TimelineEvent, timeline
+from revops_cs.toolsets import clients as toolset
 
-toolset = Toolset("clients", "Register, find, update, import and archive client accounts.")
 toolset.register(register_resources)
 
 Band = Literal["excellent", "good", "at_risk", "critical"]
@@ -512,7 +512,7 @@ def import_clients_csv(
             continue
         try:
             if dry_run:
-                from revops_cs.client_records import check_unique
+                from revops_cs.services.clients import check_unique
 
                 check_unique(call.db, call.tenant, data)
             else:

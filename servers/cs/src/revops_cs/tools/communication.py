@@ -42,11 +42,9 @@ from revops_core.errors import (
 from revops_core.guards import PlanPreview, require_confirmation
 from revops_core.models import CoreContact
 from revops_core.money import money
-from revops_core.server import Call, Toolset
-from revops_cs import segments
+from revops_core.server import Call
 from revops_cs.analytics.health import BAND_NAMES
 from revops_cs.common import check_range, get_client, require_all, resolve_as_of, start_of_day
-from revops_cs.health_service import latest_snapshots
 from revops_cs.models.clients import CsClient
 from revops_cs.models.communication import (
     CsCommFiring,
@@ -60,11 +58,10 @@ from revops_cs.models.support import CsTicket
 from revops_cs.models.usage import CsHealthSnapshot, CsSegmentRule
 from revops_cs.models.vendors import CsExternalRef
 from revops_cs.output import MAX_ID, Out, arg
+from revops_cs.services import segments
+from revops_cs.services.health import latest_snapshots
+from revops_cs.toolsets import communication as toolset
 from revops_cs.vendors import intercom, mixpanel, sendgrid
-
-toolset = Toolset(
-    "communication", "Emails, automated communications, newsletters, business reviews and advocacy."
-)
 
 ClientIds = Annotated[
     list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None,
@@ -936,7 +933,7 @@ def client_keys(session: Session) -> dict[str, int]:
 
 def store_mixpanel(call: Call, events: list[Any]) -> MixpanelResult:
     """Map exported events to clients and ingest them in the call's transaction (dedupe by $insert_id)."""
-    from revops_cs.usage_ingest import UsageEventIn, ingest_usage_events
+    from revops_cs.services.usage import UsageEventIn, ingest_usage_events
 
     keys = client_keys(call.db)
     unmapped: dict[str, int] = {}

@@ -9,20 +9,17 @@ from pydantic import Field
 from sqlmodel import col, select
 
 from revops_core.errors import ValidationFailed
-from revops_core.server import Call, Toolset
-from revops_cs import thresholds
-from revops_cs.account_signals import History, live_clients, load_histories
+from revops_core.server import Call
 from revops_cs.analytics import revenue
 from revops_cs.common import AsOf, OptClient, get_client, resolve_as_of
 from revops_cs.common import MaxRows as Limit
 from revops_cs.models.clients import CsClient
 from revops_cs.models.expansion import CsMrrMonth
 from revops_cs.output import Out, arg
+from revops_cs.services import thresholds
+from revops_cs.services.signals import History, live_clients, load_histories
 from revops_cs.tools.retention import assess
-
-toolset = Toolset(
-    "expansion", "Upsell and cross-sell signals, renewals, revenue retention and lifetime value."
-)
+from revops_cs.toolsets import expansion as toolset
 
 
 class Signal(Out):

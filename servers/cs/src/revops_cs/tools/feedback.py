@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 
 from revops_core.errors import ValidationFailed
 from revops_core.money import Money, money
-from revops_core.server import Call, Toolset
+from revops_core.server import Call
 from revops_cs.analytics import sentiment, surveys
 from revops_cs.common import (
     AsOf,
@@ -36,10 +36,7 @@ from revops_cs.models.feedback import CsFeedback
 from revops_cs.models.usage import CsHealthSnapshot
 from revops_cs.output import MAX_ID, Out, arg
 from revops_cs.tools.support import performance, period
-
-toolset = Toolset(
-    "feedback", "Surveys (NPS, CSAT, CES), sentiment, voice of the customer and product insights."
-)
+from revops_cs.toolsets import feedback as toolset
 
 Top = Annotated[int, arg("How many themes/items.", ge=1, le=50)]
 DEFAULT_DAYS = 365

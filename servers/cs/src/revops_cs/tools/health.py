@@ -13,12 +13,10 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from revops_core.errors import Conflict, NotFound, ValidationFailed
-from revops_core.server import Call, Toolset
-from revops_cs import lifecycle
+from revops_core.server import Call
 from revops_cs.analytics import engagement as eng
 from revops_cs.analytics import health as hmath
 from revops_cs.analytics import segmentation as seg
-from revops_cs.client_records import live_clients
 from revops_cs.common import (
     AsOf,
     ClientId,
@@ -29,16 +27,17 @@ from revops_cs.common import (
     resolve_as_of,
     start_of_day,
 )
-from revops_cs.health_service import HealthResult, compute_health, latest_snapshots
-from revops_cs.health_settings import health_settings
 from revops_cs.models.clients import STAGES, CsClient, CsStageChange, Stage, Tier
 from revops_cs.models.retention import CsBillingEvent
 from revops_cs.models.usage import CsFeature, CsHealthSnapshot, CsMilestoneDef, CsSegmentRule, CsUsageEvent
 from revops_cs.output import Out
-from revops_cs.segments import CONDITION_FIELDS, Condition, evaluate, rule_conditions
-from revops_cs.usage_ingest import IngestReport, UsageEventIn, ingest_usage_events
-
-toolset = Toolset("health", "Usage, engagement, health scores, segments, adoption and lifecycle.")
+from revops_cs.services import lifecycle
+from revops_cs.services.clients import live_clients
+from revops_cs.services.health import HealthResult, compute_health, latest_snapshots
+from revops_cs.services.health_settings import health_settings
+from revops_cs.services.segments import CONDITION_FIELDS, Condition, evaluate, rule_conditions
+from revops_cs.services.usage import IngestReport, UsageEventIn, ingest_usage_events, usage_rows
+from revops_cs.toolsets import health as toolset
 
 
 def _clients(call: Call, client_id: int | None) -> list[CsClient]:
@@ -90,22 +89,6 @@ class Engagement(Out):
     features: list[FeatureUse] = Field(description="Per feature, most used first.")
 
 
-def usage_rows(
-    call: Call, client_id: int, first: date, last: date
-) -> list[tuple[date, str, str, str | None]]:
-    """(day, user, event, feature) of a client's usage events from `first` to `last` inclusive."""
-    rows = call.db.exec(
-        select(
-            CsUsageEvent.occurred_at, CsUsageEvent.user_ref, CsUsageEvent.event, CsUsageEvent.feature
-        ).where(
-            CsUsageEvent.client_id == client_id,
-            CsUsageEvent.occurred_at >= start_of_day(first),
-            CsUsageEvent.occurred_at < end_of_day(last),
-        )
-    ).all()
-    return [(at.date(), user, event, feature) for at, user, event, feature in rows]
-
-
 @toolset.tool(tier="read")
 def track_usage_engagement(
     call: Call,
@@ -118,7 +101,7 @@ def track_usage_engagement(
     end = resolve_as_of(as_of)
     start = end - timedelta(days=period_days - 1)
     prev_start = start - timedelta(days=period_days)
-    rows = usage_rows(call, client.id or 0, min(prev_start, end - timedelta(days=29)), end)
+    rows = usage_rows(call.db, client.id or 0, min(prev_start, end - timedelta(days=29)), end)
     logins = [(d, u) for d, u, e, _ in rows if e == "login"]
     cur = [r for r in rows if r[0] >= start]
     prev = [r for r in rows if prev_start <= r[0] < start]

@@ -12,9 +12,7 @@ from sqlmodel import col, select
 
 from revops_core.errors import Conflict, NotFound, ValidationFailed
 from revops_core.models import CoreContact
-from revops_core.server import Call, Toolset
-from revops_cs import thresholds
-from revops_cs.account_signals import live_clients, load_histories
+from revops_core.server import Call
 from revops_cs.analytics import onboarding as maths
 from revops_cs.common import AsOf, get_client, resolve_as_of
 from revops_cs.models.onboarding import (
@@ -25,8 +23,9 @@ from revops_cs.models.onboarding import (
     CsTrainingSession,
 )
 from revops_cs.output import Out, arg
-
-toolset = Toolset("onboarding", "Onboarding plans, milestones, training, certification and time to value.")
+from revops_cs.services import thresholds
+from revops_cs.services.signals import live_clients, load_histories
+from revops_cs.toolsets import onboarding as toolset
 
 
 class MilestoneSpec(BaseModel):

@@ -13,11 +13,8 @@ from sqlmodel import col, select
 from revops_core.errors import NotFound, ValidationFailed
 from revops_core.guards import PlanPreview, require_confirmation
 from revops_core.models import CoreContact
-from revops_core.server import Call, Toolset
-from revops_cs import thresholds
-from revops_cs.account_signals import History, live_clients, load_histories
+from revops_core.server import Call
 from revops_cs.analytics import churn_rules
-from revops_cs.churn_training import HISTORY_FEATURES, dataset_rows, features_as_of, history_rows, import_csv
 from revops_cs.common import AsOf, OptClient, get_client, require_all, resolve_as_of
 from revops_cs.common import MaxRows as Limit
 from revops_cs.models.clients import CsClient
@@ -29,8 +26,16 @@ from revops_cs.models.retention import (
     CsRetentionTask,
 )
 from revops_cs.output import MAX_ID, Out, arg
-
-toolset = Toolset("retention", "Churn risk, churn model, retention campaigns, escalations and post-mortems.")
+from revops_cs.services import thresholds
+from revops_cs.services.churn_training import (
+    HISTORY_FEATURES,
+    dataset_rows,
+    features_as_of,
+    history_rows,
+    import_csv,
+)
+from revops_cs.services.signals import History, live_clients, load_histories
+from revops_cs.toolsets import retention as toolset
 
 Level = Literal["high", "medium", "low"]
 

@@ -19,11 +19,9 @@ from revops_core.errors import NotFound, ValidationFailed
 from revops_core.models import CoreContact
 from revops_core.paging import after_id, next_cursor
 from revops_core.server import Call
-from revops_cs.account_signals import live_clients
 from revops_cs.analytics import engagement as eng
 from revops_cs.analytics import health as hmath
 from revops_cs.common import Limit, end_of_day, get_client, needed, resolve_as_of, start_of_day
-from revops_cs.health_service import latest_snapshots
 from revops_cs.models.clients import CsClient
 from revops_cs.models.expansion import CsMrrMonth
 from revops_cs.models.feedback import CsFeedback
@@ -32,10 +30,12 @@ from revops_cs.models.reviews import CsAdvocacy, CsAdvocacyPoints, CsBusinessRev
 from revops_cs.models.support import CsTicket
 from revops_cs.models.usage import CsHealthSnapshot
 from revops_cs.output import MAX_ID, Out, arg
-from revops_cs.tools.communication import toolset
+from revops_cs.services.health import latest_snapshots
+from revops_cs.services.signals import live_clients
+from revops_cs.services.usage import usage_rows
 from revops_cs.tools.feedback import feedback_rows, survey_scores
-from revops_cs.tools.health import usage_rows
 from revops_cs.tools.support import performance
+from revops_cs.toolsets import reviews as toolset
 
 ClientArg = Annotated[int | None, arg("Client.", ge=1, le=MAX_ID)]
 Notes = Annotated[str | None, arg("Notes.", max_length=2000)]
@@ -127,7 +127,7 @@ def _health(session: Session, client_id: int, start: date, end: date) -> dict[st
 
 def _usage(call: Call, client_id: int, start: date, end: date) -> dict[str, Any] | None:
     prev_start = start - timedelta(days=(end - start).days + 1)
-    rows = usage_rows(call, client_id, prev_start, end)
+    rows = usage_rows(call.db, client_id, prev_start, end)
     if not rows:
         return None
     logins = [(d, u) for d, u, e, _ in rows if e == "login"]

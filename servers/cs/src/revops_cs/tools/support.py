@@ -22,7 +22,7 @@ from sqlalchemy import func, text
 from sqlmodel import Session, col, select
 
 from revops_core.errors import IntegrationUnavailable, NotFound, ValidationFailed
-from revops_core.server import Call, Toolset
+from revops_core.server import Call
 from revops_cs.analytics import sla
 from revops_cs.common import (
     AsOf,
@@ -50,9 +50,8 @@ from revops_cs.models.support import (
     TicketStatus,
 )
 from revops_cs.output import MAX_ID, Out, arg
+from revops_cs.toolsets import support as toolset
 from revops_cs.vendors import zendesk
-
-toolset = Toolset("support", "Support tickets, routing, knowledge base and support performance.")
 
 TicketId = Annotated[int | None, arg("Ticket id (all actions but create).", ge=1, le=MAX_ID)]
 Tags = Annotated[

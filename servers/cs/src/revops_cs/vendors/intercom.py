@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from revops_core.errors import ConfigurationError, IntegrationUnavailable, ValidationFailed
-from revops_core.secrets import Secret
+from revops_core.secret_values import Secret
 
 PROVIDER = "intercom"
 BASE_URL = "https://api.intercom.io"
@@ -67,7 +67,7 @@ class IntercomClient:
     """Typed calls to the Intercom endpoints the CS server uses."""
 
     def __init__(self, credentials: IntercomCredentials, settings: Any, **client_options: Any) -> None:
-        from revops_core.http import IntegrationClient
+        from revops_core.integration import IntegrationClient
 
         self.credentials = credentials
 

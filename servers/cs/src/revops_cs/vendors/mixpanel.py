@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from revops_core.errors import ConfigurationError, IntegrationUnavailable
-from revops_core.secrets import Secret
+from revops_core.secret_values import Secret
 
 PROVIDER = "mixpanel"
 EXPORT_URL = "https://data.mixpanel.com/api/2.0"
@@ -141,7 +141,7 @@ class MixpanelClient:
     """Typed calls to the Mixpanel endpoints the CS server uses."""
 
     def __init__(self, credentials: MixpanelCredentials, settings: Any, **client_options: Any) -> None:
-        from revops_core.http import IntegrationClient
+        from revops_core.integration import IntegrationClient
 
         self.credentials = credentials
 

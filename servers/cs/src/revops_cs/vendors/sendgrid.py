@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from revops_core.errors import ConfigurationError, IntegrationUnavailable
-from revops_core.secrets import Secret
+from revops_core.secret_values import Secret
 
 PROVIDER = "sendgrid"
 BASE_URL = "https://api.sendgrid.com"
@@ -69,7 +69,7 @@ class SendgridClient:
     """Typed calls to the SendGrid endpoints the CS server uses."""
 
     def __init__(self, credentials: SendgridCredentials, settings: Any, **client_options: Any) -> None:
-        from revops_core.http import IntegrationClient
+        from revops_core.integration import IntegrationClient
 
         async def auth() -> dict[str, str]:
             return {"Authorization": f"Bearer {credentials.api_key.reveal()}"}

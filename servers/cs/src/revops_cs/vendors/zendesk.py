@@ -1,4 +1,4 @@
-"""Zendesk Support API v2 client on `revops_core.http.IntegrationClient`, plus the mapping to our tables.
+"""Zendesk Support API v2 client on `IntegrationClient`, plus the mapping to our tables.
 
 Auth is an API token: HTTP basic with `{email}/token:{api_token}`; the account lives at
 `https://{subdomain}.zendesk.com`. The three values come from the vault (`revops vault set zendesk
@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from revops_core.errors import ConfigurationError, IntegrationUnavailable, ValidationFailed
-from revops_core.secrets import Secret
+from revops_core.secret_values import Secret
 
 PROVIDER = "zendesk"
 REQUIRED_FIELDS: tuple[str, ...] = ("subdomain", "email", "api_token")
@@ -212,7 +212,7 @@ class ZendeskClient:
     """Typed calls to the Zendesk Support API v2 endpoints the CS server uses."""
 
     def __init__(self, credentials: ZendeskCredentials, settings: Any, **client_options: Any) -> None:
-        from revops_core.http import IntegrationClient
+        from revops_core.integration import IntegrationClient
 
         async def auth() -> dict[str, str]:
             return credentials.auth_header()

@@ -22,7 +22,7 @@ from revops_cs.models.feedback import CsFeedback
 from revops_cs.models.retention import CsBillingEvent, CsEscalation
 from revops_cs.models.support import CsTicket
 from revops_cs.models.usage import CsHealthSnapshot, CsUsageEvent
-from revops_cs.thresholds import ChurnRules
+from revops_cs.services.thresholds import ChurnRules
 
 LOGIN = "login"
 

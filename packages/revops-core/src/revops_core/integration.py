@@ -40,7 +40,7 @@ from revops_core.errors import (
     classify,
     parse_retry_after,
 )
-from revops_core.logging import get_logger
+from revops_core.logs import get_logger
 from revops_core.resilience import (
     LOCAL_STORE,
     Backoff,

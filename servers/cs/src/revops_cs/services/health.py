@@ -2,7 +2,7 @@
 
 Other toolsets call `compute_health` (churn rule "renewal within 90 days and health < 70",
 expansion signal "health ≥ 80"); `latest_snapshots` gives the stored bands without recomputing.
-The recipe per component is documented in `revops_cs.health_settings`.
+The recipe per component is documented in `revops_cs.services.health_settings`.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from sqlmodel import Session, col, select
 from revops_core.settings import Settings
 from revops_cs.analytics import health as maths
 from revops_cs.common import end_of_day, start_of_day
-from revops_cs.health_settings import COMPONENTS, HealthSettings, health_settings
 from revops_cs.models.clients import CsClient
 from revops_cs.models.feedback import CsFeedback
 from revops_cs.models.retention import CsBillingEvent
 from revops_cs.models.support import CsTicket
 from revops_cs.models.usage import CsFeature, CsHealthSnapshot, CsUsageEvent
 from revops_cs.output import Out
+from revops_cs.services.health_settings import COMPONENTS, HealthSettings, health_settings
 
 
 class ComponentScore(Out):

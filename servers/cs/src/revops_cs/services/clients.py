@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from pydantic import BaseModel, Field, field_validator, model_validator
 from sqlmodel import Session, col, select
 
-from revops_core.errors import Conflict
+from revops_core.errors import Conflict, NotFound
 from revops_core.models import CoreCompany, CoreContact
 from revops_cs.models.clients import CsClient, CsStageChange, Stage, Tier
 from revops_cs.output import Out
@@ -201,3 +201,15 @@ def live_clients(session: Session, tenant: str) -> list[CsClient]:
             .order_by(col(CsClient.id))
         )
     )
+
+
+def get_client(session: Session, client_id: int, *, include_deleted: bool = False) -> CsClient:
+    """The client, or `not_found` naming the id. Soft-deleted clients are hidden unless asked for."""
+    client = session.get(CsClient, client_id)
+    if client is None or (client.deleted_at is not None and not include_deleted):
+        raise NotFound(
+            f"No client with id {client_id}.",
+            field="client_id",
+            hint="Find valid ids with list_clients; archived clients can be restored with restore_client.",
+        )
+    return client

@@ -16,8 +16,8 @@ from typing import Any
 from sqlmodel import Session, col, delete, select
 
 from revops_core.errors import ValidationFailed
-from revops_cs.account_signals import History
 from revops_cs.models.retention import CsChurnTrainingRow
+from revops_cs.services.signals import History
 
 HISTORY_FEATURES: tuple[str, ...] = (
     "usage_30d",

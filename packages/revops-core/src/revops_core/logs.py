@@ -12,7 +12,7 @@ from typing import Any
 
 import structlog
 
-from revops_core.secrets import REDACTED, Secret
+from revops_core.secret_values import REDACTED, Secret
 
 correlation_id: ContextVar[str | None] = ContextVar("revops_correlation_id", default=None)
 

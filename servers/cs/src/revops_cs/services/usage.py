@@ -6,13 +6,14 @@ always inserted. Importers call `ingest_usage_events`; the `record_usage_events`
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from pydantic import Field, field_validator
 from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from revops_core.errors import NotFound, ValidationFailed
+from revops_core.params import end_of_day, start_of_day
 from revops_cs.models.clients import CsClient
 from revops_cs.models.usage import CsUsageEvent
 from revops_cs.output import LeanIn, Out
@@ -97,3 +98,19 @@ def ingest_usage_events(session: Session, events: list[UsageEventIn], *, source:
         # Core insert, not ORM objects: importers send thousands of rows at once.
         session.connection().execute(insert(CsUsageEvent), rows)
     return IngestReport(received=len(events), inserted=len(rows), duplicates=duplicates, source=source)
+
+
+def usage_rows(
+    session: Session, client_id: int, first: date, last: date
+) -> list[tuple[date, str, str, str | None]]:
+    """(day, user, event, feature) of a client's usage events from `first` to `last` inclusive."""
+    rows = session.exec(
+        select(
+            CsUsageEvent.occurred_at, CsUsageEvent.user_ref, CsUsageEvent.event, CsUsageEvent.feature
+        ).where(
+            CsUsageEvent.client_id == client_id,
+            CsUsageEvent.occurred_at >= start_of_day(first),
+            CsUsageEvent.occurred_at < end_of_day(last),
+        )
+    ).all()
+    return [(at.date(), user, event, feature) for at, user, event, feature in rows]
