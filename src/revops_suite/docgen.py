@@ -24,17 +24,32 @@ TIER_NOTE = {
 }
 
 
-async def _list(name: str, data_dir: Path) -> list[tuple[Any, str, str]]:
-    """(tool with full schemas, toolset, tier) in registration order."""
+async def _list(name: str, data_dir: Path) -> list[tuple[Any, Any]]:
+    """(tool with full schemas, its ToolDef) for every toolset, in registration order."""
+    from revops_core.settings import Settings
+
+    settings = Settings(
+        data_dir=data_dir / name, database_url=None, redis_url=None, master_key=None, toolsets=["all"]
+    )
+    server = factory(name)(settings)
+    try:
+        full = {tool.name: tool for tool in await server.mcp.list_tools_full()}
+        defaults = _default_toolsets(name, data_dir)
+    finally:
+        server.runtime.db.dispose()
+    return [(full[t.name], t, t.toolset in defaults) for t in server.tools]
+
+
+def _default_toolsets(name: str, data_dir: Path) -> set[str]:
+    """The toolsets a server lists when no --toolsets is given."""
     from revops_core.settings import Settings
 
     settings = Settings(data_dir=data_dir / name, database_url=None, redis_url=None, master_key=None)
     server = factory(name)(settings)
     try:
-        full = {tool.name: tool for tool in await server.mcp.list_tools_full()}
+        return {t.toolset for t in server.tools}
     finally:
         server.runtime.db.dispose()
-    return [(full[t.name], t.toolset, t.tier) for t in server.tools]
 
 
 def _param_rows(schema: dict[str, Any]) -> list[str]:
@@ -57,25 +72,33 @@ def _output_rows(schema: dict[str, Any] | None) -> list[str]:
     return rows
 
 
-def render(tools_by_server: dict[str, list[tuple[Any, str, str]]]) -> str:
+def render(tools_by_server: dict[str, list[tuple[Any, Any, bool]]]) -> str:
     out = [
         "# Tool reference",
         "",
         "Generated from each server's `tools/list` by `python -m revops_suite.docgen`; do not edit by hand.",
         "Tiers: read · write · destructive (returns a plan first; call again with `confirm=<plan_id>`) · "
         "critical (also needs a person's approval).",
+        "Toolsets marked *default* are listed when a server starts without `--toolsets`; list the "
+        "others by name (`--toolsets clients,support`) or all of them with `--toolsets all`.",
         "",
     ]
     for server, tools in tools_by_server.items():
         out += [f"## `revops-{server}` ({len(tools)} tools)", ""]
-        by_toolset: dict[str, list[tuple[Any, str]]] = {}
-        for tool, toolset, tier in tools:
-            by_toolset.setdefault(toolset, []).append((tool, tier))
+        renamed = [(defn.replaces, tool.name) for tool, defn, _ in tools if defn.replaces]
+        if renamed:
+            out += ["Tools that took over an older tool (or one of its actions):", ""]
+            out += ["| was | now |", "|---|---|", *(f"| `{old}` | `{new}` |" for old, new in renamed), ""]
+        by_toolset: dict[str, list[tuple[Any, Any]]] = {}
+        default_of: dict[str, bool] = {}
+        for tool, defn, is_default in tools:
+            by_toolset.setdefault(defn.toolset, []).append((tool, defn))
+            default_of[defn.toolset] = is_default
         for toolset, items in by_toolset.items():
-            out += [f"### Toolset `{toolset}`", ""]
-            for tool, tier in items:
+            out += [f"### Toolset `{toolset}`{' (default)' if default_of[toolset] else ''}", ""]
+            for tool, defn in items:
                 out += [
-                    f"#### `{tool.name}` — {TIER_NOTE.get(tier, tier)}",
+                    f"#### `{tool.name}` — {defn.title or tool.name} · {TIER_NOTE.get(defn.tier, defn.tier)}",
                     "",
                     (tool.description or "").strip(),
                     "",
@@ -90,7 +113,7 @@ def render(tools_by_server: dict[str, list[tuple[Any, str, str]]]) -> str:
 
 
 def generate() -> str:
-    async def collect() -> dict[str, list[tuple[Any, str, str]]]:
+    async def collect() -> dict[str, list[tuple[Any, Any, bool]]]:
         with tempfile.TemporaryDirectory() as tmp:
             return {name: await _list(name, Path(tmp)) for name in SERVER_NAMES}
 

@@ -66,6 +66,7 @@ class ToolDef:
     open_world: bool
     title: str | None
     target: str | None = None  # audit target template, e.g. "cs_client:{client_id}"
+    replaces: str | None = None  # the old tool (and action) this one took over, for docs/tools.md
 
     @property
     def read_only(self) -> bool:
@@ -114,11 +115,14 @@ class Toolset:
         title: str | None = None,
         name: str | None = None,
         target: str | None = None,
+        replaces: str | None = None,
     ) -> Callable[[Callable[..., T]], Callable[..., T]]:
         """Register a tool. `idempotent` defaults to True for reads and must be stated for writes.
 
         `target` names the audit entry's target from the arguments (`"cs_client:{client_id}"`); a
-        body may still set `call.target` itself (e.g. to an id it just created).
+        body may still set `call.target` itself (e.g. to an id it just created). `replaces` names
+        the old tool/action a renamed or split tool took over (`"handle_support_ticket action=get"`),
+        so the tool reference can tell upgrading users where a capability went.
         """
         if idempotent is None:
             if tier != "read":
@@ -127,7 +131,9 @@ class Toolset:
 
         def decorator(fn: Callable[..., T]) -> Callable[..., T]:
             self.tools.append(
-                ToolDef(fn, name or fn.__name__, self.name, tier, idempotent, open_world, title, target)
+                ToolDef(
+                    fn, name or fn.__name__, self.name, tier, idempotent, open_world, title, target, replaces
+                )
             )
             return fn
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from revops_core.db import MAX_ID
 
@@ -17,7 +17,9 @@ __all__ = ["MAX_ID", "LeanIn", "Out", "arg"]
 
 
 class Out(BaseModel):
-    """Base of CS tool result models."""
+    """Base of CS tool result models: built from rows with `Model.model_validate(row)`."""
+
+    model_config = ConfigDict(from_attributes=True)
 
 
 class LeanIn(BaseModel):
