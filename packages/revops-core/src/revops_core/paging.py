@@ -158,10 +158,21 @@ def _unwrap(row: Any) -> Any:
 
 
 def _read_key(row: Any, key: Any) -> Any:
+    """A sort key's value in a row: an entity's attribute, a labelled column, or the attribute of
+    the joined entity whose table the key's column belongs to."""
     name = getattr(key, "key", None) or getattr(key, "name", None)
     if name is None:
         raise TypeError(f"sort key {key!r} has no name; label it")
-    return getattr(row, name) if not hasattr(row, "_mapping") else row._mapping[name]
+    mapping = getattr(row, "_mapping", None)
+    if mapping is None:
+        return getattr(row, name)
+    if name in mapping:
+        return mapping[name]
+    table = getattr(key, "table", None)
+    for value in row:
+        if getattr(value, "__table__", None) is table:
+            return getattr(value, name)
+    raise TypeError(f"sort key {name!r} is not in the selected row")
 
 
 # --------------------------------------------------------------------------- simple id keyset

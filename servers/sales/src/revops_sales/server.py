@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from revops_core.server import RevOpsServer, Toolset, build_server, server_info_toolset
+from revops_core.server import RevOpsServer, Toolset, build_server, load_tool_modules, server_info_toolset
 from revops_core.settings import Settings
 
 NAME = "sales"
@@ -10,7 +10,11 @@ DESCRIPTION = "Pipeline, deals, forecasts and quotas for a small sales team."
 
 
 def toolsets() -> list[Toolset]:
-    return [server_info_toolset(NAME, DESCRIPTION)]
+    """Every Sales toolset, after loading each module of `revops_sales.tools` (each registers its tools)."""
+    from revops_sales import toolsets as declared
+
+    load_tool_modules("revops_sales.tools")
+    return [server_info_toolset(NAME, DESCRIPTION), *declared.ALL]
 
 
 def create_server(settings: Settings, *, defer: bool = False) -> RevOpsServer:

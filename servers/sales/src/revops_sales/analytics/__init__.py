@@ -1,0 +1,1 @@
+"""Sales maths: pure functions over plain values (no database, no I/O)."""

@@ -1,0 +1,1 @@
+"""Sales tables (`sales_*`), one module per entity."""

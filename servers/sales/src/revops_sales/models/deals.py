@@ -1,0 +1,44 @@
+"""Deals and every stage move they made (the history forecasts and waterfalls are computed from)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Index
+from sqlmodel import Field, SQLModel
+
+from revops_core.db import utc_field
+
+
+class SalesDeal(SQLModel, table=True):
+    __tablename__ = "sales_deal"
+    __table_args__ = (Index("ix_sales_deal_open", "tenant", "pipeline_id", "closed_at", "deleted_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant: str = Field(default="default", max_length=64)
+    pipeline_id: int = Field(foreign_key="sales_pipeline.id")
+    stage_id: int = Field(foreign_key="sales_stage.id", index=True)
+    company_id: int | None = Field(default=None, foreign_key="core_company.id", index=True)
+    name: str = Field(max_length=200)
+    owner: str | None = Field(default=None, max_length=200, index=True)
+    amount_minor: int = Field(default=0, ge=0)
+    currency: str = Field(default="USD", max_length=3)
+    close_date: date | None = Field(default=None, index=True)
+    created_at: datetime = utc_field(default_now=True)
+    updated_at: datetime = utc_field(default_now=True)
+    stage_entered_at: datetime = utc_field(default_now=True)
+    closed_at: datetime | None = utc_field(nullable=True)
+    deleted_at: datetime | None = utc_field(nullable=True)
+
+
+class SalesStageMove(SQLModel, table=True):
+    """One stage change of a deal (the first row is its creation: `from_stage_id` null)."""
+
+    __tablename__ = "sales_stage_move"
+
+    id: int | None = Field(default=None, primary_key=True)
+    deal_id: int = Field(foreign_key="sales_deal.id", index=True)
+    from_stage_id: int | None = Field(default=None, foreign_key="sales_stage.id")
+    to_stage_id: int = Field(foreign_key="sales_stage.id")
+    actor: str = Field(max_length=200)
+    at: datetime = utc_field(default_now=True, index=True)

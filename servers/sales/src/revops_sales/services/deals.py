@@ -1,0 +1,210 @@
+"""Deals: create, update, move between stages (every move recorded), read one, page many."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import Field
+from sqlmodel import Session, col, select
+
+from revops_core.db import utcnow
+from revops_core.errors import NotFound, ValidationFailed
+from revops_core.paging import Page, paginate
+from revops_sales.models.deals import SalesDeal, SalesStageMove
+from revops_sales.models.pipelines import SalesStage
+from revops_sales.output import Out
+from revops_sales.services import pipelines
+
+
+class DealOut(Out):
+    id: int = Field(description="Deal id.")
+    name: str = Field(description="Deal name.")
+    pipeline_id: int = Field(description="Pipeline id.")
+    stage_id: int = Field(description="Current stage id.")
+    stage: str = Field(description="Current stage name.")
+    status: str = Field(description="open, won or lost (the kind of the current stage).")
+    probability_pct: int = Field(description="Configured win probability of the current stage, percent.")
+    owner: str | None = Field(description="Rep who owns the deal.")
+    company_id: int | None = Field(description="Shared company id, if linked.")
+    amount_minor: int = Field(description="Amount in minor units.")
+    currency: str = Field(description="ISO 4217 currency.")
+    close_date: date | None = Field(description="Expected (or actual) close date.")
+    created_at: datetime = Field(description="Created (UTC).")
+    stage_entered_at: datetime = Field(description="Entered the current stage (UTC).")
+    closed_at: datetime | None = Field(description="Closed won or lost (UTC).")
+
+
+class StageMoveOut(Out):
+    from_stage_id: int | None = Field(description="Stage left (null when the deal was created).")
+    to_stage_id: int = Field(description="Stage entered.")
+    actor: str = Field(description="Who moved it.")
+    at: datetime = Field(description="When (UTC).")
+
+
+class DealDetail(DealOut):
+    history: list[StageMoveOut] = Field(description="Every stage move, oldest first.")
+
+
+def deal_out(deal: SalesDeal, stage: SalesStage) -> DealOut:
+    return DealOut.model_validate(
+        {
+            **deal.model_dump(),
+            "stage": stage.name,
+            "status": stage.kind,
+            "probability_pct": stage.probability_pct,
+        }
+    )
+
+
+def get(session: Session, tenant: str, deal_id: int) -> SalesDeal:
+    deal = session.get(SalesDeal, deal_id)
+    if deal is None or deal.tenant != tenant or deal.deleted_at is not None:
+        raise NotFound(f"No deal with id {deal_id}.", field="deal_id", hint="Find ids with list_deals.")
+    return deal
+
+
+def _record_move(session: Session, deal: SalesDeal, from_stage: int | None, actor: str, at: datetime) -> None:
+    session.add(
+        SalesStageMove(
+            deal_id=deal.id or 0, from_stage_id=from_stage, to_stage_id=deal.stage_id, actor=actor, at=at
+        )
+    )
+
+
+def create(
+    session: Session,
+    tenant: str,
+    actor: str,
+    *,
+    pipeline_id: int,
+    name: str,
+    amount_minor: int,
+    currency: str,
+    stage_id: int | None,
+    owner: str | None,
+    close_date: date | None,
+    company_id: int | None,
+) -> DealOut:
+    pipelines.get_pipeline(session, tenant, pipeline_id)
+    stage = (
+        pipelines.stage_in(session, pipeline_id, stage_id)
+        if stage_id is not None
+        else pipelines.first_open_stage(session, pipeline_id)
+    )
+    if company_id is not None:
+        from revops_core.models import CoreCompany
+
+        if session.get(CoreCompany, company_id) is None:
+            raise NotFound(f"No company with id {company_id}.", field="company_id")
+    now = utcnow()
+    deal = SalesDeal(
+        tenant=tenant,
+        pipeline_id=pipeline_id,
+        stage_id=stage.id or 0,
+        name=name,
+        owner=owner,
+        amount_minor=amount_minor,
+        currency=currency,
+        close_date=close_date,
+        company_id=company_id,
+        created_at=now,
+        updated_at=now,
+        stage_entered_at=now,
+        closed_at=now if stage.kind != "open" else None,
+    )
+    session.add(deal)
+    session.flush()
+    _record_move(session, deal, None, actor, now)
+    session.flush()
+    return deal_out(deal, stage)
+
+
+def update(
+    session: Session,
+    tenant: str,
+    deal_id: int,
+    *,
+    name: str | None,
+    amount_minor: int | None,
+    owner: str | None,
+    close_date: date | None,
+) -> DealOut:
+    if all(v is None for v in (name, amount_minor, owner, close_date)):
+        raise ValidationFailed(
+            "Nothing to change.",
+            field="name",
+            hint="Pass at least one of name, amount_minor, owner, close_date.",
+        )
+    deal = get(session, tenant, deal_id)
+    for attr, value in (
+        ("name", name),
+        ("amount_minor", amount_minor),
+        ("owner", owner),
+        ("close_date", close_date),
+    ):
+        if value is not None:
+            setattr(deal, attr, value)
+    deal.updated_at = utcnow()
+    session.add(deal)
+    session.flush()
+    return deal_out(deal, pipelines.stage_in(session, deal.pipeline_id, deal.stage_id))
+
+
+def move(session: Session, tenant: str, actor: str, deal_id: int, stage_id: int) -> DealOut:
+    deal = get(session, tenant, deal_id)
+    stage = pipelines.stage_in(session, deal.pipeline_id, stage_id)
+    if stage.id == deal.stage_id:
+        raise ValidationFailed(f"Deal {deal_id} is already in stage {stage.name!r}.", field="stage_id")
+    now = utcnow()
+    previous = deal.stage_id
+    deal.stage_id = stage.id or 0
+    deal.stage_entered_at = now
+    deal.updated_at = now
+    deal.closed_at = now if stage.kind != "open" else None
+    session.add(deal)
+    _record_move(session, deal, previous, actor, now)
+    session.flush()
+    return deal_out(deal, stage)
+
+
+def detail(session: Session, tenant: str, deal_id: int) -> DealDetail:
+    deal = get(session, tenant, deal_id)
+    stage = pipelines.stage_in(session, deal.pipeline_id, deal.stage_id)
+    moves = session.exec(
+        select(SalesStageMove).where(SalesStageMove.deal_id == deal_id).order_by(col(SalesStageMove.id))
+    ).all()
+    return DealDetail.model_validate(
+        {**deal_out(deal, stage).model_dump(), "history": [StageMoveOut.model_validate(m) for m in moves]}
+    )
+
+
+def page(
+    session: Session,
+    tenant: str,
+    *,
+    pipeline_id: int | None,
+    owner: str | None,
+    status: str | None,
+    limit: int,
+    cursor: str | None,
+) -> Page[DealOut]:
+    query = (
+        select(SalesDeal, SalesStage)
+        .join(SalesStage, col(SalesStage.id) == col(SalesDeal.stage_id))
+        .where(SalesDeal.tenant == tenant, col(SalesDeal.deleted_at).is_(None))
+    )
+    if pipeline_id is not None:
+        query = query.where(SalesDeal.pipeline_id == pipeline_id)
+    if owner is not None:
+        query = query.where(SalesDeal.owner == owner)
+    if status is not None:
+        query = query.where(SalesStage.kind == status)
+    return paginate(
+        session,
+        query,
+        cursor=cursor,
+        limit=limit,
+        keys=[col(SalesDeal.id)],
+        scope="deals",
+        item=lambda row: deal_out(row[0], row[1]),
+    )

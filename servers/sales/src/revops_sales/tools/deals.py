@@ -1,0 +1,101 @@
+"""Sales tools: deals, their stage moves and their history."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from revops_core.paging import Page
+from revops_core.params import Currency, Cursor, Id, Limit, MinorUnits, Text
+from revops_core.server import Call
+from revops_sales.params import DealId, OptPipeline, PipelineId, StageId
+from revops_sales.services import deals
+from revops_sales.toolsets import deals as toolset
+
+Owner = Annotated[str | None, Field(min_length=1, max_length=200, description="Rep who owns the deal.")]
+
+
+@toolset.tool(tier="write", idempotent=False, title="Create a deal")
+def create_deal(
+    call: Call,
+    pipeline_id: PipelineId,
+    name: Annotated[str, Text("Deal name.")],
+    amount_minor: MinorUnits,
+    currency: Currency = "USD",
+    stage_id: Annotated[
+        int | None, Id("stage", see="list_pipelines", optional="omit for the first open stage")
+    ] = None,
+    owner: Owner = None,
+    close_date: Annotated[date | None, Field(description="Expected close date.")] = None,
+    company_id: Annotated[int | None, Id("company", optional="the shared company record")] = None,
+) -> deals.DealOut:
+    """Create a deal in a pipeline; its first stage move is recorded."""
+    created = deals.create(
+        call.db,
+        call.tenant,
+        call.actor,
+        pipeline_id=pipeline_id,
+        name=name,
+        amount_minor=amount_minor,
+        currency=currency,
+        stage_id=stage_id,
+        owner=owner,
+        close_date=close_date,
+        company_id=company_id,
+    )
+    call.target = f"sales_deal:{created.id}"
+    return created
+
+
+@toolset.tool(tier="write", idempotent=True, title="Update a deal", target="sales_deal:{deal_id}")
+def update_deal(
+    call: Call,
+    deal_id: DealId,
+    name: Annotated[str | None, Text("New name.")] = None,
+    amount_minor: Annotated[
+        int | None, Field(ge=0, le=10**15, description="New amount, minor units.")
+    ] = None,
+    owner: Owner = None,
+    close_date: Annotated[date | None, Field(description="New expected close date.")] = None,
+) -> deals.DealOut:
+    """Change a deal's name, amount, owner or close date (stage moves: move_deal_stage)."""
+    return deals.update(
+        call.db,
+        call.tenant,
+        deal_id,
+        name=name,
+        amount_minor=amount_minor,
+        owner=owner,
+        close_date=close_date,
+    )
+
+
+@toolset.tool(tier="write", idempotent=False, title="Move a deal to a stage", target="sales_deal:{deal_id}")
+def move_deal_stage(call: Call, deal_id: DealId, stage_id: StageId) -> deals.DealOut:
+    """Move a deal to another stage of its pipeline (won/lost stages close it); the move is recorded."""
+    return deals.move(call.db, call.tenant, call.actor, deal_id, stage_id)
+
+
+@toolset.tool(tier="read", title="Get a deal")
+def get_deal(call: Call, deal_id: DealId) -> deals.DealDetail:
+    """One deal with every stage move it made."""
+    return deals.detail(call.db, call.tenant, deal_id)
+
+
+@toolset.tool(tier="read", title="List deals")
+def list_deals(
+    call: Call,
+    pipeline_id: OptPipeline = None,
+    owner: Owner = None,
+    status: Annotated[
+        Literal["open", "won", "lost"] | None, Field(description="Only deals in this state.")
+    ] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[deals.DealOut]:
+    """Deals, oldest first, filtered by pipeline, owner and state; one page at a time."""
+    return deals.page(
+        call.db, call.tenant, pipeline_id=pipeline_id, owner=owner, status=status, limit=limit, cursor=cursor
+    )

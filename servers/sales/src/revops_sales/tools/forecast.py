@@ -1,0 +1,42 @@
+"""Sales tools: the forecast of a period."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from pydantic import Field
+
+from revops_core.params import MAX_MINOR
+from revops_core.server import Call
+from revops_sales.analytics.forecast import DEFAULT_SEED
+from revops_sales.params import OptPipeline
+from revops_sales.services import forecast
+from revops_sales.toolsets import forecasting as toolset
+
+
+@toolset.tool(tier="read", title="Forecast a period")
+def forecast_period(
+    call: Call,
+    start: Annotated[date | None, Field(description="First day; default 89 days before end.")] = None,
+    end: Annotated[date | None, Field(description="Last day; default today.")] = None,
+    pipeline_id: OptPipeline = None,
+    currency: Annotated[
+        str | None, Field(pattern=r"^[A-Z]{3}$", description="Needed when deals use several.")
+    ] = None,
+    quota_minor: Annotated[
+        int | None, Field(ge=1, le=MAX_MINOR, description="Quota for the period, minor units.")
+    ] = None,
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1, description="Monte Carlo seed.")] = DEFAULT_SEED,
+) -> forecast.ForecastOut:
+    """Weighted pipeline, won to date and a 10 000-run Monte Carlo (P10/P50/P90, P(total ≥ quota))."""
+    return forecast.period_forecast(
+        call.db,
+        call.tenant,
+        pipeline_id=pipeline_id,
+        start=start,
+        end=end,
+        currency=currency,
+        quota_minor=quota_minor,
+        seed=seed,
+    )

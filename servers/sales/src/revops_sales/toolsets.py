@@ -1,0 +1,17 @@
+"""The Sales toolsets: names, descriptions and which are listed by default.
+
+`deals` and `forecasting` are off by default while the Sales server is being built (issue 8): what
+they hold works and is tested, but the rest of their capabilities (line items, tasks, quotas,
+snapshots, …) is not there yet. List them with `--toolsets deals,forecasting` or `--toolsets all`.
+"""
+
+from __future__ import annotations
+
+from revops_core.server import Toolset
+
+deals = Toolset("deals", "Pipelines and stages, deals and their stage history (in progress).", default=False)
+forecasting = Toolset(
+    "forecasting", "Weighted pipeline and Monte Carlo forecast of a period (in progress).", default=False
+)
+
+ALL = (deals, forecasting)
