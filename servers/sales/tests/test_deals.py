@@ -173,3 +173,57 @@ async def test_the_deal_tools_are_off_by_default(make_settings) -> None:
     finally:
         server.runtime.db.dispose()
     assert names == {"server_info"}
+
+
+async def test_historical_win_rates_and_category_rollups(sales_server) -> None:
+    today = datetime.now(UTC).date()
+    async with connect(sales_server) as client:
+        pipeline = await _pipeline(client)
+        proposal, won_stage, lost_stage = (
+            _stage(pipeline, n) for n in ("proposal", "closed won", "closed lost")
+        )
+        for outcome in [won_stage] * 9 + [lost_stage] * 3:  # 12 closed deals went through proposal
+            deal = await call_ok(
+                client, "create_deal", pipeline_id=pipeline["id"], name="h", amount_minor=0, stage_id=proposal
+            )
+            await call_ok(client, "move_deal_stage", deal_id=deal["id"], stage_id=outcome)
+        won = await call_ok(client, "create_deal", pipeline_id=pipeline["id"], name="w", amount_minor=300)
+        await call_ok(client, "move_deal_stage", deal_id=won["id"], stage_id=won_stage)
+        for amount, category, stage in (
+            (1000, "commit", proposal),
+            (500, "best_case", _stage(pipeline, "qualification")),
+        ):
+            await call_ok(
+                client,
+                "create_deal",
+                pipeline_id=pipeline["id"],
+                name=category,
+                amount_minor=amount,
+                stage_id=stage,
+                close_date=today.isoformat(),
+                forecast_category=category,
+            )
+        result = await call_ok(
+            client,
+            "forecast_period",
+            start=today.isoformat(),
+            end=today.isoformat(),
+            probabilities="historical",
+        )
+    by_stage = {p["stage"]: p for p in result["stage_probabilities"]}
+    # The 300 won deal went prospecting → won, so it does not count for proposal.
+    assert (by_stage["proposal"]["won"], by_stage["proposal"]["lost"]) == (9, 3)
+    smoothed = (9 + 10 * 0.65) / (12 + 10)
+    assert by_stage["proposal"]["used"] == pytest.approx(smoothed)
+    assert by_stage["proposal"]["source"] == "history"
+    # No closed deal went through qualification: under 10 observations the configured 20 % is used.
+    assert (by_stage["qualification"]["used"], by_stage["qualification"]["source"]) == (0.20, "configured")
+    assert result["weighted_minor"] == pytest.approx(1000 * smoothed + 500 * 0.20)
+    assert result["won_minor"] == 300
+    assert result["categories"] == {
+        "closed": 300,
+        "commit": 1300,
+        "most_likely": 1300,
+        "best_case": 1800,
+        "pipeline": 1800,
+    }

@@ -18,7 +18,7 @@ def _create_sales_tables(connection: Connection) -> None:
     for name in SALES_MODEL_MODULES:
         importlib.import_module(name)
     tables = [t for name, t in SQLModel.metadata.tables.items() if name.startswith("sales_")]
-    SQLModel.metadata.create_all(connection, tables=tables)  # type: ignore[arg-type]
+    SQLModel.metadata.create_all(connection, tables=tables)
 
 
 SALES = Component(

@@ -24,6 +24,7 @@ class SalesDeal(SQLModel, table=True):
     amount_minor: int = Field(default=0, ge=0)
     currency: str = Field(default="USD", max_length=3)
     close_date: date | None = Field(default=None, index=True)
+    forecast_category: str = Field(default="pipeline", max_length=20, description="See analytics.forecast.")
     created_at: datetime = utc_field(default_now=True)
     updated_at: datetime = utc_field(default_now=True)
     stage_entered_at: datetime = utc_field(default_now=True)
@@ -40,5 +41,19 @@ class SalesStageMove(SQLModel, table=True):
     deal_id: int = Field(foreign_key="sales_deal.id", index=True)
     from_stage_id: int | None = Field(default=None, foreign_key="sales_stage.id")
     to_stage_id: int = Field(foreign_key="sales_stage.id")
+    actor: str = Field(max_length=200)
+    at: datetime = utc_field(default_now=True, index=True)
+
+
+class SalesDealChange(SQLModel, table=True):
+    """A change of a deal's amount or close date: what slipping, waterfalls and "what moved" read."""
+
+    __tablename__ = "sales_deal_change"
+
+    id: int | None = Field(default=None, primary_key=True)
+    deal_id: int = Field(foreign_key="sales_deal.id", index=True)
+    field: str = Field(max_length=30)
+    old_value: str | None = Field(default=None, max_length=100)
+    new_value: str | None = Field(default=None, max_length=100)
     actor: str = Field(max_length=200)
     at: datetime = utc_field(default_now=True, index=True)

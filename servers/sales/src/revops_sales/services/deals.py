@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 from revops_core.db import utcnow
 from revops_core.errors import NotFound, ValidationFailed
 from revops_core.paging import Page, paginate
-from revops_sales.models.deals import SalesDeal, SalesStageMove
+from revops_sales.models.deals import SalesDeal, SalesDealChange, SalesStageMove
 from revops_sales.models.pipelines import SalesStage
 from revops_sales.output import Out
 from revops_sales.services import pipelines
@@ -29,6 +29,9 @@ class DealOut(Out):
     amount_minor: int = Field(description="Amount in minor units.")
     currency: str = Field(description="ISO 4217 currency.")
     close_date: date | None = Field(description="Expected (or actual) close date.")
+    forecast_category: str = Field(
+        description="pipeline, best_case, most_likely, commit, omitted; closed once won."
+    )
     created_at: datetime = Field(description="Created (UTC).")
     stage_entered_at: datetime = Field(description="Entered the current stage (UTC).")
     closed_at: datetime | None = Field(description="Closed won or lost (UTC).")
@@ -46,12 +49,14 @@ class DealDetail(DealOut):
 
 
 def deal_out(deal: SalesDeal, stage: SalesStage) -> DealOut:
+    category = "closed" if stage.kind == "won" else deal.forecast_category
     return DealOut.model_validate(
         {
             **deal.model_dump(),
             "stage": stage.name,
             "status": stage.kind,
             "probability_pct": stage.probability_pct,
+            "forecast_category": category,
         }
     )
 
@@ -84,6 +89,7 @@ def create(
     owner: str | None,
     close_date: date | None,
     company_id: int | None,
+    forecast_category: str = "pipeline",
 ) -> DealOut:
     pipelines.get_pipeline(session, tenant, pipeline_id)
     stage = (
@@ -107,6 +113,7 @@ def create(
         currency=currency,
         close_date=close_date,
         company_id=company_id,
+        forecast_category=forecast_category,
         created_at=now,
         updated_at=now,
         stage_entered_at=now,
@@ -119,32 +126,35 @@ def create(
     return deal_out(deal, stage)
 
 
-def update(
-    session: Session,
-    tenant: str,
-    deal_id: int,
-    *,
-    name: str | None,
-    amount_minor: int | None,
-    owner: str | None,
-    close_date: date | None,
-) -> DealOut:
-    if all(v is None for v in (name, amount_minor, owner, close_date)):
+# Changes kept as history: forecasts, slipping and waterfalls are computed from them.
+TRACKED_FIELDS = ("amount_minor", "close_date", "forecast_category")
+
+
+def update(session: Session, tenant: str, actor: str, deal_id: int, *, changes: dict[str, object]) -> DealOut:
+    wanted = {k: v for k, v in changes.items() if v is not None}
+    if not wanted:
         raise ValidationFailed(
             "Nothing to change.",
             field="name",
-            hint="Pass at least one of name, amount_minor, owner, close_date.",
+            hint="Pass at least one of name, amount_minor, owner, close_date, forecast_category.",
         )
     deal = get(session, tenant, deal_id)
-    for attr, value in (
-        ("name", name),
-        ("amount_minor", amount_minor),
-        ("owner", owner),
-        ("close_date", close_date),
-    ):
-        if value is not None:
-            setattr(deal, attr, value)
-    deal.updated_at = utcnow()
+    now = utcnow()
+    for attr, value in wanted.items():
+        old = getattr(deal, attr)
+        if attr in TRACKED_FIELDS and old != value:
+            session.add(
+                SalesDealChange(
+                    deal_id=deal_id,
+                    field=attr,
+                    old_value=None if old is None else str(old),
+                    new_value=str(value),
+                    actor=actor,
+                    at=now,
+                )
+            )
+        setattr(deal, attr, value)
+    deal.updated_at = now
     session.add(deal)
     session.flush()
     return deal_out(deal, pipelines.stage_in(session, deal.pipeline_id, deal.stage_id))

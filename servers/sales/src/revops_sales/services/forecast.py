@@ -6,15 +6,17 @@ from datetime import date
 from typing import Any
 
 from pydantic import Field
-from sqlalchemy import func
+from sqlalchemy import ColumnElement, func
 from sqlmodel import Session, col, select
 
 from revops_core.errors import ValidationFailed
 from revops_core.params import DateRange, today
 from revops_sales.analytics import forecast
 from revops_sales.models.deals import SalesDeal
-from revops_sales.models.pipelines import SalesStage
+from revops_sales.models.pipelines import SalesPipeline, SalesStage
 from revops_sales.output import Out
+from revops_sales.services import win_rates
+from revops_sales.services.win_rates import StageProbability
 
 
 class SimulationOut(Out):
@@ -45,6 +47,12 @@ class ForecastOut(Out):
     )
     overdue_open_deals: int = Field(description="Open deals whose close date has already passed.")
     without_close_date: int = Field(description="Open deals left out because they have no close date.")
+    categories: dict[str, int] = Field(
+        description="Cumulative unweighted roll-ups: closed, commit, most_likely, best_case, pipeline."
+    )
+    stage_probabilities: list[StageProbability] = Field(
+        description="Probability used per open stage, and why."
+    )
     notes: list[str] = Field(description="What the figures assume or leave out.")
 
 
@@ -74,14 +82,20 @@ def period_forecast(
     currency: str | None,
     quota_minor: int | None,
     seed: int,
+    historical: bool,
+    lookback_days: int,
 ) -> ForecastOut:
     period = DateRange.resolve(
         start, end, default_days=90, start_field="start", end_field="end", allow_future=True
     )
     money = _currency(session, tenant, pipeline_id, currency)
-    scope = [SalesDeal.tenant == tenant, col(SalesDeal.deleted_at).is_(None), SalesDeal.currency == money]
+    scope: list[ColumnElement[bool]] = [
+        col(SalesDeal.tenant) == tenant,
+        col(SalesDeal.deleted_at).is_(None),
+        col(SalesDeal.currency) == money,
+    ]
     if pipeline_id is not None:
-        scope.append(SalesDeal.pipeline_id == pipeline_id)
+        scope.append(col(SalesDeal.pipeline_id) == pipeline_id)
     is_open = SalesStage.kind == "open"
 
     def scalar(expression: Any, *conditions: Any) -> int:
@@ -93,10 +107,12 @@ def period_forecast(
         return int(session.exec(query.where(*scope, *conditions)).one())
 
     open_rows = session.exec(
-        select(SalesDeal.amount_minor, SalesStage.probability_pct)
+        select(SalesDeal.amount_minor, SalesStage.id, SalesDeal.forecast_category)
         .join(SalesStage, col(SalesStage.id) == col(SalesDeal.stage_id))
         .where(*scope, is_open, col(SalesDeal.close_date).between(period.start, period.end))
     ).all()
+    probabilities = _stage_probabilities(session, tenant, pipeline_id, historical, lookback_days)
+    used = {p.stage_id: p.used for p in probabilities}
     won_minor = scalar(
         func.coalesce(func.sum(SalesDeal.amount_minor), 0),
         SalesStage.kind == "won",
@@ -105,7 +121,10 @@ def period_forecast(
     )
     undated = scalar(func.count(), is_open, col(SalesDeal.close_date).is_(None))
     overdue = scalar(func.count(), is_open, col(SalesDeal.close_date) < today())
-    deals = [forecast.OpenDeal(amount, pct / 100) for amount, pct in open_rows]
+    deals = [forecast.OpenDeal(amount, used[stage_id]) for amount, stage_id, _ in open_rows]
+    by_category: dict[str, int] = {"closed": won_minor}
+    for amount, _, category in open_rows:
+        by_category[category] = by_category.get(category, 0) + amount
     mean, variance = forecast.exact_moments(deals)
     simulation = (
         forecast.monte_carlo(deals, seed=seed, already_won_minor=won_minor, target_minor=quota_minor)
@@ -113,7 +132,12 @@ def period_forecast(
         else None
     )
     open_minor = sum(d.amount_minor for d in deals)
-    notes = ["Probabilities are each stage's configured win probability; deals are won independently."]
+    source = (
+        "historical win rates by stage (see stage_probabilities)"
+        if historical
+        else "configured stage probabilities"
+    )
+    notes = [f"Probabilities: {source}; deals are won independently."]
     coverage = None
     if quota_minor is not None:
         remaining = quota_minor - won_minor
@@ -142,5 +166,31 @@ def period_forecast(
         coverage=coverage,
         overdue_open_deals=overdue,
         without_close_date=undated,
+        categories=forecast.category_rollup(by_category),
+        stage_probabilities=probabilities,
         notes=notes,
     )
+
+
+def _stage_probabilities(
+    session: Session, tenant: str, pipeline_id: int | None, historical: bool, lookback_days: int
+) -> list[StageProbability]:
+    query = select(SalesStage).join(SalesPipeline, col(SalesPipeline.id) == col(SalesStage.pipeline_id))
+    query = query.where(SalesPipeline.tenant == tenant, SalesStage.kind == "open")
+    if pipeline_id is not None:
+        query = query.where(SalesStage.pipeline_id == pipeline_id)
+    stages = list(session.exec(query.order_by(col(SalesStage.pipeline_id), col(SalesStage.position))).all())
+    if historical:
+        return win_rates.by_stage(session, tenant, stages, lookback_days=lookback_days)
+    return [
+        StageProbability(
+            stage_id=s.id or 0,
+            stage=s.name,
+            configured_pct=s.probability_pct,
+            used=s.probability_pct / 100,
+            won=0,
+            lost=0,
+            source="configured",
+        )
+        for s in stages
+    ]

@@ -8,13 +8,15 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from revops_core.paging import Page
-from revops_core.params import Currency, Cursor, Id, Limit, MinorUnits, Text
+from revops_core.params import AsOf, Currency, Cursor, Id, Limit, MinorUnits, Text, resolve_as_of
 from revops_core.server import Call
+from revops_sales.analytics.stalls import STALL_FACTOR
 from revops_sales.params import DealId, OptPipeline, PipelineId, StageId
-from revops_sales.services import deals
+from revops_sales.services import deal_health, deals
 from revops_sales.toolsets import deals as toolset
 
 Owner = Annotated[str | None, Field(min_length=1, max_length=200, description="Rep who owns the deal.")]
+Category = Literal["pipeline", "best_case", "most_likely", "commit", "omitted"]
 
 
 @toolset.tool(tier="write", idempotent=False, title="Create a deal")
@@ -30,6 +32,7 @@ def create_deal(
     owner: Owner = None,
     close_date: Annotated[date | None, Field(description="Expected close date.")] = None,
     company_id: Annotated[int | None, Id("company", optional="the shared company record")] = None,
+    forecast_category: Annotated[Category, Field(description="Forecast category.")] = "pipeline",
 ) -> deals.DealOut:
     """Create a deal in a pipeline; its first stage move is recorded."""
     created = deals.create(
@@ -44,6 +47,7 @@ def create_deal(
         owner=owner,
         close_date=close_date,
         company_id=company_id,
+        forecast_category=forecast_category,
     )
     call.target = f"sales_deal:{created.id}"
     return created
@@ -59,17 +63,17 @@ def update_deal(
     ] = None,
     owner: Owner = None,
     close_date: Annotated[date | None, Field(description="New expected close date.")] = None,
+    forecast_category: Annotated[Category | None, Field(description="New forecast category.")] = None,
 ) -> deals.DealOut:
-    """Change a deal's name, amount, owner or close date (stage moves: move_deal_stage)."""
-    return deals.update(
-        call.db,
-        call.tenant,
-        deal_id,
-        name=name,
-        amount_minor=amount_minor,
-        owner=owner,
-        close_date=close_date,
-    )
+    """Change a deal's name, amount, owner, close date or category (stages: move_deal_stage)."""
+    changes = {
+        "name": name,
+        "amount_minor": amount_minor,
+        "owner": owner,
+        "close_date": close_date,
+        "forecast_category": forecast_category,
+    }
+    return deals.update(call.db, call.tenant, call.actor, deal_id, changes=changes)
 
 
 @toolset.tool(tier="write", idempotent=False, title="Move a deal to a stage", target="sales_deal:{deal_id}")
@@ -98,4 +102,20 @@ def list_deals(
     """Deals, oldest first, filtered by pipeline, owner and state; one page at a time."""
     return deals.page(
         call.db, call.tenant, pipeline_id=pipeline_id, owner=owner, status=status, limit=limit, cursor=cursor
+    )
+
+
+@toolset.tool(tier="read", title="Find stalled and slipping deals")
+def find_stalled_deals(
+    call: Call,
+    pipeline_id: OptPipeline = None,
+    as_of: AsOf = None,
+    factor: Annotated[
+        float, Field(gt=1, le=10, description="Stalled past this × the stage median.")
+    ] = STALL_FACTOR,
+    limit: Limit = 50,
+) -> deal_health.DealAlerts:
+    """Open deals in a stage far longer than won deals stayed, or whose close date passed or moved out."""
+    return deal_health.alerts(
+        call.db, call.tenant, pipeline_id=pipeline_id, as_of=resolve_as_of(as_of), factor=factor, limit=limit
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -28,6 +28,12 @@ def forecast_period(
         int | None, Field(ge=1, le=MAX_MINOR, description="Quota for the period, minor units.")
     ] = None,
     seed: Annotated[int, Field(ge=0, le=2**32 - 1, description="Monte Carlo seed.")] = DEFAULT_SEED,
+    probabilities: Annotated[
+        Literal["configured", "historical"], Field(description="Stage probabilities or win rates by stage.")
+    ] = "configured",
+    lookback_days: Annotated[
+        int, Field(ge=30, le=1830, description="Win-rate look-back (historical).")
+    ] = 365,
 ) -> forecast.ForecastOut:
     """Weighted pipeline, won to date and a 10 000-run Monte Carlo (P10/P50/P90, P(total ≥ quota))."""
     return forecast.period_forecast(
@@ -39,4 +45,6 @@ def forecast_period(
         currency=currency,
         quota_minor=quota_minor,
         seed=seed,
+        historical=probabilities == "historical",
+        lookback_days=lookback_days,
     )
