@@ -10,7 +10,11 @@ from sqlmodel import SQLModel
 from revops_core.db import Component, Migration
 from revops_core.schema import load_core_tables
 
-SALES_MODEL_MODULES = ("revops_sales.models.pipelines", "revops_sales.models.deals")
+SALES_MODEL_MODULES = (
+    "revops_sales.models.pipelines",
+    "revops_sales.models.deals",
+    "revops_sales.models.quotas",
+)
 
 
 def _create_sales_tables(connection: Connection) -> None:

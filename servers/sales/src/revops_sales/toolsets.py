@@ -1,8 +1,8 @@
 """The Sales toolsets: names, descriptions and which are listed by default.
 
-`deals` and `forecasting` are off by default while the Sales server is being built (issue 8): what
-they hold works and is tested, but the rest of their capabilities (line items, tasks, quotas,
-snapshots, …) is not there yet. List them with `--toolsets deals,forecasting` or `--toolsets all`.
+`deals`, `forecasting` and `analytics` are off by default while the Sales server is being built
+(issue 8): what they hold works and is tested, but the rest of their capabilities (line items,
+tasks, snapshots, waterfalls, …) is not there yet. List them by name or with `--toolsets all`.
 """
 
 from __future__ import annotations
@@ -14,4 +14,8 @@ forecasting = Toolset(
     "forecasting", "Weighted pipeline and Monte Carlo forecast of a period (in progress).", default=False
 )
 
-ALL = (deals, forecasting)
+analytics = Toolset(
+    "analytics", "Win rates, cycle length and velocity of closed deals (in progress).", default=False
+)
+
+ALL = (deals, forecasting, analytics)

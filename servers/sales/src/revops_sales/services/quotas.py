@@ -1,0 +1,116 @@
+"""Quotas per rep or team and period, and attainment and coverage against them."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pydantic import Field
+from sqlalchemy import ColumnElement, func
+from sqlmodel import Session, col, select
+
+from revops_core.db import utcnow
+from revops_core.errors import NotFound
+from revops_core.params import DateRange
+from revops_sales.analytics import metrics
+from revops_sales.models.deals import SalesDeal
+from revops_sales.models.pipelines import SalesStage
+from revops_sales.models.quotas import TEAM, SalesQuota
+from revops_sales.output import Out
+
+
+class QuotaOut(Out):
+    id: int = Field(description="Quota id.")
+    owner: str = Field(description="Rep, or '*' for the whole team.")
+    start: date = Field(description="First day.")
+    end: date = Field(description="Last day.")
+    amount_minor: int = Field(description="Target, minor units.")
+    currency: str = Field(description="Currency.")
+
+
+class Attainment(QuotaOut):
+    won_minor: int = Field(description="Closed won in the period by this owner (team: everyone).")
+    open_minor: int = Field(description="Open pipeline with a close date in the period.")
+    attainment: float | None = Field(description="won ÷ quota (null when the quota is 0).")
+    coverage: float | None = Field(description="open ÷ (quota − won); null once the quota is met.")
+
+
+def set_quota(
+    session: Session, tenant: str, *, owner: str, start: date, end: date, amount_minor: int, currency: str
+) -> QuotaOut:
+    period = DateRange.resolve(start, end, start_field="start", end_field="end", allow_future=True)
+    row = session.exec(
+        select(SalesQuota).where(
+            SalesQuota.tenant == tenant,
+            SalesQuota.owner == owner,
+            SalesQuota.start == period.start,
+            SalesQuota.end == period.end,
+            SalesQuota.currency == currency,
+        )
+    ).first()
+    row = row or SalesQuota(tenant=tenant, owner=owner, start=period.start, end=period.end, currency=currency)
+    row.amount_minor = amount_minor
+    row.updated_at = utcnow()
+    session.add(row)
+    session.flush()
+    return QuotaOut.model_validate(row)
+
+
+def _sum(session: Session, tenant: str, quota: SalesQuota, *conditions: ColumnElement[bool]) -> int:
+    query = (
+        select(func.coalesce(func.sum(SalesDeal.amount_minor), 0))
+        .select_from(SalesDeal)
+        .join(SalesStage, col(SalesStage.id) == col(SalesDeal.stage_id))
+        .where(
+            SalesDeal.tenant == tenant,
+            col(SalesDeal.deleted_at).is_(None),
+            SalesDeal.currency == quota.currency,
+            *conditions,
+        )
+    )
+    if quota.owner != TEAM:
+        query = query.where(SalesDeal.owner == quota.owner)
+    return int(session.exec(query).one())
+
+
+def attainment(session: Session, tenant: str, *, owner: str | None, on: date) -> list[Attainment]:
+    """Every quota whose period contains `on` (one owner's, or all), with what was won and is open."""
+    query = select(SalesQuota).where(
+        SalesQuota.tenant == tenant, SalesQuota.start <= on, SalesQuota.end >= on
+    )
+    if owner is not None:
+        query = query.where(SalesQuota.owner == owner)
+    quotas = session.exec(query.order_by(col(SalesQuota.owner))).all()
+    if not quotas and owner is not None:
+        raise NotFound(
+            f"No quota for {owner!r} covers {on.isoformat()}.", field="owner", hint="Set one with set_quota."
+        )
+    out = []
+    for quota in quotas:
+        period = DateRange(quota.start, quota.end)
+        won = _sum(
+            session,
+            tenant,
+            quota,
+            SalesStage.kind == "won",
+            col(SalesDeal.closed_at) >= period.since,
+            col(SalesDeal.closed_at) < period.until,
+        )
+        open_minor = _sum(
+            session,
+            tenant,
+            quota,
+            SalesStage.kind == "open",
+            col(SalesDeal.close_date).between(quota.start, quota.end),
+        )
+        out.append(
+            Attainment.model_validate(
+                {
+                    **QuotaOut.model_validate(quota).model_dump(),
+                    "won_minor": won,
+                    "open_minor": open_minor,
+                    "attainment": metrics.attainment(won, quota.amount_minor),
+                    "coverage": metrics.coverage(open_minor, quota.amount_minor, won),
+                }
+            )
+        )
+    return out
