@@ -96,6 +96,11 @@ class PlanPreview(BaseModel):
     money: Money | None = Field(default=None, description="Money the call would spend or move, if any.")
     reversible: bool = Field(description="True when the change can be undone (e.g. a soft delete).")
     notes: list[str] = Field(default_factory=list, description="Caveats the user should read first.")
+    requires_approval: bool = Field(
+        default=False,
+        description="Also needs a person's approval although the tool is not critical (e.g. a bulk change "
+        "above the configured size).",
+    )
 
 
 class Plan(BaseModel):
@@ -243,7 +248,7 @@ def _create_plan(call: Call, session: Session, preview: PlanPreview, args_hash: 
         actor=call.actor,
         args_hash=args_hash,
         fingerprint=state_hash,
-        requires_approval=call.tool.tier == "critical",
+        requires_approval=call.tool.tier == "critical" or preview.requires_approval,
         preview=preview.model_dump_json(),
         created_at=now,
         expires_at=now + timedelta(seconds=call.settings.plan_ttl_seconds),
@@ -289,7 +294,8 @@ def _check_binding(call: Call, row: CorePlan, args_hash: str) -> None:
 
 
 def _check_approval(call: Call, row: CorePlan, now: datetime) -> None:
-    """Critical tier: an out-of-band approval, or a client's 'approve' answered in time."""
+    """Critical tier (or a plan that asked for approval): an out-of-band approval, or a client's
+    'approve' answered in time (only critical tools ask the client; the others need `revops approve`)."""
     if row.approved_at is not None:
         return
     answer: ApprovalAnswer = getattr(call, "approval", None) or ApprovalAnswer("not_asked")
@@ -318,7 +324,7 @@ def _check_approval(call: Call, row: CorePlan, now: datetime) -> None:
         "cancelled": "The approval prompt was cancelled",
         "timeout": "The approval prompt was not answered in time",
         "unsupported": "This client cannot show approval prompts",
-        "not_asked": "This critical action has not been approved",
+        "not_asked": "This action needs a person's approval and has none yet",
     }
     raise ApprovalRequired(
         f"{reasons[answer.status]}; nothing was done (plan {row.plan_id}).",

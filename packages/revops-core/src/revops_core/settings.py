@@ -101,6 +101,12 @@ class Settings(BaseSettings):
     approval_timeout_seconds: float = Field(
         default=120.0, gt=0, le=3600, description="Seconds to wait for a person's approval; silence is a no."
     )
+    bulk_approval_threshold: int = Field(
+        default=100,
+        ge=1,
+        le=1_000_000,
+        description="A bulk delete of more records than this also needs a person's approval (`revops approve`).",
+    )
     spend_cap_24h_minor: int = Field(
         default=500_000, ge=0, description="Rolling 24 h spend cap (minor units)."
     )
