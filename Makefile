@@ -4,6 +4,9 @@ SHELL := /bin/bash
 # uv on PATH, else the module pip installed (works wherever pip put its scripts).
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?= -n auto
+# Source trees mypy checks (config: [tool.mypy] in pyproject.toml). servers/cs/src joins once its
+# rewrite lands: add it here. Meanwhile, to see CS's errors:  uv run --frozen mypy servers/cs/src
+TYPECHECK_PATHS ?= packages/revops-core/src src/revops_suite servers/sales/src servers/marketing/src
 export UV_LINK_MODE ?= copy
 
 .PHONY: help
@@ -24,9 +27,14 @@ test: setup ## Run the whole test suite
 	@$(UV) run --frozen pytest $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: setup ## ruff format --check and ruff check
+lint: setup ## ruff format --check, ruff check and mypy on TYPECHECK_PATHS
 	@$(UV) run --frozen ruff format --check .
 	@$(UV) run --frozen ruff check .
+	@$(UV) run --frozen mypy $(TYPECHECK_PATHS)
+
+.PHONY: typecheck
+typecheck: setup ## mypy on TYPECHECK_PATHS only
+	@$(UV) run --frozen mypy $(TYPECHECK_PATHS)
 
 .PHONY: format
 format: setup ## Apply ruff formatting and safe fixes

@@ -187,12 +187,15 @@ def core_throughput(root: Path) -> dict[str, float]:
         t0 = time.perf_counter()
         report = verify(db)
         out["audit_verify_entries_per_s"] = report.entries_checked / (time.perf_counter() - t0)
+    vault_cls: type[Any] | None
     try:
         from revops_core.vault import Vault
+
+        vault_cls = Vault
     except ImportError:
-        Vault = None
-    if Vault is not None and hasattr(Vault, "set"):
-        vault = Vault(db, settings)
+        vault_cls = None
+    if vault_cls is not None and hasattr(vault_cls, "set"):
+        vault = vault_cls(db, settings)
         m = 300
         t0 = time.perf_counter()
         for i in range(m):

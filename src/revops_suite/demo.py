@@ -19,6 +19,7 @@ from typing import Any
 
 import anyio
 from mcp import Client, StdioServerParameters
+from mcp.types import TextContent
 
 from revops_suite.servers import SERVER_NAMES, console_script
 
@@ -53,8 +54,9 @@ def build_portfolio(data_dir: Path, as_of: date) -> None:
     from revops_cs.demo import generate_cs_demo
     from revops_cs.models.clients import CsClient
     from revops_cs.models.feedback import CsFeedback
+    from revops_cs.models.health import CsHealthSnapshot
     from revops_cs.models.support import CsTicket
-    from revops_cs.models.usage import CsHealthSnapshot, CsUsageEvent
+    from revops_cs.models.usage import CsUsageEvent
 
     for stale in data_dir.glob("revops.db*"):
         stale.unlink()
@@ -93,7 +95,8 @@ async def tour_servers(data_dir: Path) -> None:
 async def _call(client: Client, tool: str, args: dict[str, Any]) -> dict[str, Any]:
     result = await client.call_tool(tool, args)
     if result.is_error:
-        raise RuntimeError(f"{tool} failed: {result.content[0].text}")
+        first = result.content[0]
+        raise RuntimeError(f"{tool} failed: {first.text if isinstance(first, TextContent) else first}")
     return dict(result.structured_content or {})
 
 

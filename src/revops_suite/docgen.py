@@ -24,8 +24,8 @@ TIER_NOTE = {
 }
 
 
-async def _list(name: str, data_dir: Path) -> list[tuple[Any, Any]]:
-    """(tool with full schemas, its ToolDef) for every toolset, in registration order."""
+async def _list(name: str, data_dir: Path) -> list[tuple[Any, Any, bool]]:
+    """(tool with full schemas, its ToolDef, on by default) for every toolset, in registration order."""
     from revops_core.settings import Settings
 
     settings = Settings(

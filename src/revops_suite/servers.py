@@ -15,7 +15,8 @@ def factory(name: str) -> Callable[[Settings], RevOpsServer]:
     """`create_server` of the named server package (imported on demand)."""
     if name not in SERVER_NAMES:
         raise ValueError(f"unknown server {name!r}; choose from {', '.join(SERVER_NAMES)}")
-    return import_module(f"revops_{name}.server").create_server  # type: ignore[no-any-return]
+    create: Callable[[Settings], RevOpsServer] = import_module(f"revops_{name}.server").create_server
+    return create
 
 
 def console_script(name: str) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import pytest
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS
 from pydantic import BaseModel, Field
 from sqlalchemy import func
 from sqlmodel import select
@@ -107,8 +109,11 @@ async def test_schema_violations_are_structured_validation_errors(settings, prot
     assert "x" * 51 not in result.content[0].text  # the rejected value is not echoed
 
 
-async def test_unknown_tool_is_not_found(settings):
+async def test_unknown_tool_is_an_invalid_params_protocol_error(settings, protocol_mode):
+    # The spec: an unknown tool is a JSON-RPC error (-32602), not an isError tool result.
     server = build_server("t", [_toolset()], settings=settings)
-    async with connect(server) as client:
-        result = await client.call_tool("no_such_tool", {})
-    assert error_of(result)["code"] == "not_found"
+    async with connect(server, protocol_mode) as client:
+        with pytest.raises(MCPError) as info:
+            await client.call_tool("no_such_tool", {})
+    assert info.value.code == INVALID_PARAMS
+    assert "no_such_tool" in info.value.message

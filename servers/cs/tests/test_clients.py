@@ -6,16 +6,18 @@ from datetime import date
 from typing import Any
 
 import pytest
-from factories import add_client, at
+from factories import add_client, add_contact, at
 from sqlalchemy import func
 from sqlmodel import Session, select
 
 from revops_core.models import CoreCompany, CoreContact
 from revops_core.testing import connect, error_of
 from revops_cs.models.clients import CsClient, CsStageChange
+from revops_cs.models.communication import CsEmailMessage
 from revops_cs.models.feedback import CsFeedback
+from revops_cs.models.health import CsHealthSnapshot
 from revops_cs.models.support import CsTicket
-from revops_cs.models.usage import CsHealthSnapshot, CsUsageEvent
+from revops_cs.models.usage import CsUsageEvent
 
 pytestmark = pytest.mark.anyio
 AS_OF = date(2026, 3, 31)
@@ -305,11 +307,12 @@ async def test_archive_and_restore_go_through_plan_and_confirm(cs_server):
         cid = add_client(s, "Acme").id
     async with connect(cs_server) as client:
         plan = await call(client, "archive_client", {"client_id": cid})
-        assert plan["done"] is False
+        assert plan["status"] == "planned"
+        assert plan["result"] is None
         assert rows(cs_server, CsClient) == 1
         with cs_server.runtime.db.session() as s:
             assert s.get(CsClient, cid).deleted_at is None
-        done = await call(client, "archive_client", {"client_id": cid, "confirm": plan["plan"]["plan_id"]})
+        done = await call(client, "archive_client", {"client_id": cid, "confirm": plan["plan_id"]})
         hidden = await client.call_tool("get_client_overview", {"client_id": cid})
         again = await client.call_tool("archive_client", {"client_id": cid})
         listed = await call(client, "list_clients", {"archived": True})
@@ -317,14 +320,121 @@ async def test_archive_and_restore_go_through_plan_and_confirm(cs_server):
         restored = await call(
             client,
             "archive_client",
-            {"client_id": cid, "action": "restore", "confirm": rplan["plan"]["plan_id"]},
+            {"client_id": cid, "action": "restore", "confirm": rplan["plan_id"]},
         )
-    assert done["done"]
-    assert done["archived"]
+    assert done["status"] == "done"
+    assert done["result"]["archived"]
     assert error_of(hidden)["code"] == "not_found"
     assert error_of(again)["field"] == "action"
     assert listed["total"] == 1
-    assert restored["done"]
-    assert not restored["archived"]
+    assert restored["status"] == "done"
+    assert not restored["result"]["archived"]
     with cs_server.runtime.db.session() as s:
         assert s.get(CsClient, cid).deleted_at is None
+
+
+async def test_archiving_between_pages_skips_no_live_client(cs_server):
+    with cs_server.runtime.db.session() as s:
+        ids = [add_client(s, f"C{i}").id for i in range(7)]
+    async with connect(cs_server) as client:
+        first = await call(client, "list_clients", {"limit": 3})
+        gone = first["items"][0]["id"]
+        plan = await call(client, "archive_client", {"client_id": gone})
+        await call(client, "archive_client", {"client_id": gone, "confirm": plan["plan_id"]})
+        seen = [r["id"] for r in first["items"]]
+        cursor = first["next_cursor"]
+        while cursor:
+            page = await call(client, "list_clients", {"limit": 3, "cursor": cursor})
+            seen += [r["id"] for r in page["items"]]
+            cursor = page["next_cursor"]
+    live = [i for i in ids if i != gone]
+    assert sorted(i for i in seen if i != gone) == live  # every live client exactly once
+    assert len(seen) == len(set(seen))
+
+
+async def test_list_clients_refuses_a_cursor_of_another_list(cs_server):
+    with cs_server.runtime.db.session() as s:
+        c = add_client(s, "Acme")
+        for day in ("2026-01-01", "2026-01-02"):
+            s.add(CsStageChange(client_id=c.id, to_stage="adoption", actor="t", at=at(day)))
+        for i in range(3):
+            add_client(s, f"X{i}")
+        cid = c.id
+    async with connect(cs_server) as client:
+        events = await call(client, "get_client_timeline", {"client_id": cid, "limit": 1})
+        foreign = await client.call_tool("list_clients", {"cursor": events["next_cursor"]})
+        tampered = await client.call_tool("list_clients", {"cursor": "not-a-cursor"})
+    assert error_of(foreign)["field"] == "cursor"
+    assert error_of(tampered)["code"] == "validation_error"
+
+
+async def test_timeline_shows_emails_sent_to_the_client(cs_server):
+    with cs_server.runtime.db.session() as s:
+        c = add_client(s, "Acme")
+        other = add_client(s, "Other")
+        ann = add_contact(s, c, "ann@acme.test")
+        bob = add_contact(s, other, "bob@other.test")
+        for contact, owner, subject, day in (
+            (ann, c, "Your QBR", "2026-02-03"),
+            (bob, other, "Not Acme's", "2026-02-04"),
+        ):
+            s.add(
+                CsEmailMessage(
+                    client_id=owner.id,
+                    contact_id=contact.id,
+                    email=contact.email,
+                    subject=subject,
+                    body="Hello",
+                    dedupe_key=f"k-{subject}",
+                    status="delivered",
+                    sent_at=at(day),
+                )
+            )
+        s.add(CsFeedback(client_id=c.id, kind="nps", score=8, submitted_at=at("2026-02-01")))
+        cid = c.id
+    async with connect(cs_server) as client:
+        out = await call(client, "get_client_timeline", {"client_id": cid})
+        only = await call(client, "get_client_timeline", {"client_id": cid, "kinds": ["message"]})
+    assert [(e["kind"], e["title"]) for e in out["items"]] == [
+        ("message", "Email: Your QBR"),
+        ("feedback", "NPS answer: 8"),
+    ]
+    email = out["items"][0]
+    assert email["ref"].startswith("cs_email_message:")
+    assert email["details"]["status"] == "delivered"
+    assert email["at"].startswith("2026-02-03")
+    assert only["total"] == 1
+
+
+async def test_client_ids_beyond_the_column_are_validation_errors(cs_server):
+    too_big = 2**31
+    async with connect(cs_server) as client:
+        results = [
+            await client.call_tool(tool, {"client_id": too_big})
+            for tool in ("get_client_overview", "get_client_timeline", "update_client_info", "archive_client")
+        ]
+        seats = await client.call_tool(
+            "register_client", {"name": "X", "tier": "smb", "seats_purchased": too_big}
+        )
+        arr = await client.call_tool("list_clients", {"arr_min_minor": too_big})
+    for result in [*results, seats, arr]:
+        assert error_of(result)["code"] == "validation_error"
+
+
+async def test_client_reads_work_on_a_read_only_server(make_settings):
+    from revops_cs.server import create_server
+
+    server = create_server(make_settings(read_only=True))
+    try:
+        with server.runtime.db.session() as s:
+            cid = add_client(s, "Acme").id
+        async with connect(server) as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+            listed = await call(client, "list_clients", {})
+            events = await call(client, "get_client_timeline", {"client_id": cid})
+    finally:
+        server.runtime.db.dispose()
+    assert {"list_clients", "get_client_overview", "get_client_timeline"} <= names
+    assert not {"register_client", "archive_client"} & names
+    assert [r["id"] for r in listed["items"]] == [cid]
+    assert events["total"] == 0

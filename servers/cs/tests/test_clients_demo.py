@@ -12,7 +12,8 @@ from sqlmodel import col, select
 from revops_core.testing import connect
 from revops_cs.demo.clients import generate_clients_and_usage
 from revops_cs.models.clients import CsClient, CsStageChange
-from revops_cs.models.usage import CsHealthSnapshot, CsUsageEvent
+from revops_cs.models.health import CsHealthSnapshot
+from revops_cs.models.usage import CsUsageEvent
 
 pytestmark = pytest.mark.anyio
 AS_OF = date(2026, 3, 31)

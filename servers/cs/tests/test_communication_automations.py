@@ -1,4 +1,5 @@
-"""automate_communications: rules evaluated on stored snapshots and tickets send once per occurrence."""
+"""Automations: rules (automate_communications, list_automations) evaluated on stored snapshots and
+tickets by run_automations — plan first, then confirm — send once per occurrence."""
 
 from __future__ import annotations
 
@@ -17,11 +18,11 @@ from factories import add_client, add_contact
 from sqlmodel import select
 
 from revops_core.clock import FakeClock
-from revops_core.testing import connect, error_of
+from revops_core.testing import call_error, call_ok, connect, error_of, override_vendor
 from revops_core.vault import Vault
 from revops_cs.models.communication import CsCommFiring, CsEmailMessage
+from revops_cs.models.health import CsHealthSnapshot
 from revops_cs.models.support import CsTicket
-from revops_cs.models.usage import CsHealthSnapshot
 
 pytestmark = pytest.mark.anyio
 SEND_URL = "https://api.sendgrid.com/v3/mail/send"
@@ -42,7 +43,7 @@ def snapshot(client_id: int, day: date, score: float, band: str) -> CsHealthSnap
 def portfolio(cs_server) -> dict[str, int]:
     # A fake clock per test: vendor holds (429 Retry-After) live in one process-wide store, and a hold
     # recorded by another test's fake clock must not read as a years-long wait on the real one.
-    cs_server.runtime.state["sendgrid_options"] = {"clock": FakeClock()}
+    override_vendor(cs_server, "sendgrid", clock=FakeClock())
     with cs_server.runtime.db.session(write=True) as s:
         acme = add_client(s, "Acme")
         add_contact(s, acme, "ann@acme.test", first_name="Ann", is_primary=True)
@@ -61,10 +62,27 @@ async def tool(client: Any, **args: Any) -> Any:
     return await client.call_tool("automate_communications", args)
 
 
-async def test_rules_fire_once_per_occurrence_and_really_send(cs_server, settings, portfolio):
+async def run(client: Any) -> dict[str, Any]:
+    """run_automations: the plan (nothing sent), then the confirmed run; its result.
+
+    With nothing new to fire there is no plan: the first call is already done."""
+    first = await call_ok(client, "run_automations")
+    if first["status"] == "done":
+        assert first["plan"] is None
+        return dict(first["result"])
+    done = await call_ok(client, "run_automations", confirm=first["plan_id"])
+    assert done["status"] == "done"
+    return dict(done["result"])
+
+
+def configure(cs_server: Any, settings: Any) -> None:
     Vault(cs_server.runtime.db, settings).set(
         "sendgrid", "default", {"api_key": "SG.k", "from_email": "cs@v.test"}
     )
+
+
+async def test_rules_fire_once_per_occurrence_and_really_send(cs_server, settings, portfolio):
+    configure(cs_server, settings)
     async with connect(cs_server) as client:
         created = await tool(
             client,
@@ -74,7 +92,7 @@ async def test_rules_fire_once_per_occurrence_and_really_send(cs_server, setting
             subject="{{client_name}}: let's talk",
             body="Hi {{first_name}}, your health is now {{health_band}}.",
         )
-        assert created.structured_content["rules"][0]["trigger"] == "band_drop"
+        assert created.structured_content["trigger"] == "band_drop"
         await tool(
             client, action="create", name="Urgent", trigger="urgent_ticket", subject="We're on it", body="Hi"
         )
@@ -84,15 +102,15 @@ async def test_rules_fire_once_per_occurrence_and_really_send(cs_server, setting
             route = mock.post(SEND_URL).mock(
                 side_effect=[httpx.Response(202, headers={"X-Message-Id": f"m{i}"}) for i in range(5)]
             )
-            first = await tool(client, action="run")
-            again = await tool(client, action="run")
-    fired = {(f["client_id"], f["sent"], f["skipped"]) for f in first.structured_content["fired"]}
+            first = await run(client)
+            again = await run(client)
+    fired = {(f["client_id"], f["sent"], f["skipped"]) for f in first["fired"]}
     assert fired == {
         (portfolio["acme"], 1, None),
         (portfolio["beta"], 0, "no primary contact"),
         (portfolio["steady"], 1, None),
     }
-    assert again.structured_content["fired"] == []
+    assert again["fired"] == []
     assert route.call_count == 2
     assert sv.validate_all(sv.SENDGRID, route.calls) == 2
     with cs_server.runtime.db.session() as s:
@@ -102,9 +120,7 @@ async def test_rules_fire_once_per_occurrence_and_really_send(cs_server, setting
 
 
 async def test_score_drop_threshold(cs_server, settings, portfolio):
-    Vault(cs_server.runtime.db, settings).set(
-        "sendgrid", "default", {"api_key": "SG.k", "from_email": "cs@v.test"}
-    )
+    configure(cs_server, settings)
     async with connect(cs_server) as client:
         missing = await tool(client, action="create", name="x", trigger="score_drop", subject="s", body="b")
         assert error_of(missing)["field"] == "threshold"
@@ -113,15 +129,15 @@ async def test_score_drop_threshold(cs_server, settings, portfolio):
         )
         with respx.mock() as mock:
             mock.post(SEND_URL).mock(return_value=httpx.Response(202, headers={"X-Message-Id": "m"}))
-            run = await tool(client, action="run")
+            result = await run(client)
     # Acme lost 18 points, Beta 20 (no primary contact), Steady 1.
-    assert {f["client_id"] for f in run.structured_content["fired"]} == {portfolio["acme"], portfolio["beta"]}
+    assert {f["client_id"] for f in result["fired"]} == {portfolio["acme"], portfolio["beta"]}
 
 
 async def test_run_without_sendgrid_sends_and_stores_nothing(cs_server, portfolio):
     async with connect(cs_server) as client:
         await tool(client, action="create", name="r", trigger="band_drop", subject="s", body="b")
-        result = await tool(client, action="run")
+        result = await client.call_tool("run_automations", {})
     assert error_of(result)["code"] == "configuration_error"
     assert count(cs_server, CsCommFiring) == 0
     assert count(cs_server, CsEmailMessage) == 0
@@ -137,11 +153,83 @@ async def test_list_delete_and_old_tickets(cs_server, portfolio):
         )
         assert error_of(rule)["field"] == "nope"
         rule = await tool(client, action="create", name="u", trigger="urgent_ticket", subject="s", body="b")
-        rid = rule.structured_content["rules"][0]["id"]
-        run = await tool(client, action="run")  # the ticket predates the rule: nothing to send
-        assert run.structured_content["fired"] == []
-        listed = await tool(client, action="list")
-        assert [r["id"] for r in listed.structured_content["rules"]] == [rid]
+        rid = rule.structured_content["id"]
+        result = await run(client)  # the ticket predates the rule: nothing to send
+        assert result["fired"] == []
+        listed = await call_ok(client, "list_automations")
+        assert [r["id"] for r in listed["items"]] == [rid]
         await tool(client, action="delete", rule_id=rid)
-        listed = await tool(client, action="list")
-    assert listed.structured_content["rules"] == []
+        listed = await call_ok(client, "list_automations")
+    assert listed["items"] == []
+
+
+async def test_run_plans_first_and_sends_only_when_confirmed(cs_server, settings, portfolio):
+    configure(cs_server, settings)
+    async with connect(cs_server) as client:
+        await tool(client, action="create", name="Drop", trigger="band_drop", subject="s", body="Hi")
+        with respx.mock(assert_all_called=False) as mock:
+            route = mock.post(SEND_URL).mock(
+                side_effect=[httpx.Response(202, headers={"X-Message-Id": f"m{i}"}) for i in range(5)]
+            )
+            planned = await call_ok(client, "run_automations")
+            # The first call sends nothing and records nothing: it returns the plan.
+            assert (planned["status"], planned["result"]) == ("planned", None)
+            assert planned["plan"]["affected_count"] == 1  # Acme's primary contact; Beta has none
+            assert route.call_count == 0
+            assert count(cs_server, CsEmailMessage) == 0
+            assert count(cs_server, CsCommFiring) == 0
+            done = await call_ok(client, "run_automations", confirm=planned["plan_id"])
+            # Confirming again finds nothing new: nothing is sent twice.
+            again = await call_ok(client, "run_automations", confirm=planned["plan_id"])
+    assert done["status"] == "done"
+    assert {(f["client_id"], f["sent"]) for f in done["result"]["fired"]} == {
+        (portfolio["acme"], 1),
+        (portfolio["beta"], 0),
+    }
+    assert again["result"]["fired"] == []
+    assert route.call_count == 1
+    assert count(cs_server, CsEmailMessage) == 1
+    assert count(cs_server, CsCommFiring) == 2
+
+
+async def test_a_new_occurrence_after_the_plan_makes_it_stale(cs_server, settings, portfolio):
+    configure(cs_server, settings)
+    async with connect(cs_server) as client:
+        await tool(client, action="create", name="u", trigger="urgent_ticket", subject="s", body="b")
+        with cs_server.runtime.db.session(write=True) as s:
+            s.add(CsTicket(client_id=portfolio["steady"], subject="Down", priority="urgent"))
+        with respx.mock(assert_all_called=False) as mock:
+            route = mock.post(SEND_URL).mock(return_value=httpx.Response(202, headers={"X-Message-Id": "m"}))
+            planned = await call_ok(client, "run_automations")
+            with cs_server.runtime.db.session(write=True) as s:
+                s.add(CsTicket(client_id=portfolio["acme"], subject="Also down", priority="urgent"))
+            stale = await call_error(client, "run_automations", confirm=planned["plan_id"])
+    assert stale["code"] == "stale_plan"
+    assert route.call_count == 0
+    assert count(cs_server, CsEmailMessage) == 0
+    assert count(cs_server, CsCommFiring) == 0
+
+
+async def test_rules_are_listed_on_a_read_only_server(make_settings, cs_server, portfolio):
+    from revops_cs.server import create_server
+
+    async with connect(cs_server) as client:
+        await tool(client, action="create", name="u", trigger="urgent_ticket", subject="s", body="b")
+    readonly = create_server(make_settings(read_only=True))
+    try:
+        async with connect(readonly) as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+            listed = await call_ok(client, "list_automations", limit=1)
+    finally:
+        readonly.runtime.db.dispose()
+    assert "list_automations" in names
+    assert not {"automate_communications", "run_automations"} & names
+    assert [r["name"] for r in listed["items"]] == ["u"]
+
+
+async def test_rule_ids_beyond_postgres_integer_are_validation_errors(cs_server):
+    async with connect(cs_server) as client:
+        err = await call_error(client, "automate_communications", action="delete", rule_id=2**31)
+        missing = await call_error(client, "automate_communications", action="delete")
+    assert err["code"] == "validation_error"
+    assert (missing["code"], missing["field"]) == ("validation_error", "rule_id")

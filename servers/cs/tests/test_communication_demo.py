@@ -1,4 +1,4 @@
-"""The communication demo generator: deterministic, and its metrics are what the stats action reads."""
+"""The communication demo generator: deterministic, and its metrics are what get_email_stats reads."""
 
 from __future__ import annotations
 
@@ -49,8 +49,8 @@ async def test_demo_is_deterministic_and_feeds_the_metrics(cs_server, make_setti
     assert messages > 50
     assert events >= messages  # every email has a delivered or bounce event
     async with connect(cs_server) as client:
-        stats = await client.call_tool("send_personalized_email", {"action": "stats"})
-    metrics = stats.structured_content["metrics"]
+        stats = await client.call_tool("get_email_stats", {})
+    metrics = stats.structured_content
     bounced = sum(status in ("bounced", "dropped") for status, _, _ in rows)
     opened = sum(opens > 0 for _, opens, _ in rows)
     assert metrics["sent"] == messages

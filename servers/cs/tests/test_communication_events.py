@@ -1,4 +1,4 @@
-"""SendGrid event-webhook ingestion (ingest_email_events) and the email metrics it feeds (action=stats)."""
+"""SendGrid event-webhook ingestion (ingest_email_events) and the email metrics it feeds (get_email_stats)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from comm_helpers import count
 from factories import add_client, add_contact, at
 
 from revops_core.models import CoreContact
-from revops_core.testing import connect, error_of
+from revops_core.testing import call_ok, connect, error_of
 from revops_cs.models.communication import CsEmailEvent, CsEmailMessage
 
 pytestmark = pytest.mark.anyio
@@ -65,7 +65,7 @@ async def test_events_update_messages_contacts_and_metrics(cs_server, sent):
     async with connect(cs_server) as client:
         first = await client.call_tool("ingest_email_events", {"events": PAYLOAD})
         again = await client.call_tool("ingest_email_events", {"events": PAYLOAD})
-        stats = await client.call_tool("send_personalized_email", {"action": "stats"})
+        stats = await client.call_tool("get_email_stats", {})
     out = first.structured_content
     assert (out["received"], out["stored"], out["duplicates"], out["unmatched"]) == (10, 9, 1, 1)
     assert out["ignored"] == {"group_resubscribe": 1}
@@ -79,7 +79,7 @@ async def test_events_update_messages_contacts_and_metrics(cs_server, sent):
         assert (bob.status, cid.status) == ("delivered", "bounced")
         assert s.get(CoreContact, sent["bob_contact"]).unsubscribed_at is not None
         assert s.get(CoreContact, sent["ann_contact"]).unsubscribed_at is None
-    metrics = stats.structured_content["metrics"]
+    metrics = stats.structured_content
     # REFERENCE.md: delivered = sent − bounces; rates over delivered; CTOR = unique clicks / unique opens.
     assert metrics == {
         "sent": 3,
@@ -110,8 +110,8 @@ async def test_a_malformed_record_stores_nothing(cs_server, sent):
 
 async def test_metrics_without_deliveries_are_null_not_zero(cs_server):
     async with connect(cs_server) as client:
-        stats = await client.call_tool("send_personalized_email", {"action": "stats"})
-    metrics = stats.structured_content["metrics"]
+        stats = await client.call_tool("get_email_stats", {})
+    metrics = stats.structured_content
     assert metrics["sent"] == 0
     assert metrics["open_rate"] is None
     assert metrics["ctor"] is None
@@ -123,13 +123,11 @@ async def test_spam_report_unsubscribes_and_counts_as_complaint(cs_server, sent)
             "ingest_email_events",
             {"events": [ev("s1", "delivered", "cid@acme.test"), ev("s2", "spamreport", "CID@acme.test")]},
         )
-        stats = await client.call_tool(
-            "send_personalized_email", {"action": "stats", "client_ids": [sent["client"]]}
-        )
+        stats = await client.call_tool("get_email_stats", {"client_ids": [sent["client"]]})
     with cs_server.runtime.db.session() as s:
         assert s.get(CoreContact, sent["cid_contact"]).unsubscribed_at is not None
     # Neither event names a message (no revops_ref / sg_message_id): stored, counted as unmatched.
-    assert stats.structured_content["metrics"]["complaints"] == 0
+    assert stats.structured_content["complaints"] == 0
 
 
 async def test_out_of_range_timestamp_is_refused(cs_server, sent):
@@ -157,9 +155,22 @@ async def test_stats_filter_by_client_and_date(cs_server, sent):
             )
         )
     async with connect(cs_server) as client:
-        mine = await client.call_tool(
-            "send_personalized_email", {"action": "stats", "client_ids": [sent["client"]]}
-        )
-        recent = await client.call_tool("send_personalized_email", {"action": "stats", "since": "2026-06-01"})
-    assert mine.structured_content["metrics"]["sent"] == 3
-    assert recent.structured_content["metrics"]["sent"] == 1
+        mine = await client.call_tool("get_email_stats", {"client_ids": [sent["client"]]})
+        recent = await client.call_tool("get_email_stats", {"since": "2026-06-01"})
+    assert mine.structured_content["sent"] == 3
+    assert recent.structured_content["sent"] == 1
+
+
+async def test_stats_are_readable_on_a_read_only_server(make_settings, cs_server, sent):
+    from revops_cs.server import create_server
+
+    readonly = create_server(make_settings(read_only=True))
+    try:
+        async with connect(readonly) as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+            stats = await call_ok(client, "get_email_stats", client_ids=[sent["client"]])
+    finally:
+        readonly.runtime.db.dispose()
+    assert "get_email_stats" in names
+    assert "ingest_email_events" not in names
+    assert stats["sent"] == 3

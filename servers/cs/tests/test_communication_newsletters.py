@@ -1,4 +1,5 @@
-"""automate_newsletters: segment-targeted issues, next-run maths, plan → confirm, each issue sent once."""
+"""Newsletters (automate_newsletters, list_newsletters, send_due_newsletters): segment-targeted issues,
+next-run maths, plan → confirm, each issue sent once."""
 
 from __future__ import annotations
 
@@ -17,11 +18,11 @@ from factories import add_client, add_contact, at
 from sqlmodel import select
 
 from revops_core.clock import FakeClock
-from revops_core.testing import connect, error_of
+from revops_core.testing import call_error, call_ok, connect, error_of, override_vendor
 from revops_core.vault import Vault
 from revops_cs.models.communication import CsEmailMessage, CsNewsletter, CsNewsletterIssue
 from revops_cs.models.usage import CsSegmentRule
-from revops_cs.tools.communication import next_run
+from revops_cs.services.newsletters import next_run
 
 pytestmark = pytest.mark.anyio
 SEND_URL = "https://api.sendgrid.com/v3/mail/send"
@@ -41,7 +42,7 @@ def test_next_run_weekly_and_monthly_clamps_short_months():
 
 @pytest.fixture
 def setup(cs_server, settings) -> dict[str, Any]:
-    cs_server.runtime.state["sendgrid_options"] = {"clock": FakeClock()}  # see test_communication_automations
+    override_vendor(cs_server, "sendgrid", clock=FakeClock())  # see test_communication_automations
     Vault(cs_server.runtime.db, settings).set(
         "sendgrid", "default", {"api_key": "SG.k", "from_email": "cs@v.test"}
     )
@@ -78,24 +79,25 @@ async def test_due_issue_goes_to_the_segment_once_after_confirmation(setup):
                 "body": "Hi {{first_name}}",
             },
         )
-        assert created.structured_content["newsletters"][0]["next_run"] == start.isoformat()
+        assert created.structured_content["next_run"] == start.isoformat()
         with respx.mock() as mock:
             route = mock.post(SEND_URL).mock(
                 side_effect=[httpx.Response(202, headers={"X-Message-Id": f"n{i}"}) for i in range(4)]
             )
-            planned = await client.call_tool("automate_newsletters", {"action": "run_due"})
-            plan = planned.structured_content["plan"]
+            planned = await call_ok(client, "send_due_newsletters")
+            assert (planned["status"], planned["result"]) == ("planned", None)
+            plan = planned["plan"]
             assert plan["affected_count"] == 2
             assert route.call_count == 0
-            done = await client.call_tool(
-                "automate_newsletters", {"action": "run_due", "confirm": plan["plan_id"]}
-            )
-            again = await client.call_tool("automate_newsletters", {"action": "run_due"})
-    assert sorted(r["email"] for r in done.structured_content["recipients"]) == ["a@big.test", "b@big.test"]
+            done = await call_ok(client, "send_due_newsletters", confirm=plan["plan_id"])
+            again = await call_ok(client, "send_due_newsletters")
+    result = done["result"]
+    assert sorted(r["email"] for r in result["recipients"]) == ["a@big.test", "b@big.test"]
     assert route.call_count == 2
     # Two weekly runs were missed: one issue is sent, and the next run is the first date after today.
-    assert done.structured_content["newsletters"][0]["next_run"] == (start + timedelta(days=14)).isoformat()
-    assert again.structured_content["newsletters"] == []
+    assert result["newsletters"][0]["next_run"] == (start + timedelta(days=14)).isoformat()
+    assert (again["status"], again["plan"]) == ("done", None)
+    assert again["result"]["newsletters"] == []
     assert count(server, CsNewsletterIssue) == 1
     assert count(server, CsEmailMessage) == 2
 
@@ -120,10 +122,42 @@ async def test_failed_send_keeps_the_issue_due(setup):
         )
         with respx.mock() as mock:
             mock.post(SEND_URL).respond(500)
-            planned = await client.call_tool("automate_newsletters", {"action": "run_due"})
-            plan_id = planned.structured_content["plan"]["plan_id"]
-            failed = await client.call_tool("automate_newsletters", {"action": "run_due", "confirm": plan_id})
-    assert error_of(failed)["code"] == "integration_unavailable"
+            planned = await call_ok(client, "send_due_newsletters")
+            plan_id = planned["plan"]["plan_id"]
+            failed = await call_error(client, "send_due_newsletters", confirm=plan_id)
+    assert failed["code"] == "integration_unavailable"
     assert count(server, CsNewsletterIssue) == 0
     with server.runtime.db.session() as s:
         assert s.exec(select(CsNewsletter.next_run)).one() == datetime.now(UTC).date()
+
+
+async def test_list_and_delete_and_read_only_listing(setup, make_settings):
+    from revops_cs.server import create_server
+
+    server = setup["server"]
+    base = {"action": "create", "schedule": "weekly", "subject": "s", "body": "b"}
+    async with connect(server) as client:
+        first = await call_ok(client, "automate_newsletters", **base, name="One")
+        second = await call_ok(client, "automate_newsletters", **base, name="Two")
+        page = await call_ok(client, "list_newsletters", limit=1)
+        rest = await call_ok(client, "list_newsletters", limit=1, cursor=page["next_cursor"])
+        await call_ok(client, "automate_newsletters", action="delete", newsletter_id=first["id"])
+        missing = await call_error(client, "automate_newsletters", action="delete", newsletter_id=first["id"])
+        too_big = await call_error(client, "automate_newsletters", action="delete", newsletter_id=2**31)
+        no_id = await call_error(client, "automate_newsletters", action="delete")
+    assert [n["name"] for n in page["items"] + rest["items"]] == ["One", "Two"]
+    assert page["total"] == 2
+    assert rest["next_cursor"] is None
+    assert (missing["code"], missing["field"]) == ("not_found", "newsletter_id")
+    assert too_big["code"] == "validation_error"
+    assert (no_id["code"], no_id["field"]) == ("validation_error", "newsletter_id")
+    readonly = create_server(make_settings(read_only=True))
+    try:
+        async with connect(readonly) as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+            listed = await call_ok(client, "list_newsletters")
+    finally:
+        readonly.runtime.db.dispose()
+    assert "list_newsletters" in names
+    assert not {"automate_newsletters", "send_due_newsletters"} & names
+    assert [n["id"] for n in listed["items"]] == [second["id"]]

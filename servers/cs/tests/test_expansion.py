@@ -8,11 +8,12 @@ import pytest
 from factories import add_client, at
 from sqlmodel import Session
 
-from revops_core.testing import connect, error_of
+from revops_core.testing import call_error, connect, error_of
 from revops_cs.models.clients import CsClient
 from revops_cs.models.expansion import CsMrrMonth
 from revops_cs.models.feedback import CsFeedback
-from revops_cs.models.usage import CsHealthSnapshot, CsUsageEvent
+from revops_cs.models.health import CsHealthSnapshot
+from revops_cs.models.usage import CsUsageEvent
 
 pytestmark = pytest.mark.anyio
 AS_OF = date(2026, 6, 30)
@@ -185,3 +186,9 @@ async def test_renewal_forecast_uses_band_probabilities(cs_server):
     assert fc["unforecast_arr_minor"] == 10_000_00
     b_row = out["renewals"][2]
     assert b_row["risk_score"] >= 15  # renewal within 90 days and health 40 < 70
+
+
+async def test_an_id_above_the_integer_range_is_a_validation_error(cs_server):
+    async with connect(cs_server) as client:
+        err = await call_error(client, "identify_upsell_opportunities", client_id=2**31)
+    assert (err["code"], err["field"]) == ("validation_error", "client_id")

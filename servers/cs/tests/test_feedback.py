@@ -13,8 +13,8 @@ from sqlmodel import select
 
 from revops_core.testing import connect, error_of
 from revops_cs.models.feedback import CsFeedback
+from revops_cs.models.health import CsHealthSnapshot
 from revops_cs.models.support import CsTicket
-from revops_cs.models.usage import CsHealthSnapshot
 
 pytestmark = pytest.mark.anyio
 
@@ -259,3 +259,24 @@ async def test_overview_reads_stored_rows(cs_server):
     # normal priority (24 h): one solved in 1 h, one still open 4.5 days later counts as breached
     assert out["resolution_compliance"] == 50.0
     assert out["health"] == {"clients_scored": 2, "average": 87.5, "by_band": {"excellent": 1, "good": 1}}
+
+
+async def test_ids_past_postgresql_integer_are_validation_errors(cs_server):
+    too_big = 2**31
+    async with connect(cs_server) as client:
+        errors = [
+            error_of(await client.call_tool(tool, args))
+            for tool, args in (
+                ("collect_feedback", {"client_id": too_big, "kind": "nps", "score": 9}),
+                ("collect_feedback", {"client_id": 1, "kind": "nps", "score": 9, "contact_id": too_big}),
+                ("analyze_feedback_sentiment", {"client_id": too_big}),
+                ("generate_voc_report", {"client_id": too_big}),
+            )
+        ]
+    assert [(e["code"], e["field"]) for e in errors] == [
+        ("validation_error", "client_id"),
+        ("validation_error", "contact_id"),
+        ("validation_error", "client_id"),
+        ("validation_error", "client_id"),
+    ]
+    assert count(cs_server) == 0

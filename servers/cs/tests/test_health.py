@@ -14,9 +14,10 @@ from test_clients import AS_OF, add_events, call, rows
 from revops_core.testing import connect, error_of
 from revops_cs.models.clients import CsStageChange
 from revops_cs.models.feedback import CsFeedback
+from revops_cs.models.health import CsHealthSnapshot
 from revops_cs.models.retention import CsBillingEvent
 from revops_cs.models.support import CsTicket
-from revops_cs.models.usage import CsFeature, CsHealthSnapshot, CsSegmentRule, CsUsageEvent
+from revops_cs.models.usage import CsFeature, CsSegmentRule, CsUsageEvent
 
 pytestmark = pytest.mark.anyio
 
@@ -249,10 +250,9 @@ async def test_segmentations(cs_server):
         band = await call(client, "segment_customers", {"by": "health_band"})
         saved = await call(
             client,
-            "segment_customers",
+            "save_segment_rule",
             {
-                "by": "custom",
-                "save_as": "big",
+                "name": "big",
                 "conditions": [
                     {"field": "arr_minor", "op": "gte", "value": 100},
                     {"field": "tier", "op": "eq", "value": "smb"},
@@ -288,22 +288,17 @@ async def test_feature_adoption_and_milestones(cs_server):
         empty = await client.call_tool("track_feature_adoption", {})
         for key, tiers in (("reports", None), ("sso", ["enterprise"])):
             await call(
-                client,
-                "track_adoption_milestones",
-                {"action": "define_feature", "key": key, "name": key, **({"tiers": tiers} if tiers else {})},
+                client, "define_feature", {"key": key, "name": key, **({"tiers": tiers} if tiers else {})}
             )
-        dup = await client.call_tool(
-            "track_adoption_milestones", {"action": "define_feature", "key": "sso", "name": "x"}
-        )
+        dup = await client.call_tool("define_feature", {"key": "sso", "name": "x"})
         out = await call(client, "track_feature_adoption", {"as_of": AS_OF.isoformat()})
         defaults = await call(
             client, "track_adoption_milestones", {"client_id": aid, "as_of": AS_OF.isoformat()}
         )
         await call(
             client,
-            "track_adoption_milestones",
+            "define_milestone",
             {
-                "action": "define_milestone",
                 "key": "two_features",
                 "name": "2 features",
                 "kind": "features_used",
@@ -332,23 +327,13 @@ async def test_lifecycle_transitions_follow_rules(cs_server):
     with cs_server.runtime.db.session() as s:
         cid = add_client(s, "Acme").id
     async with connect(cs_server) as client:
-        moved = await call(
-            client,
-            "manage_lifecycle_stages",
-            {"client_id": cid, "action": "transition", "to_stage": "adoption"},
-        )
-        jump = await client.call_tool(
-            "manage_lifecycle_stages", {"client_id": cid, "action": "transition", "to_stage": "onboarding"}
-        )
-        churn = await client.call_tool(
-            "manage_lifecycle_stages", {"client_id": cid, "action": "transition", "to_stage": "churned"}
-        )
+        moved = await call(client, "move_lifecycle_stage", {"client_id": cid, "to_stage": "adoption"})
+        jump = await client.call_tool("move_lifecycle_stage", {"client_id": cid, "to_stage": "onboarding"})
+        churn = await client.call_tool("move_lifecycle_stage", {"client_id": cid, "to_stage": "churned"})
         churned = await call(
-            client,
-            "manage_lifecycle_stages",
-            {"client_id": cid, "action": "transition", "to_stage": "churned", "reason": "budget"},
+            client, "move_lifecycle_stage", {"client_id": cid, "to_stage": "churned", "reason": "budget"}
         )
-        history = await call(client, "manage_lifecycle_stages", {"client_id": cid})
+        history = await call(client, "get_lifecycle_history", {"client_id": cid})
     assert moved["stage"] == "adoption"
     assert "mature" in moved["allowed_next"]
     assert error_of(jump)["field"] == "stage"
@@ -390,3 +375,83 @@ async def test_engagement_metrics_and_drops_against_own_baseline(cs_server):
     assert rows(cs_server, CsUsageEvent) > 0
     with cs_server.runtime.db.session() as s:
         assert s.exec(select(func.count()).select_from(CsUsageEvent)).one() == 12 * 10 + 4 * 5 + 16 + 1 + 1
+
+
+async def test_saving_a_rule_under_a_taken_name_is_a_conflict(cs_server):
+    with cs_server.runtime.db.session() as s:
+        add_client(s, "A", tier="smb")
+    rule = {"name": "smb", "conditions": [{"field": "tier", "op": "eq", "value": "smb"}]}
+    async with connect(cs_server) as client:
+        await call(client, "save_segment_rule", rule)
+        again = await client.call_tool("save_segment_rule", rule)
+        mixed = await client.call_tool("segment_customers", {"by": "rfm", "rule_name": "smb"})
+    assert error_of(again)["code"] == "conflict"
+    assert error_of(again)["field"] == "name"
+    assert error_of(mixed)["field"] == "by"
+    assert rows(cs_server, CsSegmentRule) == 1
+
+
+async def test_event_count_milestone_needs_its_event(cs_server):
+    args = {"key": "reports_run", "name": "Ran reports", "kind": "event_count", "threshold": 2}
+    async with connect(cs_server) as client:
+        missing = await client.call_tool("define_milestone", args)
+        made = await call(client, "define_milestone", {**args, "event": "report"})
+    assert error_of(missing)["field"] == "event"
+    assert (made["kind"], made["threshold"], made["event"]) == ("event_count", 2, "report")
+
+
+async def test_split_reads_work_on_a_read_only_server(make_settings):
+    from revops_cs.server import create_server
+
+    server = create_server(make_settings(read_only=True))
+    try:
+        with server.runtime.db.session() as s:
+            c = add_client(s, "Acme", arr_minor=500)
+            s.add(
+                CsStageChange(
+                    client_id=c.id, from_stage=None, to_stage="onboarding", actor="t", at=at("2026-01-01")
+                )
+            )
+            add_events(s, c, [("2026-01-02", "u", "login", "")])
+            cid = c.id
+        async with connect(server) as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+            history = await call(client, "get_lifecycle_history", {"client_id": cid})
+            milestones = await call(
+                client, "track_adoption_milestones", {"client_id": cid, "as_of": AS_OF.isoformat()}
+            )
+            segments = await call(client, "segment_customers", {"by": "value_tier"})
+    finally:
+        server.runtime.db.dispose()
+    assert {"get_lifecycle_history", "track_adoption_milestones", "segment_customers"} <= names
+    assert not {"move_lifecycle_stage", "define_feature", "define_milestone", "save_segment_rule"} & names
+    assert [h["to_stage"] for h in history["history"]] == ["onboarding"]
+    assert history["allowed_next"] == ["adoption", "churned"]
+    first = {m["key"]: m["achieved_at"] for m in milestones["clients"][0]["milestones"]}["first_login"]
+    assert first.startswith("2026-01-02")
+    assert segments["counts"] == {"A": 1}
+
+
+async def test_health_ids_beyond_the_column_are_validation_errors(cs_server):
+    too_big = 2**31
+    async with connect(cs_server) as client:
+        results = [
+            await client.call_tool(tool, {"client_id": too_big, **extra})
+            for tool, extra in (
+                ("calculate_health_score", {}),
+                ("track_usage_engagement", {}),
+                ("get_lifecycle_history", {}),
+                ("move_lifecycle_stage", {"to_stage": "adoption"}),
+                ("track_adoption_milestones", {}),
+                ("analyze_health_trends", {}),
+            )
+        ]
+        event = {
+            "client_id": too_big,
+            "user_ref": "a",
+            "event": "login",
+            "occurred_at": "2026-03-01T10:00:00Z",
+        }
+        usage = await client.call_tool("record_usage_events", {"events": [event]})
+    for result in [*results, usage]:
+        assert error_of(result)["code"] == "validation_error"

@@ -22,7 +22,7 @@ from factories import add_client, add_contact
 from sqlmodel import select
 
 from revops_core.clock import FakeClock
-from revops_core.testing import connect, error_of
+from revops_core.testing import call_error, connect, error_of, override_vendor
 from revops_core.vault import Vault
 from revops_cs.models.support import CsTicket
 from revops_cs.models.vendors import CsExternalRef
@@ -44,7 +44,7 @@ def ic(cs_server, settings) -> dict[str, Any]:
         "intercom", "default", {"access_token": TOKEN, "admin_id": "991"}
     )
     clock = FakeClock()
-    cs_server.runtime.state["intercom_options"] = {"clock": clock}
+    override_vendor(cs_server, intercom.SPEC, clock=clock)
     with cs_server.runtime.db.session(write=True) as s:
         c = add_client(s, "Acme")
         ann = add_contact(s, c, "ann@acme.test", first_name="Ann", is_primary=True)
@@ -271,3 +271,23 @@ async def test_note_without_admin_id_names_the_vault_field(cs_server, settings):
     assert (err["code"], err["field"]) == ("configuration_error", "admin_id")
     assert "admin_id=" in err["hint"]
     assert route.call_count == 0
+
+
+async def test_required_fields_and_ids_beyond_postgres_integer(ic):
+    server = ic["server"]
+    with respx.mock(assert_all_called=False) as mock:
+        route = mock.route(host="api.intercom.io")
+        async with connect(server) as client:
+            no_client = await call_error(client, "sync_intercom", action="push_contacts")
+            no_body = await call_error(client, "sync_intercom", action="note", client_id=ic["client"])
+            no_conversation = await call_error(client, "sync_intercom", action="reply", body="hi")
+            too_big = await call_error(client, "sync_intercom", action="push_contacts", client_id=2**31)
+            big_contact = await call_error(
+                client, "sync_intercom", action="push_contacts", client_id=ic["client"], contact_id=2**31
+            )
+    assert (no_client["code"], no_client["field"]) == ("validation_error", "client_id")
+    assert (no_body["code"], no_body["field"]) == ("validation_error", "body")
+    assert (no_conversation["code"], no_conversation["field"]) == ("validation_error", "conversation_id")
+    assert too_big["code"] == big_contact["code"] == "validation_error"
+    assert route.call_count == 0
+    assert count(server, CsExternalRef) == 0

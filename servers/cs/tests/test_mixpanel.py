@@ -21,7 +21,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from revops_core.clock import FakeClock
-from revops_core.testing import connect, error_of
+from revops_core.testing import call_error, connect, error_of, override_vendor
 from revops_core.vault import Vault
 from revops_cs.models.usage import CsUsageEvent
 
@@ -103,7 +103,7 @@ def mp(cs_server, settings) -> dict[str, Any]:
         },
     )
     clock = FakeClock()
-    cs_server.runtime.state["mixpanel_options"] = {"clock": clock}
+    override_vendor(cs_server, "mixpanel", clock=clock)
     with cs_server.runtime.db.session(write=True) as s:
         c = add_client(s, "Acme", external_ids=json.dumps({"mixpanel": "acme-co"}))
         add_contact(s, c, "ann@acme.test")
@@ -244,3 +244,32 @@ async def test_profiles_refused_by_mixpanel_is_an_error(mp):
 async def test_engage_schema_rejects_a_malformed_update():
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate([{"$distinct_id": "x", "$set": {}}], ENGAGE_DATA)
+
+
+async def test_the_importer_is_a_health_tool(make_settings):
+    from revops_cs.server import create_server
+
+    server = create_server(make_settings(toolsets=["health"]))
+    try:
+        async with connect(server) as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+    finally:
+        server.runtime.db.dispose()
+    assert "import_mixpanel_usage" in names
+    assert "send_personalized_email" not in names  # the communication toolset is not listed
+
+
+async def test_import_needs_both_dates_and_bounded_client_ids(cs_server):
+    async with connect(cs_server) as client:
+        no_start = await call_error(client, "import_mixpanel_usage", to_date="2026-05-01")
+        no_end = await call_error(client, "import_mixpanel_usage", from_date="2026-05-01")
+        future = await call_error(
+            client, "import_mixpanel_usage", from_date="2026-05-01", to_date="2999-01-01"
+        )
+        too_big = await call_error(
+            client, "import_mixpanel_usage", action="push_profiles", client_ids=[2**31]
+        )
+    assert (no_start["code"], no_start["field"]) == ("validation_error", "from_date")
+    assert (no_end["code"], no_end["field"]) == ("validation_error", "to_date")
+    assert (future["code"], future["field"]) == ("validation_error", "to_date")
+    assert too_big["code"] == "validation_error"

@@ -10,7 +10,7 @@ from factories import add_client
 from mcp.types import PromptReference, ResourceTemplateReference
 
 from revops_core.testing import connect
-from revops_cs.models.usage import CsHealthSnapshot
+from revops_cs.models.health import CsHealthSnapshot
 
 pytestmark = pytest.mark.anyio
 

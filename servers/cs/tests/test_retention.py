@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from factories import add_client, add_contact, at
@@ -11,19 +11,20 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from revops_core.audit import AuditEntry
-from revops_core.testing import connect, error_of
+from revops_core.testing import call_error, call_ok, connect, error_of
 from revops_cs.models.clients import CsClient
+from revops_cs.models.escalations import CsEscalation
 from revops_cs.models.feedback import CsFeedback
+from revops_cs.models.health import CsHealthSnapshot
 from revops_cs.models.retention import (
     CsBillingEvent,
     CsCampaignMessage,
-    CsEscalation,
     CsRetentionCampaign,
     CsRetentionTask,
     CsThresholdConfig,
 )
 from revops_cs.models.support import CsTicket
-from revops_cs.models.usage import CsHealthSnapshot, CsUsageEvent
+from revops_cs.models.usage import CsUsageEvent
 
 pytestmark = pytest.mark.anyio
 AS_OF = date(2026, 6, 30)
@@ -204,21 +205,18 @@ async def test_campaign_plan_then_confirm_creates_exactly_the_planned_rows(cs_se
     async with connect(cs_server) as client:
         plan = await client.call_tool("execute_retention_campaign", args)
         out = plan.structured_content
-        assert out["done"] is False
-        assert out["targets"] == ids[:2]
-        assert out["created"] == []
+        assert out["status"] == "planned"
+        assert [row["client_id"] for row in out["plan"]["sample"]] == ids[:2]
+        assert out["result"] is None
         assert out["plan"]["affected_count"] == 4
         assert count(cs_server, CsRetentionTask) == 0
         assert count(cs_server, CsCampaignMessage) == 0
         assert count(cs_server, CsRetentionCampaign) == 0
-        done = await client.call_tool(
-            "execute_retention_campaign", {**args, "confirm": out["plan"]["plan_id"]}
-        )
-        again = await client.call_tool(
-            "execute_retention_campaign", {**args, "confirm": out["plan"]["plan_id"]}
-        )
-    res = done.structured_content
-    assert res["done"] is True
+        done = await client.call_tool("execute_retention_campaign", {**args, "confirm": out["plan_id"]})
+        again = await client.call_tool("execute_retention_campaign", {**args, "confirm": out["plan_id"]})
+    assert done.structured_content["status"] == "done"
+    res = done.structured_content["result"]
+    assert res["targets"] == ids[:2]
     assert res["emails_sent"] == 0
     assert "no email was sent" in res["note"]
     assert error_of(again)["code"] == "confirmation_required"  # a plan executes once
@@ -248,7 +246,7 @@ async def test_campaign_by_risk_level_and_empty_filter(cs_server):
         res = await client.call_tool(
             "execute_retention_campaign", {"name": "x", "task_title": "t", "risk_level": "low"}
         )
-        assert res.structured_content["targets"] == [cid]
+        assert [row["client_id"] for row in res.structured_content["plan"]["sample"]] == [cid]
     assert count(cs_server, CsRetentionTask) == 0
 
 
@@ -271,8 +269,8 @@ async def test_escalation_sla_clock_breach_and_resolve(cs_server):
             "manage_escalations",
             {"action": "create", "client_id": cid, "severity": "low", "title": "Slow export"},
         )
-        e1 = late.structured_content["escalations"][0]
-        e2 = fresh.structured_content["escalations"][0]
+        e1 = late.structured_content
+        e2 = fresh.structured_content
         assert e1["breached"] is True
         assert e1["minutes_left"] < 0
         opened = datetime.fromisoformat(e1["opened_at"])
@@ -281,12 +279,12 @@ async def test_escalation_sla_clock_breach_and_resolve(cs_server):
         assert datetime.fromisoformat(e2["due_at"]) - datetime.fromisoformat(e2["opened_at"]) == timedelta(
             hours=72
         )
-        listed = await client.call_tool("manage_escalations", {"action": "list", "status": "open"})
+        listed = await client.call_tool("list_escalations", {"status": "open"})
         assert listed.structured_content["breached"] == 1
         resolved = await client.call_tool(
             "manage_escalations", {"action": "resolve", "escalation_id": e2["id"]}
         )
-        assert resolved.structured_content["escalations"][0]["status"] == "resolved"
+        assert resolved.structured_content["status"] == "resolved"
         twice = await client.call_tool("manage_escalations", {"action": "resolve", "escalation_id": e2["id"]})
         assert error_of(twice)["code"] == "validation_error"
         missing = await client.call_tool(
@@ -301,7 +299,8 @@ async def test_escalation_sla_clock_breach_and_resolve(cs_server):
     assert count(cs_server, CsEscalation) == 2
     with cs_server.runtime.db.session() as s:
         actions = [a.action for a in s.exec(select(AuditEntry))]
-    assert actions.count("cs.manage_escalations") == 3  # two creates and one resolve; the list is not audited
+    assert actions.count("cs.manage_escalations") == 3  # two creates and one resolve
+    assert not any(a.endswith("list_escalations") for a in actions)  # a read is not audited
 
 
 async def test_postmortem_shows_trajectory_before_churn(cs_server):
@@ -328,3 +327,128 @@ async def test_postmortem_shows_trajectory_before_churn(cs_server):
     assert out["clients"][0]["rules_before"] == ["usage_drop", "no_login"]
     assert out["rule_share"]["usage_drop"] == 1.0
     assert error_of(bad)["code"] == "validation_error"
+
+
+async def test_list_escalations_pages_by_deadline_and_filters(cs_server):
+    now = datetime.now(UTC)
+    with cs_server.runtime.db.session(write=True) as s:
+        a = add_client(s, "A").id
+        b = add_client(s, "B").id
+    async with connect(cs_server) as client:
+        made = []
+        for cid, severity in ((a, "low"), (b, "urgent"), (a, "high")):
+            made.append(
+                await call_ok(
+                    client,
+                    "manage_escalations",
+                    action="create",
+                    client_id=cid,
+                    severity=severity,
+                    title=f"{severity} issue",
+                    opened_at=(now - timedelta(hours=3)).isoformat(),
+                )
+            )
+        first = await call_ok(client, "list_escalations", limit=2)
+        rest = await call_ok(client, "list_escalations", limit=2, cursor=first["next_cursor"])
+        only_a = await call_ok(client, "list_escalations", client_id=a)
+        unknown = await call_error(client, "list_escalations", client_id=999)
+        foreign = await call_error(client, "list_escalations", cursor="bm90LWEtY3Vyc29y")
+    by_deadline = sorted(made, key=lambda e: (e["due_at"], e["id"]))
+    assert [e["id"] for e in first["items"] + rest["items"]] == [e["id"] for e in by_deadline]
+    assert (first["total"], rest["total"], rest["next_cursor"]) == (3, 3, None)
+    # the urgent one was due 2 hours after it was raised; the count covers every page
+    assert (first["breached"], rest["breached"]) == (1, 1)
+    assert {e["client_id"] for e in only_a["items"]} == {a}
+    assert only_a["total"] == 2
+    assert (unknown["code"], unknown["field"]) == ("not_found", "client_id")
+    assert (foreign["code"], foreign["field"]) == ("validation_error", "cursor")
+
+
+async def test_manage_escalations_names_the_field_an_action_needs(cs_server):
+    with cs_server.runtime.db.session(write=True) as s:
+        cid = add_client(s, "Esc").id
+    async with connect(cs_server) as client:
+        no_title = await call_error(
+            client, "manage_escalations", action="create", client_id=cid, severity="low"
+        )
+        no_id = await call_error(client, "manage_escalations", action="resolve")
+        unknown = await call_error(client, "manage_escalations", action="resolve", escalation_id=999)
+    assert (no_title["code"], no_title["field"]) == ("validation_error", "title")
+    assert (no_id["code"], no_id["field"]) == ("validation_error", "escalation_id")
+    assert (unknown["code"], unknown["field"]) == ("not_found", "escalation_id")
+    assert count(cs_server, CsEscalation) == 0
+
+
+async def test_get_cs_thresholds_shows_defaults_and_overrides(cs_server):
+    async with connect(cs_server) as client:
+        before = await call_ok(client, "get_cs_thresholds", section="sla")
+        await call_ok(
+            client,
+            "configure_cs_thresholds",
+            section="sla",
+            values={"resolution_minutes": {"urgent": 60, "high": 240, "normal": 960, "low": 2880}},
+        )
+        partial = await call_error(
+            client, "configure_cs_thresholds", section="sla", values={"resolution_minutes": {"urgent": 30}}
+        )
+        after = await call_ok(client, "get_cs_thresholds", section="sla")
+    assert before["values"]["resolution_minutes"]["urgent"] == 120
+    # an override naming only some severities would leave the others without a deadline
+    assert partial["code"] == "validation_error"
+    assert "missing high, normal, low" in partial["message"]
+    assert after["values"]["resolution_minutes"] == {"urgent": 60, "high": 240, "normal": 960, "low": 2880}
+
+
+def test_every_config_section_is_a_section_name():
+    from revops_cs.services import thresholds
+
+    assert set(get_args(thresholds.Section)) == set(thresholds.SECTIONS)
+
+
+async def test_a_read_only_server_lists_and_calls_the_retention_reads(make_settings):
+    from revops_cs.server import create_server
+
+    reader = create_server(make_settings(read_only=True))
+    try:
+        async with connect(reader) as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+            config = await call_ok(client, "get_cs_thresholds", section="churn_rules")
+            listed = await call_ok(client, "list_escalations")
+            risk = await call_ok(client, "identify_churn_risk")
+            no_model = await call_error(client, "predict_churn")
+    finally:
+        reader.runtime.db.dispose()
+    reads = {"get_cs_thresholds", "list_escalations", "predict_churn", "identify_churn_risk"}
+    assert reads <= names
+    writes = {
+        "manage_escalations",
+        "manage_churn_model",
+        "configure_cs_thresholds",
+        "execute_retention_campaign",
+    }
+    assert writes & names == set()
+    assert config["values"]["high_at"] == 60
+    assert (listed["total"], risk["evaluated"]) == (0, 0)
+    assert (no_model["code"], no_model["field"]) == ("not_found", "model_id")
+
+
+TOO_BIG = 2**31  # one above PostgreSQL INTEGER: refused by the schema, never sent to the database
+RETENTION_IDS = [
+    ("manage_escalations", {"action": "create", "severity": "low", "title": "x"}, "client_id"),
+    ("manage_escalations", {"action": "resolve"}, "escalation_id"),
+    ("list_escalations", {}, "client_id"),
+    ("analyze_churn_postmortem", {}, "client_id"),
+    ("identify_churn_risk", {}, "client_id"),
+    ("predict_churn", {}, "client_id"),
+    ("predict_churn", {}, "model_id"),
+    ("execute_retention_campaign", {"name": "x", "task_title": "t"}, "client_ids"),
+]
+
+
+@pytest.mark.parametrize(("tool", "args", "field"), RETENTION_IDS)
+async def test_an_id_above_the_integer_range_is_a_validation_error(cs_server, tool, args, field):
+    value = [TOO_BIG] if field == "client_ids" else TOO_BIG
+    async with connect(cs_server) as client:
+        err = await call_error(client, tool, **args, **{field: value})
+    assert err["code"] == "validation_error"
+    assert err["field"].split(".")[0] == field

@@ -56,9 +56,7 @@ async def test_demo_data_feeds_the_tools(cs_server):
             {"start_month": start.isoformat(), "end_month": as_of.replace(day=1).isoformat()},
         )
         model = await client.call_tool("manage_churn_model", {"action": "train", "as_of": as_of.isoformat()})
-        pred = await client.call_tool(
-            "manage_churn_model", {"action": "predict", "as_of": as_of.isoformat(), "limit": 5}
-        )
+        pred = await client.call_tool("predict_churn", {"as_of": as_of.isoformat(), "limit": 5})
         funnel = await client.call_tool("analyze_onboarding", {"view": "funnel"})
         ttv = await client.call_tool("analyze_onboarding", {"view": "time_to_value"})
         risk = await client.call_tool("identify_churn_risk", {"as_of": as_of.isoformat()})
@@ -74,7 +72,7 @@ async def test_demo_data_feeds_the_tools(cs_server):
     )
     assert not model.is_error
     assert m["auc"] > 0.6
-    assert len(pred.structured_content["prediction"]["predictions"]) == 5
+    assert len(pred.structured_content["predictions"]) == 5
     assert funnel.structured_content["funnel"]["plans"] > 0
     assert ttv.structured_content["time_to_value"]["reached"] > 0
     assert risk.structured_content["evaluated"] > 0

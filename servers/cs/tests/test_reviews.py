@@ -1,4 +1,4 @@
-"""manage_business_reviews (schedule/list/complete and the computed QBR pack) and manage_advocacy."""
+"""Business reviews (list, schedule, complete, the computed QBR pack) and the advocacy programme."""
 
 from __future__ import annotations
 
@@ -9,15 +9,16 @@ from typing import Any
 
 import pytest
 from factories import add_client, add_contact, at
-from sqlmodel import func, select
+from sqlmodel import select
 
-from revops_core.testing import connect, error_of
+from revops_core.testing import call_error, call_ok, connect, count_rows, error_of
+from revops_cs.models.escalations import CsEscalation
 from revops_cs.models.expansion import CsMrrMonth
 from revops_cs.models.feedback import CsFeedback
-from revops_cs.models.retention import CsEscalation
+from revops_cs.models.health import CsHealthSnapshot
 from revops_cs.models.reviews import CsAdvocacy, CsAdvocacyPoints, CsBusinessReview
 from revops_cs.models.support import CsTicket
-from revops_cs.models.usage import CsHealthSnapshot, CsUsageEvent
+from revops_cs.models.usage import CsUsageEvent
 
 pytestmark = pytest.mark.anyio
 AS_OF = date(2026, 6, 30)  # pack period: 2026-04-02 … 2026-06-30; previous: 2026-01-02 … 2026-04-01
@@ -117,18 +118,12 @@ def seed(cs_server) -> dict[str, Any]:
         return {"a": aid, "b": b.id, "a1": a1.id, "a2": a2.id, "b1": b1.id, "server": cs_server}
 
 
-def _count(server: Any, model: Any) -> int:
-    with server.runtime.db.session() as s:
-        return int(s.exec(select(func.count()).select_from(model)).one())
+TOO_BIG = 2**31  # one past PostgreSQL INTEGER: a validation_error on every backend
 
 
 async def test_pack_numbers_come_from_the_inserted_rows(seed):
     async with connect(seed["server"]) as client:
-        result = await client.call_tool(
-            "manage_business_reviews", {"action": "pack", "client_id": seed["a"], "date": AS_OF.isoformat()}
-        )
-    assert not result.is_error, result.content
-    pack = result.structured_content["pack"]
+        pack = await call_ok(client, "get_review_pack", client_id=seed["a"], as_of=AS_OF.isoformat())
     assert pack["period"] == {"start": "2026-04-02", "end": "2026-06-30", "days": 90}
     assert pack["missing"] == []
     health = pack["health"]
@@ -150,7 +145,7 @@ async def test_pack_numbers_come_from_the_inserted_rows(seed):
     nps = pack["surveys"]["nps"]
     assert (nps["responses"], nps["promoters"], nps["detractors"], nps["score"]) == (2, 1, 1, 0.0)
     assert pack["surveys"]["csat"] == {"responses": 0, "score": None}
-    assert pack["renewal"] == {"date": "2026-09-28", "days_left": 90}
+    assert pack["renewal"] == {"renewal_date": "2026-09-28", "days_left": 90}
     assert pack["revenue"] == {
         "currency": "USD",
         "from_month": "2026-04-01",
@@ -165,10 +160,7 @@ async def test_pack_numbers_come_from_the_inserted_rows(seed):
 
 async def test_pack_of_a_client_without_data_names_every_missing_section(seed):
     async with connect(seed["server"]) as client:
-        result = await client.call_tool(
-            "manage_business_reviews", {"action": "pack", "client_id": seed["b"], "date": AS_OF.isoformat()}
-        )
-    pack = result.structured_content["pack"]
+        pack = await call_ok(client, "get_review_pack", client_id=seed["b"], as_of=AS_OF.isoformat())
     assert pack["missing"] == ["health", "usage", "support", "surveys", "renewal", "revenue"]
     assert all(pack[name] is None for name in pack["missing"])
     assert pack["escalations"] == {"open": 0, "ids": []}
@@ -181,35 +173,37 @@ async def test_schedule_list_and_complete_reviews(seed):
 
         async def schedule(day: date, attendees: list[int]) -> Any:
             args = {"action": "schedule", "client_id": seed["a"], "kind": "qbr", "attendees": attendees}
-            return await client.call_tool("manage_business_reviews", args | {"date": day.isoformat()})
+            return await call_ok(client, "manage_business_reviews", **args, day=day.isoformat())
 
-        first = await schedule(today + timedelta(days=10), [seed["a2"], seed["a1"]])
+        review = await schedule(today + timedelta(days=10), [seed["a2"], seed["a1"]])
         await schedule(today + timedelta(days=20), [])
         past = await schedule(today - timedelta(days=5), [seed["a1"]])
-        review = first.structured_content["reviews"][0]
         assert review["attendees"] == sorted([seed["a1"], seed["a2"]])
         assert review["status"] == "scheduled"
 
-        page1 = await client.call_tool("manage_business_reviews", {"action": "list", "limit": 1})
-        cursor = page1.structured_content["next_cursor"]
-        page2 = await client.call_tool(
-            "manage_business_reviews", {"action": "list", "limit": 1, "cursor": cursor}
+        page1 = await call_ok(client, "list_business_reviews", limit=1)
+        page2 = await call_ok(client, "list_business_reviews", limit=1, cursor=page1["next_cursor"])
+        olds = await call_ok(client, "list_business_reviews", past=True)
+        mine = await call_ok(client, "list_business_reviews", client_id=seed["b"])
+        foreign_cursor = await call_error(
+            client, "list_business_reviews", past=True, cursor=page1["next_cursor"]
         )
-        olds = await client.call_tool("manage_business_reviews", {"action": "list", "past": True})
-        done = await client.call_tool(
-            "manage_business_reviews",
-            {
-                "action": "complete",
-                "review_id": past.structured_content["reviews"][0]["id"],
-                "notes": "Agreed plan",
-            },
+        done = await call_ok(
+            client, "manage_business_reviews", action="complete", review_id=past["id"], notes="Agreed plan"
         )
-    upcoming = page1.structured_content["reviews"] + page2.structured_content["reviews"]
-    assert [r["on"] for r in upcoming] == [str(today + timedelta(days=10)), str(today + timedelta(days=20))]
-    assert page2.structured_content["next_cursor"] is None
-    assert [r["on"] for r in olds.structured_content["reviews"]] == [str(today - timedelta(days=5))]
+    upcoming = page1["items"] + page2["items"]
+    assert [r["scheduled_for"] for r in upcoming] == [
+        str(today + timedelta(days=10)),
+        str(today + timedelta(days=20)),
+    ]
+    assert page2["next_cursor"] is None
+    assert page1["total"] == 2
+    assert [r["scheduled_for"] for r in olds["items"]] == [str(today - timedelta(days=5))]
+    assert mine["items"] == []
+    assert (foreign_cursor["code"], foreign_cursor["field"]) == ("validation_error", "cursor")
+    assert (done["status"], done["notes"]) == ("completed", "Agreed plan")
     with server.runtime.db.session() as s:
-        row = s.get(CsBusinessReview, done.structured_content["reviews"][0]["id"])
+        row = s.get(CsBusinessReview, done["id"])
         assert row is not None
         assert (row.status, row.notes) == ("completed", "Agreed plan")
         assert row.completed_at is not None
@@ -221,31 +215,45 @@ async def test_schedule_list_and_complete_reviews(seed):
 async def test_review_errors_change_nothing(seed):
     server = seed["server"]
     future = (datetime.now(UTC).date() + timedelta(days=3)).isoformat()
-    base = {"action": "schedule", "kind": "ebr", "date": future}
+    base = {"action": "schedule", "kind": "ebr", "day": future}
     async with connect(server) as client:
-        foreign = await client.call_tool(
-            "manage_business_reviews", base | {"client_id": seed["a"], "attendees": [seed["b1"]]}
+        foreign = await call_error(
+            client, "manage_business_reviews", **base, client_id=seed["a"], attendees=[seed["b1"]]
         )
-        unknown = await client.call_tool("manage_business_reviews", base | {"client_id": 99_999})
-        no_date = await client.call_tool(
-            "manage_business_reviews", {"action": "schedule", "kind": "ebr", "client_id": seed["a"]}
+        unknown = await call_error(client, "manage_business_reviews", **base, client_id=99_999)
+        no_date = await call_error(
+            client, "manage_business_reviews", action="schedule", kind="ebr", client_id=seed["a"]
         )
-        future_pack = await client.call_tool(
-            "manage_business_reviews", {"action": "pack", "client_id": seed["a"], "date": "2999-01-01"}
+        future_pack = await call_error(client, "get_review_pack", client_id=seed["a"], as_of="2999-01-01")
+        bad_date = await call_error(
+            client, "manage_business_reviews", **(base | {"day": "2026-02-30"}), client_id=seed["a"]
         )
-        bad_date = await client.call_tool(
-            "manage_business_reviews", base | {"client_id": seed["a"], "date": "2026-02-30"}
+        missing = await call_error(
+            client, "manage_business_reviews", action="complete", review_id=424242, notes="x"
         )
-        missing = await client.call_tool(
-            "manage_business_reviews", {"action": "complete", "review_id": 424242, "notes": "x"}
-        )
-    assert (error_of(foreign)["code"], error_of(foreign)["field"]) == ("validation_error", "attendees")
-    assert (error_of(unknown)["code"], error_of(unknown)["field"]) == ("not_found", "client_id")
-    assert error_of(no_date)["field"] == "date"
-    assert (error_of(future_pack)["code"], error_of(future_pack)["field"]) == ("validation_error", "date")
-    assert bad_date.is_error
-    assert error_of(missing)["code"] == "not_found"
-    assert _count(server, CsBusinessReview) == 0
+        no_notes = await call_error(client, "manage_business_reviews", action="complete", review_id=1)
+        too_big = [
+            await call_error(
+                client, "manage_business_reviews", action="complete", review_id=TOO_BIG, notes="x"
+            ),
+            await call_error(client, "get_review_pack", client_id=TOO_BIG),
+            await call_error(client, "list_business_reviews", client_id=TOO_BIG),
+        ]
+        unknown_list = await call_error(client, "list_business_reviews", client_id=99_999)
+    assert (foreign["code"], foreign["field"]) == ("validation_error", "attendees")
+    assert (unknown["code"], unknown["field"]) == ("not_found", "client_id")
+    assert no_date["field"] == "day"
+    assert (future_pack["code"], future_pack["field"]) == ("validation_error", "as_of")
+    assert bad_date["code"] == "validation_error"
+    assert missing["code"] == "not_found"
+    assert no_notes["field"] == "notes"
+    assert [(e["code"], e["field"]) for e in too_big] == [
+        ("validation_error", "review_id"),
+        ("validation_error", "client_id"),
+        ("validation_error", "client_id"),
+    ]
+    assert unknown_list["code"] == "not_found"
+    assert count_rows(server.runtime.db, CsBusinessReview) == 0
 
 
 async def test_points_ledger_balance_and_redeem_beyond_balance(seed):
@@ -260,10 +268,21 @@ async def test_points_ledger_balance_and_redeem_beyond_balance(seed):
         assert (await points(-30)).structured_content["balance"] == 70
         too_much = await points(-71)
         zero = await points(0)
-        balance = await client.call_tool("manage_advocacy", {"action": "balance", "client_id": seed["a"]})
+        no_points = await call_error(client, "manage_advocacy", action="record_points", client_id=seed["a"])
+        balance = await call_ok(client, "get_advocacy_balance", client_id=seed["a"])
+        other = await call_ok(client, "get_advocacy_balance", client_id=seed["b"])
+        unknown = await call_error(client, "get_advocacy_balance", client_id=99_999)
+        too_big = await call_error(client, "get_advocacy_balance", client_id=TOO_BIG)
     assert (error_of(too_much)["code"], error_of(too_much)["field"]) == ("validation_error", "points")
     assert error_of(zero)["field"] == "points"
-    assert balance.structured_content["balance"] == 70
+    assert no_points["field"] == "points"
+    assert balance == {"client_id": seed["a"], "balance": 70}
+    assert other["balance"] == 0
+    assert (unknown["code"], too_big["code"], too_big["field"]) == (
+        "not_found",
+        "validation_error",
+        "client_id",
+    )
     with server.runtime.db.session() as s:
         rows = s.exec(select(CsAdvocacyPoints).order_by(CsAdvocacyPoints.id)).all()
     assert [(r.entry, r.points) for r in rows] == [("earn", 100), ("redeem", -30)]
@@ -273,36 +292,46 @@ async def test_points_ledger_balance_and_redeem_beyond_balance(seed):
 async def test_add_and_list_advocacy_records(seed):
     server = seed["server"]
     async with connect(server) as client:
-        added = await client.call_tool(
+        added = await call_ok(
+            client,
             "manage_advocacy",
-            {"action": "add", "client_id": seed["a"], "contact_id": seed["a1"], "kind": "case_study"},
+            action="add",
+            client_id=seed["a"],
+            contact_id=seed["a1"],
+            kind="case_study",
         )
-        foreign = await client.call_tool(
+        foreign = await call_error(
+            client,
             "manage_advocacy",
-            {"action": "add", "client_id": seed["a"], "contact_id": seed["b1"], "kind": "reference"},
+            action="add",
+            client_id=seed["a"],
+            contact_id=seed["b1"],
+            kind="reference",
         )
-        unknown = await client.call_tool(
-            "manage_advocacy", {"action": "add", "client_id": 99_999, "kind": "review"}
+        unknown = await call_error(client, "manage_advocacy", action="add", client_id=99_999, kind="review")
+        no_kind = await call_error(client, "manage_advocacy", action="add", client_id=seed["a"])
+        active = await call_ok(
+            client, "manage_advocacy", action="add", client_id=seed["a"], kind="referral", status="active"
         )
-        active = await client.call_tool(
-            "manage_advocacy",
-            {"action": "add", "client_id": seed["a"], "kind": "referral", "status": "active"},
-        )
-        listed = await client.call_tool("manage_advocacy", {"action": "list", "status": "proposed"})
-        page1 = await client.call_tool("manage_advocacy", {"action": "list", "limit": 1})
-        page2 = await client.call_tool(
-            "manage_advocacy",
-            {"action": "list", "limit": 1, "cursor": page1.structured_content["next_cursor"]},
-        )
-    record = added.structured_content["records"][0]
+        listed = await call_ok(client, "list_advocacy", status="proposed")
+        page1 = await call_ok(client, "list_advocacy", limit=1)
+        page2 = await call_ok(client, "list_advocacy", limit=1, cursor=page1["next_cursor"])
+        of_b = await call_ok(client, "list_advocacy", client_id=seed["b"])
+        unknown_list = await call_error(client, "list_advocacy", client_id=99_999)
+    record = added["record"]
     assert (record["kind"], record["status"], record["contact_id"]) == ("case_study", "proposed", seed["a1"])
-    assert (error_of(foreign)["code"], error_of(foreign)["field"]) == ("validation_error", "contact_id")
-    assert error_of(unknown)["code"] == "not_found"
-    assert [r["id"] for r in listed.structured_content["records"]] == [record["id"]]
-    pages = page1.structured_content["records"] + page2.structured_content["records"]
-    assert [r["id"] for r in pages] == [record["id"], active.structured_content["records"][0]["id"]]
-    assert page2.structured_content["next_cursor"] is None
-    assert _count(server, CsAdvocacy) == 2
+    assert added["balance"] == 0
+    assert (foreign["code"], foreign["field"]) == ("validation_error", "contact_id")
+    assert unknown["code"] == "not_found"
+    assert no_kind["field"] == "kind"
+    assert [r["id"] for r in listed["items"]] == [record["id"]]
+    pages = page1["items"] + page2["items"]
+    assert [r["id"] for r in pages] == [record["id"], active["record"]["id"]]
+    assert page2["next_cursor"] is None
+    assert of_b["items"] == []
+    assert of_b["total"] == 0
+    assert unknown_list["code"] == "not_found"
+    assert count_rows(server.runtime.db, CsAdvocacy) == 2
 
 
 async def test_candidates_are_promoters_in_good_health_who_are_not_active_advocates(seed):
@@ -328,12 +357,30 @@ async def test_candidates_are_promoters_in_good_health_who_are_not_active_advoca
             if advocacy:
                 s.add(CsAdvocacy(client_id=cid, kind="reference", status=advocacy, created_by="t"))
     async with connect(server) as client:
-        result = await client.call_tool(
-            "manage_advocacy", {"action": "candidates", "date": AS_OF.isoformat()}
-        )
-    found = {c["client_id"]: c for c in result.structured_content["candidates"]}
+        result = await call_ok(client, "list_advocacy_candidates", as_of=AS_OF.isoformat())
+    found = {c["client_id"]: c for c in result["candidates"]}
     assert set(found) == {ids["Promoter"], ids["Proposed"]}
     evidence = found[ids["Promoter"]]
     assert (evidence["nps_score"], evidence["health_score"], evidence["health_band"]) == (10, 91, "excellent")
     assert evidence["health_as_of"] == "2026-06-15"
     assert evidence["nps_at"].startswith("2026-06-02")
+
+
+async def test_a_read_only_server_lists_and_calls_the_review_and_advocacy_reads(make_settings, seed):
+    from revops_cs.server import create_server
+
+    reader = create_server(make_settings(read_only=True))
+    try:
+        async with connect(reader) as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+            pack = await call_ok(client, "get_review_pack", client_id=seed["a"], as_of=AS_OF.isoformat())
+            reviews = await call_ok(client, "list_business_reviews")
+            records = await call_ok(client, "list_advocacy")
+            balance = await call_ok(client, "get_advocacy_balance", client_id=seed["a"])
+            found = await call_ok(client, "list_advocacy_candidates", as_of=AS_OF.isoformat())
+    finally:
+        reader.runtime.db.dispose()
+    assert {"manage_business_reviews", "manage_advocacy"} & names == set()
+    assert pack["health"]["score"] == 82
+    assert (reviews["total"], records["total"], balance["balance"]) == (0, 0, 0)
+    assert found["candidates"] == []  # Acme's latest NPS is a 6

@@ -1,4 +1,4 @@
-"""send_personalized_email through the protocol, with SendGrid faked at the network edge (respx).
+"""send_personalized_email (and its preview) through the protocol, with SendGrid faked at the network edge.
 
 Every request is validated against SendGrid's published Mail Send description (OpenAPI 3.1), and every
 failure path (no credential, 401, 429, 500, timeout, 2xx without a message id) is checked by counting rows.
@@ -23,10 +23,10 @@ from factories import add_client, add_contact, at
 from sqlmodel import select
 
 from revops_core.clock import FakeClock
-from revops_core.testing import connect, error_of
+from revops_core.testing import call_error, call_ok, connect, error_of, override_vendor
 from revops_core.vault import Vault
 from revops_cs.models.communication import CsEmailMessage
-from revops_cs.models.usage import CsHealthSnapshot
+from revops_cs.models.health import CsHealthSnapshot
 
 pytestmark = pytest.mark.anyio
 API_KEY = "SG.secret-key-value"
@@ -43,7 +43,7 @@ def configure(server: Any, settings: Any) -> FakeClock:
         "sendgrid", "default", {"api_key": API_KEY, "from_email": "cs@vendor.test"}
     )
     clock = FakeClock()
-    server.runtime.state["sendgrid_options"] = {"clock": clock}
+    override_vendor(server, "sendgrid", clock=clock)
     return clock
 
 
@@ -78,6 +78,14 @@ async def call(server: Any, **args: Any) -> Any:
         return await client.call_tool("send_personalized_email", args)
 
 
+def outcome(answer: Any) -> dict[str, Any]:
+    """The outcome of a send that needed no plan (one recipient, or nothing left to send)."""
+    assert not answer.is_error, answer.content
+    out = answer.structured_content
+    assert (out["status"], out["plan_id"], out["plan"]) == ("done", None, None)
+    return dict(out["result"])
+
+
 ONE = "Hi {{first_name}}, {{client_name}} renews on {{renewal_date}}. Health: {{health_band}}. {{csm}}"
 
 
@@ -85,16 +93,14 @@ async def test_one_contact_is_emailed_in_the_documented_shape(cs_server, setting
     configure(cs_server, settings)
     with respx.mock(assert_all_called=True) as mock:
         route = mock.post(SEND_URL).mock(return_value=accepted("abc123"))
-        result = await call(
+        answer = await call(
             cs_server,
             client_ids=[acme["client"]],
             contact_ids=[acme["ann"]],
             subject="For {{client_name}}",
             body=ONE,
         )
-    assert not result.is_error, result.content
-    out = result.structured_content
-    assert out["done"]
+    out = outcome(answer)
     assert [r["status"] for r in out["recipients"]] == ["accepted"]
     assert out["body"] == "Hi Ann, Acme renews on 2027-03-01. Health: yellow. Dana CSM"
     assert sv.validate_all(sv.SENDGRID, route.calls) == 1
@@ -167,10 +173,13 @@ async def test_many_recipients_need_a_confirmed_plan_and_skip_unsubscribed(cs_se
         planned = await call(cs_server, **args)
         assert route.call_count == 0
         assert count(cs_server, CsEmailMessage) == 0
+        assert planned.structured_content["status"] == "planned"
+        assert planned.structured_content["result"] is None
         plan = planned.structured_content["plan"]
         assert plan["affected_count"] == 2
         done = await call(cs_server, **args, confirm=plan["plan_id"])
-    out = done.structured_content
+    assert done.structured_content["status"] == "done"
+    out = done.structured_content["result"]
     statuses = {r["email"]: r["status"] for r in out["recipients"]}
     assert statuses == {
         "ann@acme.test": "accepted",
@@ -181,18 +190,53 @@ async def test_many_recipients_need_a_confirmed_plan_and_skip_unsubscribed(cs_se
     assert count(cs_server, CsEmailMessage) == 2
 
 
-async def test_dry_run_renders_and_sends_nothing(cs_server, settings, acme):
+async def test_preview_renders_and_sends_nothing(cs_server, settings, acme):
     configure(cs_server, settings)
     with respx.mock(assert_all_called=False) as mock:
         route = mock.post(SEND_URL).mock(return_value=accepted())
-        result = await call(
-            cs_server, client_ids=[acme["client"]], subject="s", body="{{first_name}}", dry_run=True
-        )
-    out = result.structured_content
-    assert not out["done"]
+        async with connect(cs_server) as client:
+            out = await call_ok(
+                client,
+                "preview_personalized_email",
+                client_ids=[acme["client"]],
+                subject="s",
+                body="{{first_name}}",
+            )
+    assert out["note"] == "Preview: nothing sent."
     assert out["body"] == "Ann"
     assert sorted(r["status"] for r in out["recipients"]) == ["preview", "preview", "unsubscribed"]
     assert route.call_count == 0
+    assert count(cs_server, CsEmailMessage) == 0
+
+
+async def test_preview_works_on_a_read_only_server_without_a_credential(make_settings, acme, cs_server):
+    from revops_cs.server import create_server
+
+    readonly = create_server(make_settings(read_only=True))
+    try:
+        async with connect(readonly) as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+            out = await call_ok(
+                client, "preview_personalized_email", client_ids=[acme["client"]], subject="s", body="b"
+            )
+    finally:
+        readonly.runtime.db.dispose()
+    assert {"preview_personalized_email", "get_email_stats"} <= names
+    assert "send_personalized_email" not in names
+    assert len(out["recipients"]) == 3
+
+
+async def test_ids_beyond_postgres_integer_are_validation_errors(cs_server, acme):
+    async with connect(cs_server) as client:
+        for tool in ("send_personalized_email", "preview_personalized_email"):
+            err = await call_error(client, tool, client_ids=[2**31], subject="s", body="b")
+            assert err["code"] == "validation_error", err
+            err = await call_error(
+                client, tool, client_ids=[acme["client"]], contact_ids=[2**31], subject="s", body="b"
+            )
+            assert err["code"] == "validation_error", err
+        err = await call_error(client, "get_email_stats", client_ids=[2**31])
+    assert err["code"] == "validation_error"
     assert count(cs_server, CsEmailMessage) == 0
 
 
@@ -204,7 +248,7 @@ async def test_a_repeated_call_does_not_send_twice(cs_server, settings, acme):
         await call(cs_server, **args)
         again = await call(cs_server, **args)
     assert route.call_count == 1
-    assert [r["status"] for r in again.structured_content["recipients"]] == ["already_sent"]
+    assert [r["status"] for r in outcome(again)["recipients"]] == ["already_sent"]
     assert count(cs_server, CsEmailMessage) == 1
 
 
@@ -233,9 +277,9 @@ async def test_timeout_is_recorded_as_unknown_and_never_resent(cs_server, settin
         route = mock.post(SEND_URL).mock(side_effect=[_fail("timeout"), accepted()])
         first = await call(cs_server, **args)
         retry = await call(cs_server, **args)
-    assert [r["status"] for r in first.structured_content["recipients"]] == ["unknown"]
-    assert "not resent" in first.structured_content["note"]
-    assert [r["status"] for r in retry.structured_content["recipients"]] == ["already_sent"]
+    assert [r["status"] for r in outcome(first)["recipients"]] == ["unknown"]
+    assert "not resent" in outcome(first)["note"]
+    assert [r["status"] for r in outcome(retry)["recipients"]] == ["already_sent"]
     assert route.call_count == 1
     with cs_server.runtime.db.session() as s:
         assert s.exec(select(CsEmailMessage.status)).all() == ["unknown"]
@@ -245,10 +289,10 @@ async def test_accepted_without_message_id_is_unknown(cs_server, settings, acme)
     configure(cs_server, settings)
     with respx.mock(assert_all_called=False) as mock:
         mock.post(SEND_URL).mock(return_value=httpx.Response(202))
-        result = await call(
+        answer = await call(
             cs_server, client_ids=[acme["client"]], contact_ids=[acme["ann"]], subject="s", body="b"
         )
-    assert [r["status"] for r in result.structured_content["recipients"]] == ["unknown"]
+    assert [r["status"] for r in outcome(answer)["recipients"]] == ["unknown"]
     assert count(cs_server, CsEmailMessage) == 1
 
 
@@ -258,10 +302,10 @@ async def test_rate_limit_retry_after_is_honoured(cs_server, settings, acme):
         route = mock.post(SEND_URL).mock(
             side_effect=[httpx.Response(429, headers={"Retry-After": "7"}), accepted()]
         )
-        result = await call(
+        answer = await call(
             cs_server, client_ids=[acme["client"]], contact_ids=[acme["ann"]], subject="s", body="b"
         )
-    assert [r["status"] for r in result.structured_content["recipients"]] == ["accepted"]
+    assert [r["status"] for r in outcome(answer)["recipients"]] == ["accepted"]
     assert route.call_count == 2
     assert 7.0 in clock.sleeps
     assert count(cs_server, CsEmailMessage) == 1

@@ -8,20 +8,15 @@ from typing import Any
 
 import pytest
 from factories import add_client, at
-from sqlalchemy import func
 from sqlmodel import select
 
 from revops_core.audit import AuditEntry
-from revops_core.testing import connect, error_of
-from revops_cs.models.retention import CsEscalation
+from revops_core.testing import call_error, call_ok, connect, count_rows
+from revops_cs.models.escalations import CsEscalation
 from revops_cs.models.support import CsKbArticle, CsSupportAgent, CsTicket, CsTicketComment
 
 pytestmark = pytest.mark.anyio
-
-
-def count(server: Any, model: Any) -> int:
-    with server.runtime.db.session() as s:
-        return int(s.exec(select(func.count()).select_from(model)).one())
+TOO_BIG = 2**31  # one past PostgreSQL INTEGER: a validation_error on every backend
 
 
 def seed(server: Any, fn: Any) -> Any:
@@ -30,9 +25,7 @@ def seed(server: Any, fn: Any) -> Any:
 
 
 async def call(client: Any, tool: str, **args: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, args)
-    assert not result.is_error, result.content[0].text
-    return dict(result.structured_content)
+    return await call_ok(client, tool, **args)
 
 
 async def test_ticket_lifecycle_is_stored_and_reports_not_mirrored(cs_server):
@@ -40,8 +33,7 @@ async def test_ticket_lifecycle_is_stored_and_reports_not_mirrored(cs_server):
     async with connect(cs_server) as client:
         created = await call(
             client,
-            "handle_support_ticket",
-            action="create",
+            "create_ticket",
             client_id=client_id,
             subject="Export fails",
             body="CSV export times out",
@@ -53,22 +45,56 @@ async def test_ticket_lifecycle_is_stored_and_reports_not_mirrored(cs_server):
         ticket_id = created["ticket"]["id"]
         assert created["ticket"]["status"] == "new"
         reply = await call(
-            client, "handle_support_ticket", action="comment", ticket_id=ticket_id, body="Looking into it"
+            client, "update_ticket", action="comment", ticket_id=ticket_id, body="Looking into it"
         )
         assert reply["ticket"]["status"] == "open"
         assert reply["ticket"]["first_response_at"] is not None
-        solved = await call(client, "handle_support_ticket", action="resolve", ticket_id=ticket_id, csat=5)
+        solved = await call(client, "update_ticket", action="resolve", ticket_id=ticket_id, csat=5)
         assert solved["ticket"]["status"] == "solved"
         assert solved["ticket"]["csat"] == 5
-        got = await call(client, "handle_support_ticket", action="get", ticket_id=ticket_id)
+        got = await call(client, "get_ticket", ticket_id=ticket_id)
     assert [c["body"] for c in got["comments"]] == ["Looking into it"]
+    assert got["ticket"]["status"] == "solved"
     with cs_server.runtime.db.session() as s:
         ticket = s.get(CsTicket, ticket_id)
         assert ticket is not None
         assert ticket.solved_at is not None
         assert ticket.external_id is None
         actions = [e.action for e in s.exec(select(AuditEntry).where(AuditEntry.action.like("cs.%")))]
-    assert actions.count("cs.handle_support_ticket") == 3  # create, comment, resolve; get is a read
+    # create, comment, resolve are audited writes; get_ticket is a read
+    assert (actions.count("cs.create_ticket"), actions.count("cs.update_ticket")) == (1, 2)
+    assert "cs.get_ticket" not in actions
+
+
+async def test_list_tickets_pages_newest_first_and_filters(cs_server):
+    t0 = at("2026-03-02", 9)
+
+    def rows(s):
+        a, b = add_client(s, "A"), add_client(s, "B")
+        made = []
+        for i, (client, status) in enumerate([(a, "open"), (b, "solved"), (a, "new"), (a, "closed")]):
+            t = CsTicket(
+                client_id=client.id, subject=f"t{i}", status=status, created_at=t0 + timedelta(hours=i)
+            )
+            s.add(t)
+            s.flush()
+            made.append(t.id)
+        return a.id, made
+
+    a_id, ids = seed(cs_server, rows)
+    async with connect(cs_server) as client:
+        page1 = await call(client, "list_tickets", limit=3)
+        page2 = await call(client, "list_tickets", limit=3, cursor=page1["next_cursor"])
+        mine = await call(client, "list_tickets", client_id=a_id, open_only=True)
+        solved = await call(client, "list_tickets", status="solved")
+        unknown = await call_error(client, "list_tickets", client_id=a_id + 100)
+        bad_cursor = await call_error(client, "list_tickets", cursor="not-a-cursor")
+    assert [t["id"] for t in page1["items"] + page2["items"]] == list(reversed(ids))
+    assert (page1["total"], page2["next_cursor"]) == (4, None)
+    assert [t["id"] for t in mine["items"]] == [ids[2], ids[0]]
+    assert [t["status"] for t in solved["items"]] == ["solved"]
+    assert (unknown["code"], unknown["field"]) == ("not_found", "client_id")
+    assert (bad_cursor["code"], bad_cursor["field"]) == ("validation_error", "cursor")
 
 
 async def test_escalate_creates_escalation_due_at_severity_resolution_target(cs_server):
@@ -82,13 +108,9 @@ async def test_escalate_creates_escalation_due_at_severity_resolution_target(cs_
     ticket_id = seed(cs_server, rows)
     async with connect(cs_server) as client:
         before = datetime.now(UTC)
-        out = await call(
-            client, "handle_support_ticket", action="escalate", ticket_id=ticket_id, priority="urgent"
-        )
-        again = await client.call_tool(
-            "handle_support_ticket", {"action": "escalate", "ticket_id": ticket_id}
-        )
-    assert error_of(again)["code"] == "validation_error"
+        out = await call(client, "update_ticket", action="escalate", ticket_id=ticket_id, priority="urgent")
+        again = await call_error(client, "update_ticket", action="escalate", ticket_id=ticket_id)
+    assert again["code"] == "validation_error"
     with cs_server.runtime.db.session() as s:
         esc = s.get(CsEscalation, out["escalation_id"])
         assert esc is not None
@@ -97,27 +119,55 @@ async def test_escalate_creates_escalation_due_at_severity_resolution_target(cs_
         assert timedelta(hours=2) <= esc.due_at - before <= timedelta(hours=2, minutes=1)
     assert out["ticket"]["escalated"] is True
     assert "escalated" in out["ticket"]["tags"]
-    assert count(cs_server, CsEscalation) == 1
+    assert count_rows(cs_server.runtime.db, CsEscalation) == 1
 
 
 async def test_ticket_errors_name_the_field_and_change_nothing(cs_server):
     client_id = seed(cs_server, lambda s: add_client(s, "Acme").id)
     async with connect(cs_server) as client:
         cases = [
-            ({"action": "create", "client_id": 999, "subject": "x", "body": "y"}, "not_found", "client_id"),
-            ({"action": "create", "client_id": client_id, "subject": "x"}, "validation_error", "body"),
-            ({"action": "comment", "ticket_id": 4242, "body": "hi"}, "not_found", "ticket_id"),
-            ({"action": "update", "ticket_id": 4242}, "not_found", "ticket_id"),
-            ({"action": "get"}, "validation_error", "ticket_id"),
-            ({"action": "get", "ticket_id": 2**40}, "validation_error", "ticket_id"),  # once crashed SQLite
+            ("create_ticket", {"client_id": 999, "subject": "x", "body": "y"}, "not_found", "client_id"),
+            ("create_ticket", {"client_id": client_id, "subject": "x"}, "validation_error", "body"),
+            (
+                "create_ticket",
+                {"client_id": TOO_BIG, "subject": "x", "body": "y"},
+                "validation_error",
+                "client_id",
+            ),
+            (
+                "update_ticket",
+                {"action": "comment", "ticket_id": 4242, "body": "hi"},
+                "not_found",
+                "ticket_id",
+            ),
+            ("update_ticket", {"action": "update", "ticket_id": 4242}, "not_found", "ticket_id"),
+            (
+                "update_ticket",
+                {"action": "comment", "ticket_id": TOO_BIG, "body": "x"},
+                "validation_error",
+                "ticket_id",
+            ),
+            ("get_ticket", {}, "validation_error", "ticket_id"),
+            ("get_ticket", {"ticket_id": 4242}, "not_found", "ticket_id"),
+            ("get_ticket", {"ticket_id": TOO_BIG}, "validation_error", "ticket_id"),
+            ("get_ticket", {"ticket_id": 2**40}, "validation_error", "ticket_id"),  # once crashed SQLite
         ]
-        for args, code, field in cases:
-            err = error_of(await client.call_tool("handle_support_ticket", args))
-            assert (err["code"], err.get("field")) == (code, field), args
-        bad = await client.call_tool("handle_support_ticket", {"action": "create", "client_id": 1, "csat": 9})
-        assert error_of(bad)["code"] == "validation_error"
-    assert count(cs_server, CsTicket) == 0
-    assert count(cs_server, CsTicketComment) == 0
+        for tool, args, code, field in cases:
+            err = await call_error(client, tool, **args)
+            assert (err["code"], err.get("field")) == (code, field), (tool, args)
+        ticket_id = (await call(client, "create_ticket", client_id=client_id, subject="s", body="b"))[
+            "ticket"
+        ]["id"]
+        bad_csat = await call_error(client, "update_ticket", action="resolve", ticket_id=ticket_id, csat=9)
+        no_body = await call_error(client, "update_ticket", action="comment", ticket_id=ticket_id)
+        nothing = await call_error(client, "update_ticket", action="update", ticket_id=ticket_id)
+    assert (bad_csat["code"], bad_csat["field"]) == ("validation_error", "csat")
+    assert (no_body["code"], no_body["field"]) == ("validation_error", "body")
+    assert nothing["code"] == "validation_error"
+    assert count_rows(cs_server.runtime.db, CsTicket) == 1  # only the ticket the test created
+    assert count_rows(cs_server.runtime.db, CsTicketComment) == 0
+    with cs_server.runtime.db.session() as s:
+        assert s.get(CsTicket, ticket_id).status == "new"
 
 
 async def test_routing_picks_first_matching_rule_and_least_loaded_agent(cs_server):
@@ -140,21 +190,23 @@ async def test_routing_picks_first_matching_rule_and_least_loaded_agent(cs_serve
 
     small_ticket, ent_ticket = seed(cs_server, rows)
     async with connect(cs_server) as client:
-        missing = await client.call_tool("route_ticket", {"action": "route", "ticket_id": small_ticket})
-        assert error_of(missing)["field"] == "rules"
+        missing = await call_error(client, "route_ticket", ticket_id=small_ticket)
+        assert missing["field"] == "rules"
         await call(
             client,
-            "route_ticket",
+            "manage_routing",
             action="add_rule",
             name="vip",
             team="vip",
             match_tier="enterprise",
             position=1,
         )
-        await call(client, "route_ticket", action="add_rule", name="rest", team="tier1", position=50)
-        routed = await call(client, "route_ticket", action="route", ticket_id=small_ticket)
-        vip = await call(client, "route_ticket", action="route", ticket_id=ent_ticket)
-        listed = await call(client, "route_ticket", action="list")
+        rest = await call(client, "manage_routing", action="add_rule", name="rest", team="tier1", position=50)
+        routed = await call(client, "route_ticket", ticket_id=small_ticket)
+        vip = await call(client, "route_ticket", ticket_id=ent_ticket)
+        listed = await call(client, "list_routing")
+    assert rest["rule"]["name"] == "rest"
+    assert [r["name"] for r in rest["rules"]] == ["vip", "rest"]
     assert routed["rule"]["name"] == "rest"
     assert routed["assignee"] == "bob"
     assert routed["team"] == "tier1"
@@ -164,6 +216,37 @@ async def test_routing_picks_first_matching_rule_and_least_loaded_agent(cs_serve
     loads = {a["agent"]: a["open_tickets"] for a in listed["agents"]}
     assert loads == {"ann": 2, "bob": 2, "cat": 1}
     assert [r["name"] for r in listed["rules"]] == ["vip", "rest"]
+
+
+async def test_routing_rules_and_agents_are_managed_with_named_errors(cs_server):
+    async with connect(cs_server) as client:
+        added = await call(client, "manage_routing", action="add_agent", name="dee", team="tier2")
+        twice = await call_error(client, "manage_routing", action="add_agent", name="dee", team="tier2")
+        off = await call(client, "manage_routing", action="set_agent_active", name="dee", active=False)
+        ghost = await call_error(client, "manage_routing", action="set_agent_active", name="nobody")
+        no_team = await call_error(client, "manage_routing", action="add_rule", name="r")
+        bad_agent = await call_error(
+            client, "manage_routing", action="add_rule", name="r", team="t", agent="zed"
+        )
+        rule = await call(client, "manage_routing", action="add_rule", name="r", team="tier2", agent="dee")
+        removed = await call(client, "manage_routing", action="remove_rule", rule_id=rule["rule"]["id"])
+        again = await call_error(client, "manage_routing", action="remove_rule", rule_id=rule["rule"]["id"])
+        too_big = await call_error(client, "manage_routing", action="remove_rule", rule_id=TOO_BIG)
+        missing_id = await call_error(client, "manage_routing", action="remove_rule")
+        bad_ticket = await call_error(client, "route_ticket", ticket_id=TOO_BIG)
+    assert [(a["agent"], a["team"], a["active"]) for a in added["agents"]] == [("dee", "tier2", True)]
+    assert added["rule"] is None
+    assert twice["field"] == "name"
+    assert [a["active"] for a in off["agents"]] == [False]
+    assert (ghost["code"], ghost["field"]) == ("not_found", "name")
+    assert (no_team["code"], no_team["field"]) == ("validation_error", "team")
+    assert (bad_agent["code"], bad_agent["field"]) == ("not_found", "agent")
+    assert removed["rules"] == []
+    assert removed["rule"]["id"] == rule["rule"]["id"]
+    assert (again["code"], again["field"]) == ("not_found", "rule_id")
+    assert (too_big["code"], too_big["field"]) == ("validation_error", "rule_id")
+    assert (missing_id["code"], missing_id["field"]) == ("validation_error", "rule_id")
+    assert (bad_ticket["code"], bad_ticket["field"]) == ("validation_error", "ticket_id")
 
 
 async def test_knowledge_base_full_text_search_is_ranked_with_snippets(cs_server):
@@ -191,30 +274,93 @@ async def test_knowledge_base_full_text_search_is_ranked_with_snippets(cs_server
             body="password notes",
             status="draft",
         )
-        hits = await call(client, "manage_knowledge_base", action="search", query="resetting passwords")
+        hits = await call(client, "search_knowledge_base", query="resetting passwords")
         assert [h["title"] for h in hits["results"]] == ["Reset your password", "Exporting invoices"]
         assert hits["results"][0]["rank"] > hits["results"][1]["rank"]
         assert "[" in hits["results"][0]["snippet"]
-        with_drafts = await call(
-            client, "manage_knowledge_base", action="search", query="password", include_drafts=True
-        )
+        with_drafts = await call(client, "search_knowledge_base", query="password", include_drafts=True)
         assert len(with_drafts["results"]) == 3
         await call(
             client,
             "manage_knowledge_base",
             action="update",
-            article_id=a["article"]["id"],
+            article_id=a["id"],
             body="Use the single sign-on portal to recover access.",
         )
-        after = await call(client, "manage_knowledge_base", action="search", query="portal")
-        gone = await call(client, "manage_knowledge_base", action="search", query="security")
-        empty = await client.call_tool("manage_knowledge_base", {"action": "search", "query": "!!"})
-        missing = await client.call_tool("manage_knowledge_base", {"action": "get", "article_id": 99})
-    assert [h["id"] for h in after["results"]] == [a["article"]["id"]]  # the index follows updates
+        after = await call(client, "search_knowledge_base", query="portal")
+        gone = await call(client, "search_knowledge_base", query="security")
+        article = await call(client, "get_kb_article", article_id=a["id"])
+        empty = await call_error(client, "search_knowledge_base", query="!!")
+        missing = await call_error(client, "get_kb_article", article_id=99)
+        too_big = await call_error(client, "get_kb_article", article_id=TOO_BIG)
+        no_title = await call_error(client, "manage_knowledge_base", action="create", body="b")
+        no_id = await call_error(client, "manage_knowledge_base", action="update", body="b")
+        nothing = await call_error(client, "manage_knowledge_base", action="update", article_id=a["id"])
+    assert [h["id"] for h in after["results"]] == [a["id"]]  # the index follows updates
     assert gone["results"] == []
-    assert error_of(empty)["field"] == "query"
-    assert error_of(missing)["code"] == "not_found"
-    assert count(cs_server, CsKbArticle) == 3
+    assert article["body"] == "Use the single sign-on portal to recover access."
+    assert (article["title"], article["tags"], article["status"]) == (
+        "Reset your password",
+        ["account"],
+        "published",
+    )
+    assert empty["field"] == "query"
+    assert (missing["code"], missing["field"]) == ("not_found", "article_id")
+    assert (too_big["code"], too_big["field"]) == ("validation_error", "article_id")
+    assert (no_title["field"], no_id["field"], nothing["field"]) == ("title", "article_id", "body")
+    assert count_rows(cs_server.runtime.db, CsKbArticle) == 3
+
+
+@pytest.mark.parametrize("who", [{"read_only": True}, {"role": "viewer"}])
+async def test_readers_search_the_knowledge_base_and_read_tickets_but_write_nothing(make_settings, who):
+    """A --read-only server lists the support reads (not the writes); a viewer may call the reads."""
+    from revops_cs.server import create_server
+
+    writer = create_server(make_settings())
+    try:
+
+        def rows(s):
+            c = add_client(s, "Acme")
+            t = CsTicket(client_id=c.id, subject="Export", status="open")
+            s.add(t)
+            s.add(CsKbArticle(title="Export data to CSV", body="Open Reports and click Export.", author="t"))
+            s.flush()
+            return t.id
+
+        ticket_id = seed(writer, rows)
+    finally:
+        writer.runtime.db.dispose()
+    reader = create_server(make_settings(**who))
+    try:
+        async with connect(reader) as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+            hits = await call(client, "search_knowledge_base", query="export")
+            article = await call(client, "get_kb_article", article_id=hits["results"][0]["id"])
+            ticket = await call(client, "get_ticket", ticket_id=ticket_id)
+            listed = await call(client, "list_tickets")
+            routing = await call(client, "list_routing")
+            # --read-only does not even list the writes; a viewer sees them but is refused
+            refused = (
+                None
+                if who.get("read_only")
+                else await call_error(client, "create_ticket", client_id=1, subject="s", body="b")
+            )
+    finally:
+        reader.runtime.db.dispose()
+    reads = {"search_knowledge_base", "get_kb_article", "get_ticket", "list_tickets", "list_routing"}
+    assert reads <= names
+    writes = {"create_ticket", "update_ticket", "manage_knowledge_base", "route_ticket", "manage_routing"}
+    assert (writes & names == set()) if who.get("read_only") else writes <= names
+    assert [h["title"] for h in hits["results"]] == ["Export data to CSV"]
+    assert article["body"] == "Open Reports and click Export."
+    assert ticket["ticket"]["subject"] == "Export"
+    assert [t["id"] for t in listed["items"]] == [ticket_id]
+    assert routing == {"rules": [], "agents": []}
+    if who.get("read_only"):
+        assert refused is None
+    else:
+        assert refused is not None
+        assert refused["code"] == "permission_denied"
 
 
 def _ticket(s, client_id, priority, created, first_reply=None, solved=None, **extra):
@@ -280,11 +426,14 @@ async def test_support_performance_exact_sla_compliance(cs_server):
             as_of="2026-04-01",
         )
         one = await call(client, "analyze_support_performance", client_id=client_id, as_of="2026-03-02")
-        bad = await client.call_tool(
+        bad = await call_error(
+            client,
             "analyze_support_performance",
-            {"start_date": "2026-03-10", "end_date": "2026-03-01", "as_of": "2026-04-01"},
+            start_date="2026-03-10",
+            end_date="2026-03-01",
+            as_of="2026-04-01",
         )
-        unknown = await client.call_tool("analyze_support_performance", {"client_id": 77})
+        unknown = await call_error(client, "analyze_support_performance", client_id=77)
     assert perf["tickets"] == 4
     rows_by_p = {r["priority"]: r for r in perf["sla"]}
     assert rows_by_p["urgent"]["first_response"] == [1, 1, 0]
@@ -303,8 +452,8 @@ async def test_support_performance_exact_sla_compliance(cs_server):
     low = {r["priority"]: r for r in one["sla"]}["low"]
     assert low["first_response"] == [0, 1, 0]
     assert low["resolution"] == [0, 0, 1]
-    assert error_of(bad)["field"] == "end_date"
-    assert error_of(unknown)["code"] == "not_found"
+    assert bad["field"] == "end_date"
+    assert unknown["code"] == "not_found"
 
 
 async def test_support_performance_without_tickets_reports_nulls(cs_server):

@@ -69,9 +69,7 @@ async def test_demo_is_deterministic_and_feeds_the_tools(make_settings, tmp_path
             fb = (
                 await client.call_tool("analyze_feedback_sentiment", {"as_of": AS_OF.isoformat()})
             ).structured_content
-            kb = (
-                await client.call_tool("manage_knowledge_base", {"action": "search", "query": "export csv"})
-            ).structured_content
+            kb = (await client.call_tool("search_knowledge_base", {"query": "export csv"})).structured_content
     finally:
         first.runtime.db.dispose()
         second.runtime.db.dispose()

@@ -20,7 +20,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from revops_core.clock import FakeClock
-from revops_core.testing import connect, error_of
+from revops_core.testing import connect, error_of, override_vendor
 from revops_core.vault import Vault
 from revops_cs.models.support import CsSyncCursor, CsTicket, CsTicketComment
 from revops_cs.vendors import zendesk
@@ -101,7 +101,7 @@ def zd(cs_server, settings):
         "zendesk", "default", {"subdomain": sub, "email": EMAIL, "api_token": TOKEN}
     )
     clock = FakeClock()
-    cs_server.runtime.state["zendesk_options"] = {"clock": clock}
+    override_vendor(cs_server, "zendesk", clock=clock)
     with cs_server.runtime.db.session(write=True) as s:
         client = add_client(s, "Acme", external_ids=json.dumps({"zendesk": 501}))
         client_id = client.id
@@ -133,9 +133,8 @@ async def test_ticket_changes_are_mirrored_in_the_documented_shape(zd):
         )
         async with connect(server) as client:
             created = await client.call_tool(
-                "handle_support_ticket",
+                "create_ticket",
                 {
-                    "action": "create",
                     "client_id": client_id,
                     "subject": "Export fails",
                     "body": "CSV export times out",
@@ -145,16 +144,14 @@ async def test_ticket_changes_are_mirrored_in_the_documented_shape(zd):
             )
             out = created.structured_content
             tid = out["ticket"]["id"]
+            await client.call_tool("update_ticket", {"action": "comment", "ticket_id": tid, "body": "On it"})
             await client.call_tool(
-                "handle_support_ticket", {"action": "comment", "ticket_id": tid, "body": "On it"}
-            )
-            await client.call_tool(
-                "handle_support_ticket",
+                "update_ticket",
                 {"action": "comment", "ticket_id": tid, "body": "note", "public": False},
             )
-            await client.call_tool("handle_support_ticket", {"action": "resolve", "ticket_id": tid})
+            await client.call_tool("update_ticket", {"action": "resolve", "ticket_id": tid})
             local_only = await client.call_tool(
-                "handle_support_ticket", {"action": "update", "ticket_id": tid, "assignee": "ann"}
+                "update_ticket", {"action": "update", "ticket_id": tid, "assignee": "ann"}
             )
     assert out["mirrored"] is True
     assert out["mirror_note"] is None
@@ -203,8 +200,7 @@ async def test_failed_create_writes_nothing_locally(zd, kind, code, outcome):
         route = mock.post(f"{base}/api/v2/tickets.json").mock(side_effect=[_fail(kind)] * 10)
         async with connect(server) as client:
             result = await client.call_tool(
-                "handle_support_ticket",
-                {"action": "create", "client_id": client_id, "subject": "S", "body": "B"},
+                "create_ticket", {"client_id": client_id, "subject": "S", "body": "B"}
             )
     err = error_of(result)
     assert (err["code"], err["outcome"]) == (code, outcome)
@@ -226,18 +222,16 @@ async def test_failed_update_leaves_the_local_ticket_untouched(zd):
         mock.put(f"{base}/api/v2/tickets/77.json").respond(500)
         async with connect(server) as client:
             resolved = await client.call_tool(
-                "handle_support_ticket", {"action": "resolve", "ticket_id": tid, "body": "x"}
+                "update_ticket", {"action": "resolve", "ticket_id": tid, "body": "x"}
             )
-            escalated = await client.call_tool(
-                "handle_support_ticket", {"action": "escalate", "ticket_id": tid}
-            )
+            escalated = await client.call_tool("update_ticket", {"action": "escalate", "ticket_id": tid})
     assert error_of(resolved)["code"] == "integration_unavailable"
     assert error_of(escalated)["code"] == "integration_unavailable"
     with server.runtime.db.session() as s:
         ticket = s.get(CsTicket, tid)
         assert (ticket.status, ticket.solved_at, ticket.escalated) == ("open", None, False)
     assert count(server, CsTicketComment) == 0
-    from revops_cs.models.retention import CsEscalation
+    from revops_cs.models.escalations import CsEscalation
 
     assert count(server, CsEscalation) == 0
 
@@ -253,8 +247,7 @@ async def test_rate_limit_retry_after_is_honoured(zd):
         )
         async with connect(server) as client:
             result = await client.call_tool(
-                "handle_support_ticket",
-                {"action": "create", "client_id": client_id, "subject": "S", "body": "B"},
+                "create_ticket", {"client_id": client_id, "subject": "S", "body": "B"}
             )
     assert result.structured_content["ticket"]["zendesk_id"] == "9"
     assert route.call_count == 2
@@ -405,7 +398,7 @@ async def test_restarted_sync_starts_at_since_and_local_only_tickets_are_not_mir
         async with connect(server) as client:
             await client.call_tool("sync_zendesk_tickets", {"restart": True, "since": "2026-03-01"})
             commented = await client.call_tool(
-                "handle_support_ticket", {"action": "comment", "ticket_id": local_id, "body": "hello"}
+                "update_ticket", {"action": "comment", "ticket_id": local_id, "body": "hello"}
             )
     assert dict(route.calls[0].request.url.params)["start_time"] == "1772323200"  # 2026-03-01T00:00Z
     assert commented.structured_content["mirrored"] is False

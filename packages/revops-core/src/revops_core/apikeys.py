@@ -7,7 +7,7 @@ import hmac
 import secrets
 from datetime import datetime
 
-from sqlmodel import Field, SQLModel, select
+from sqlmodel import Field, SQLModel, col, select
 
 from revops_core.db import Database, utc_field, utcnow
 from revops_core.errors import NotFound, ValidationFailed
@@ -48,7 +48,7 @@ def create_key(db: Database, *, name: str, role: Role) -> tuple[ApiKey, str]:
 
 def list_keys(db: Database) -> list[ApiKey]:
     with db.session() as s:
-        return list(s.exec(select(ApiKey).order_by(ApiKey.id)))  # type: ignore[arg-type]
+        return list(s.exec(select(ApiKey).order_by(col(ApiKey.id))))
 
 
 def revoke_key(db: Database, key_id: int) -> ApiKey:
@@ -74,4 +74,5 @@ def resolve_bearer(db: Database, authorization: str | None) -> tuple[str, Role] 
         key = s.exec(select(ApiKey).where(ApiKey.key_hash == digest)).first()
     if key is None or key.revoked_at is not None or not hmac.compare_digest(key.key_hash, digest):
         return None
+    # The column is a plain str; only Role values are ever written to it.
     return f"key:{key.name}", key.role  # type: ignore[return-value]

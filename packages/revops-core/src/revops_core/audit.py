@@ -34,7 +34,7 @@ from pydantic import BaseModel
 from pydantic import Field as PydField
 from sqlalchemy import Column, Connection, Index, Text, and_, func, insert, text, type_coerce
 from sqlalchemy import select as sa_select
-from sqlmodel import Field, Session, SQLModel, select
+from sqlmodel import Field, Session, SQLModel, col, select
 
 from revops_core.db import Database, utc_field, utcnow
 from revops_core.errors import ValidationFailed
@@ -131,6 +131,7 @@ class AuditSegment(SQLModel, table=True):
         }
 
 
+# SQLModel sets __table__ on table classes at class creation; its stubs do not declare it.
 _T = AuditEntry.__table__  # type: ignore[attr-defined]
 _COLUMNS = (_T.c.seq, _T.c.tenant, _T.c.ts, _T.c.actor, _T.c.action, _T.c.target, _T.c.details)
 _ROW_COLUMNS = (*_COLUMNS, _T.c.prev_hash, _T.c.hash)
@@ -225,6 +226,7 @@ def chain_tip(session: Session | Connection) -> tuple[int, str]:
     row = session.execute(sa_select(_T.c.seq, _T.c.hash).order_by(_T.c.seq.desc()).limit(1)).first()
     if row is not None:
         return int(row[0]), str(row[1])
+    # SQLModel sets __table__ on table classes at class creation; its stubs do not declare it.
     seg = AuditSegment.__table__  # type: ignore[attr-defined]
     last = session.execute(
         sa_select(seg.c.last_seq, seg.c.last_hash).order_by(seg.c.last_seq.desc()).limit(1)
@@ -601,8 +603,8 @@ def verify(
     keys = public_key_map(public_keys)
     with read_snapshot(db) as conn:
         with Session(conn) as s:
-            segments = list(s.exec(select(AuditSegment).order_by(AuditSegment.first_seq)))  # type: ignore[arg-type]
-            checkpoints = list(s.exec(select(AuditCheckpoint).order_by(AuditCheckpoint.seq)))  # type: ignore[arg-type]
+            segments = list(s.exec(select(AuditSegment).order_by(col(AuditSegment.first_seq))))
+            checkpoints = list(s.exec(select(AuditCheckpoint).order_by(col(AuditCheckpoint.seq))))
         start_seq = segments[-1].last_seq + 1 if segments else 1
         start_prev = segments[-1].last_hash if segments else GENESIS_HASH
         walker = ChainWalker(start_seq, start_prev, [(c.seq, c.hash) for c in checkpoints])

@@ -92,7 +92,7 @@ def create_checkpoint(
         if (report.head_seq, report.head_hash) != (seq, head):
             raise IntegrityError("The audit head moved while it was being verified; nothing was signed.")
         checkpoint = AuditCheckpoint(
-            seq=seq, hash=head, entry_count=seq, signed_at=now or utcnow(), key_id=""
+            seq=seq, hash=head, entry_count=seq, signed_at=now or utcnow(), key_id="", signature=""
         )
         _sign(checkpoint, signing_key)
         s.add(checkpoint)
@@ -119,6 +119,7 @@ def archive_old_entries(
     if days < 0:
         raise ValidationFailed("older_than_days must not be negative.", field="older_than_days")
     cutoff = (now or utcnow()) - timedelta(days=days)
+    # SQLModel sets __table__ on table classes at class creation; its stubs do not declare it.
     entries = AuditEntry.__table__  # type: ignore[attr-defined]
     with db.session(write=True) as s:
         lock_chain(s)

@@ -202,6 +202,7 @@ def upgrade(db: Database, components: Sequence[Component] | None = None) -> list
     applied: list[str] = []
     with _upgrade_lock:
         with db.engine.begin() as conn:
+            # SQLModel sets __table__ on table classes at class creation; its stubs do not declare it.
             SQLModel.metadata.create_all(conn, tables=[SchemaVersion.__table__])  # type: ignore[attr-defined]
         for component, step in pending_migrations(db, components):
             with db.engine.execution_options(revops_write=True).begin() as conn:

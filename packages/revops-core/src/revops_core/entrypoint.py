@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ValidationError
 
@@ -47,7 +47,7 @@ def parse_args(name: str, argv: Sequence[str] | None) -> argparse.Namespace:
 def run(name: str, factory: ServerFactory, argv: Sequence[str] | None = None) -> int:
     """Parse flags, validate settings, build the server and serve. Errors exit non-zero with a hint."""
     args = parse_args(name, argv)
-    overrides: dict[str, object] = {}
+    overrides: dict[str, Any] = {}  # mixed values; Settings validates them
     if args.toolsets:
         overrides["toolsets"] = args.toolsets
     if args.read_only:
@@ -57,7 +57,7 @@ def run(name: str, factory: ServerFactory, argv: Sequence[str] | None = None) ->
     if args.port:
         overrides["http_port"] = args.port
     try:
-        settings = Settings(**overrides)  # type: ignore[arg-type]
+        settings = Settings(**overrides)
         configure_logging(settings.log_level)
         if args.transport == "http":
             # A service must fail fast on a bad schema or toolset, before its health check passes.

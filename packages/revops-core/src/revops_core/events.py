@@ -27,7 +27,7 @@ from sqlalchemy import Column, Index, Text, UniqueConstraint, func, text
 from sqlalchemy import event as sa_event
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field as SQLField
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, SQLModel, col, select
 
 from revops_core.audit import AUDIT_LOCK_KEY
 from revops_core.db import Database, utc_field, utcnow
@@ -186,10 +186,10 @@ def consume(
     _ensure_offset(db, tenant, consumer)
     with db.session() as session:
         start = _offset(session, tenant, consumer, lock=False)
-        query = select(CoreEvent).where(CoreEvent.tenant == tenant, CoreEvent.id > start)  # type: ignore[operator]
+        query = select(CoreEvent).where(col(CoreEvent.tenant) == tenant, col(CoreEvent.id) > start)
         if topics is not None:
-            query = query.where(CoreEvent.topic.in_(topics))  # type: ignore[attr-defined]
-        rows = list(session.exec(query.order_by(CoreEvent.id).limit(batch)))  # type: ignore[arg-type]
+            query = query.where(col(CoreEvent.topic).in_(topics))
+        rows = list(session.exec(query.order_by(col(CoreEvent.id)).limit(batch)))
     handled = 0
     for row in rows:
         with db.session(write=True) as session:

@@ -8,9 +8,10 @@ import sys
 import uuid
 from collections.abc import MutableMapping
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TextIO, cast
 
 import structlog
+from structlog.typing import Processor
 
 from revops_core.secret_values import REDACTED, Secret
 
@@ -120,7 +121,7 @@ def configure_logging(level: str = "INFO", stream: Any = None) -> None:
     """Route structlog and the standard library to one JSON stream on stderr."""
     out = stream or _CurrentStderr()
     numeric = logging.getLevelName(level)
-    shared = [
+    shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -131,7 +132,8 @@ def configure_logging(level: str = "INFO", stream: Any = None) -> None:
     structlog.configure(
         processors=[*shared, structlog.processors.JSONRenderer()],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=out),
+        # PrintLogger only calls write() and flush(), which _CurrentStderr provides.
+        logger_factory=structlog.PrintLoggerFactory(file=cast(TextIO, out)),
         cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(out)
@@ -153,4 +155,4 @@ def configure_logging(level: str = "INFO", stream: Any = None) -> None:
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
-    return structlog.get_logger(name)
+    return structlog.stdlib.get_logger(name)

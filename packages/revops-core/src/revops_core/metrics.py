@@ -30,7 +30,8 @@ class Metrics:
         self.latency.labels(self.server_name, tool).observe(seconds)
 
     def count(self, tool: str, status: str = "ok") -> float:
-        return self.calls.labels(self.server_name, tool, status)._value.get()
+        value: float = self.calls.labels(self.server_name, tool, status)._value.get()
+        return value
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -262,7 +262,7 @@ class RedisLock:
             try:
                 yield
             finally:
-                await client.eval(_REDIS_RELEASE, 1, self.key, token)  # type: ignore[misc]
+                await client.eval(_REDIS_RELEASE, 1, self.key, token)
         finally:
             await client.aclose()
 
@@ -369,6 +369,7 @@ class TokenManager:
             refresh_token=refresh,
             expires_at=expires_at,
             issued_at=issued_at,
+            # Checked against TokenState's values above; `in` does not narrow a str to the Literal.
             state=state,  # type: ignore[arg-type]
             generation=generation,
         )

@@ -29,6 +29,12 @@ MAX_PAGE = 200
 """Largest page a list tool returns."""
 
 
+def _field(**constraints: Any) -> FieldInfo:
+    """`Field(...)` typed as the FieldInfo it returns (pydantic types it Any so it can pose as a default)."""
+    info: FieldInfo = Field(**constraints)
+    return info
+
+
 def _entity_label(entity: str) -> str:
     return entity.replace("_", " ").capitalize()
 
@@ -45,7 +51,7 @@ def Id(entity: str, *, see: str | None = None, optional: str | None = None) -> F
     if optional:
         text += f" {optional[0].upper()}{optional[1:]}"
         text += "" if optional.endswith(".") else "."
-    return Field(ge=1, le=MAX_ID, description=text)
+    return _field(ge=1, le=MAX_ID, description=text)
 
 
 IdValue = Annotated[int, Field(ge=1, le=MAX_ID)]
@@ -56,17 +62,17 @@ def Ids(entity: str, *, max_items: int = MAX_PAGE, see: str | None = None) -> Fi
     """A list of `<entity>` ids: `Annotated[list[IdValue], Ids("client")]`."""
     text = f"{_entity_label(entity)} ids (1–{max_items})"
     text += f"; see {see}." if see else "."
-    return Field(min_length=1, max_length=max_items, description=text)
+    return _field(min_length=1, max_length=max_items, description=text)
 
 
 def Count(description: str, *, ge: int = 0, le: int = MAX_COUNT) -> FieldInfo:
     """A whole-number quantity (seats, points, days) within what every backend stores."""
-    return Field(ge=ge, le=le, description=description)
+    return _field(ge=ge, le=le, description=description)
 
 
 def Text(description: str, *, max_length: int = 200, min_length: int = 1) -> FieldInfo:
     """A bounded string parameter."""
-    return Field(min_length=min_length, max_length=max_length, description=description)
+    return _field(min_length=min_length, max_length=max_length, description=description)
 
 
 Confirm = Annotated[

@@ -19,6 +19,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+import anyio
+
 from revops_core.clock import SYSTEM_CLOCK, Clock
 from revops_core.errors import CircuitOpen, ConfigurationError, RateLimited
 
@@ -464,19 +466,28 @@ class Permit:
         return await self._finish(ok=False)
 
     async def release(self) -> None:
-        """The call was never made (e.g. rate-limit wait ran out): free the probe lease, record nothing."""
+        """The call was never made or was cancelled: free the probe lease, record nothing."""
         if self._done:
             return
         self._done = True
         if self.probe_token is not None:
-            await self._breaker.store.release(self._breaker.key, self.probe_token)
+            # Shielded: release usually runs because the caller was cancelled, and inside the
+            # cancelled scope the store call would be cancelled at its first await. On Redis that
+            # await is the EVALSHA reply: a NOSCRIPT answer (script not yet cached) was never
+            # followed by the load-and-run, and the lease stayed held until it ran out.
+            with anyio.CancelScope(shield=True):
+                await self._breaker.store.release(self._breaker.key, self.probe_token)
 
     async def _finish(self, *, ok: bool) -> BreakerState:
         if self._done:
             raise RuntimeError("a breaker permit is settled once")
         self._done = True
         b = self._breaker
-        return await b.store.record(b.key, b.clock.time(), ok, self.probe_token, b.policy)
+        # Shielded for the same reason as release(): the vendor already answered, so a cancellation
+        # arriving now must not lose the outcome (nor leave a probe's lease held).
+        with anyio.CancelScope(shield=True):
+            state = await b.store.record(b.key, b.clock.time(), ok, self.probe_token, b.policy)
+        return state
 
 
 class CircuitBreaker:
@@ -595,7 +606,8 @@ class Backoff:
 
     def delay(self, attempt: int) -> float:
         """Delay before retry number `attempt` (1 = first retry)."""
-        ceiling = min(self.cap, self.base * 2 ** (attempt - 1))
+        # 2.0, not 2: a float power keeps the type (int ** int is Any to a type checker).
+        ceiling = min(self.cap, self.base * 2.0 ** (attempt - 1))
         return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
 
 

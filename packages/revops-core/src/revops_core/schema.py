@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Table
 from sqlmodel import SQLModel
 
 from revops_core.db import Component, Migration
@@ -20,14 +20,14 @@ CORE_TABLE_MODULES = (
 )
 
 
-def load_core_tables() -> list[object]:
+def load_core_tables() -> list[Table]:
     for module in CORE_TABLE_MODULES:
         importlib.import_module(module)
     return [t for name, t in SQLModel.metadata.tables.items() if name.startswith("core_")]
 
 
 def _create_core_tables(connection: Connection) -> None:
-    SQLModel.metadata.create_all(connection, tables=load_core_tables())  # type: ignore[arg-type]
+    SQLModel.metadata.create_all(connection, tables=load_core_tables())
 
 
 CORE = Component(name="core", steps=[Migration(1, "core tables", _create_core_tables)])

@@ -5,7 +5,8 @@ Every tool goes through `_wrap`, which
   2. refuses what the role or `--read-only` forbids,
   3. runs the tool body with a `Call` (one database transaction; writes use BEGIN IMMEDIATE),
   4. appends the audit entry for every write *in that same transaction*, then commits,
-  5. maps `RevOpsError` (and anything unexpected) to an `isError` result with code and hint,
+  5. maps `RevOpsError` (and anything unexpected) to an `isError` result with code and hint; an
+     `MCPError` the body raises on purpose passes through as the protocol error it is,
   6. counts the call and its latency.
 
 Tool bodies are plain functions `def tool(call: Call, <params>) -> Model`. Synchronous bodies run in a
@@ -20,7 +21,7 @@ import inspect
 import threading
 import time
 import typing
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -28,11 +29,18 @@ import anyio
 import anyio.from_thread
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import (
+    ResourceError,
+    ResourceNotFoundError,
+    ToolError,
+    UnexpectedResourceError,
+)
+from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import ValidationError as PydanticValidationError
 
-from revops_core.errors import InternalError, NotFound, PermissionDenied, RevOpsError, ValidationFailed
+from revops_core import protocol_extras
+from revops_core.errors import InternalError, PermissionDenied, RevOpsError, ValidationFailed
 from revops_core.logs import correlation_id, get_logger, new_correlation_id, redact
 from revops_core.settings import ROLE_RANK, Role, Settings, get_settings
 
@@ -261,7 +269,7 @@ class Call:
         except RuntimeError:  # not in a worker thread (e.g. called from the loop): skip, never fail
             return
 
-    def run_async(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    def run_async(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
         """Run a coroutine function (a vendor call) from a synchronous tool body."""
         return anyio.from_thread.run(fn, *args)
 
@@ -312,7 +320,7 @@ def error_result(err: RevOpsError) -> CallToolResult:
     return CallToolResult(
         content=[TextContent(type="text", text=err.client_text())],
         is_error=True,
-        _meta={"revops/error": err.to_dict()},
+        meta={"revops/error": err.to_dict()},  # the field behind the `_meta` alias
     )
 
 
@@ -379,6 +387,12 @@ def _wrap(runtime: Runtime, tool: ToolDef) -> Callable[..., Awaitable[Any]]:
 
                 result = await anyio.to_thread.run_sync(run_sync)
             return result
+        except MCPError:
+            # A protocol error the body raised on purpose (the SDK passes these through unchanged,
+            # e.g. URL elicitation required): the client gets it as is, nothing is committed.
+            status = "protocol_error"
+            await _abort(call)
+            raise
         except RevOpsError as err:
             status = err.code
             await _abort(call)
@@ -400,6 +414,7 @@ def _wrap(runtime: Runtime, tool: ToolDef) -> Callable[..., Awaitable[Any]]:
     wrapper.__doc__ = inspect.getdoc(tool.fn)
     ctx_param = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context)
     extra = [approval_param] if approval_param is not None else []
+    # inspect.signature() reads __signature__; typeshed does not declare it on functions.
     wrapper.__signature__ = sig.replace(  # type: ignore[attr-defined]
         parameters=[p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in public] + extra + [ctx_param]
     )
@@ -419,11 +434,15 @@ async def _abort(call: Call | None) -> None:
 
 
 class RevOpsMCPServer(MCPServer):
-    """MCPServer whose argument-validation failures are our structured `validation_error`.
+    """MCPServer whose failures reach the client in the suite's shapes.
 
-    The SDK validates arguments before our wrapper runs and reports them as plain text; clients
-    (and the fuzz test) rely on every failure carrying a code, the field names and a next step.
-    The rejected values are never echoed: they are the caller's data.
+    - Argument-validation failures are our structured `validation_error` (the SDK validates before
+      our wrapper runs and reports plain text; clients and the fuzz test rely on a code, the field
+      names and a next step). The rejected values are never echoed: they are the caller's data.
+    - A client's protocol mistakes are JSON-RPC errors, never tool results or crashes: an unknown
+      tool or prompt, a missing prompt argument, a prompt or resource naming a record that does not
+      exist all answer -32602 (resources with `data.uri`, SEP-2164), without a logged traceback
+      (see `protocol_extras`).
     """
 
     _wire_tools: list[Any] | None = None
@@ -451,33 +470,63 @@ class RevOpsMCPServer(MCPServer):
         return await super().list_tools()
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        if self._tool_manager.get_tool(name) is None:
+            raise protocol_extras.unknown_tool(name)
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
             cause = exc.__cause__
-            if isinstance(cause, PydanticValidationError):
-                problems = [
-                    f"{'.'.join(str(p) for p in err['loc']) or '(arguments)'}: {err['msg']}"
-                    for err in cause.errors(include_input=False, include_url=False)
-                ]
-                first = cause.errors()[0]["loc"] if cause.errors() else ()
-                return error_result(
-                    ValidationFailed(
-                        f"Invalid arguments for {name}: " + "; ".join(problems[:8]),
-                        field=".".join(str(p) for p in first) or None,
-                        hint="Correct the named field(s) per the tool's input schema; nothing was changed.",
-                    )
+            if not isinstance(cause, PydanticValidationError):
+                raise
+            problems = [
+                f"{'.'.join(str(p) for p in err['loc']) or '(arguments)'}: {err['msg']}"
+                for err in cause.errors(include_input=False, include_url=False)
+            ]
+            first = cause.errors()[0]["loc"] if cause.errors() else ()
+            return error_result(
+                ValidationFailed(
+                    f"Invalid arguments for {name}: " + "; ".join(problems[:8]),
+                    field=".".join(str(p) for p in first) or None,
+                    hint="Correct the named field(s) per the tool's input schema; nothing was changed.",
                 )
-            if name not in {t.name for t in self._tool_manager.list_tools()}:
-                return error_result(
-                    NotFound(f"No tool named {name!r}.", field="name", hint="List the tools with tools/list.")
-                )
+            )
+
+    async def get_prompt(
+        self, name: str, arguments: dict[str, Any] | None = None, context: Any = None
+    ) -> Any:
+        prompt = self._prompt_manager.get_prompt(name)
+        if prompt is None:
+            raise protocol_extras.unknown_prompt(name)
+        given = arguments or {}
+        missing = sorted(a.name for a in prompt.arguments or [] if a.required and a.name not in given)
+        if missing:
+            raise protocol_extras.missing_prompt_arguments(name, missing)
+        try:
+            return await super().get_prompt(name, arguments, context)
+        except MCPError:
             raise
+        except Exception as exc:
+            raise protocol_extras.protocol_error(exc, f"prompt {name}", {"name": name}) from exc
+
+    async def read_resource(self, uri: Any, context: Any = None) -> Any:
+        try:
+            return await super().read_resource(uri, context)
+        except ResourceNotFoundError:
+            raise  # no resource or template matches: the SDK answers -32602 with data.uri
+        except ResourceError as exc:
+            if protocol_extras.revops_error_in(exc) is None:
+                raise  # the SDK's own answer: -32603, a traceback only for a crash
+            # A deliberate ResourceError carries the resource's own message; a bare RevOpsError
+            # (wrapped by the SDK as unexpected) carries its own.
+            message = None if isinstance(exc, UnexpectedResourceError) else str(exc)
+            raise protocol_extras.protocol_error(
+                exc, f"resource {uri}", {"uri": str(uri)}, message=message
+            ) from exc
 
 
 @dataclass
 class RevOpsServer:
-    mcp: MCPServer
+    mcp: RevOpsMCPServer
     runtime: Runtime
     tools: list[ToolDef]
     loader: ToolLoader | None = None
@@ -571,7 +620,6 @@ class ToolLoader:
             self.start()
             await anyio.to_thread.run_sync(self.done.wait)
         if self.error is not None:
-            from mcp.shared.exceptions import MCPError
             from mcp.types import INTERNAL_ERROR
 
             raise MCPError(code=INTERNAL_ERROR, message=self.error.client_text(), data=self.error.to_dict())
@@ -629,9 +677,7 @@ def build_server(
     )
     # logging/setLevel + a default completion/complete (see protocol_extras); before toolset extras,
     # so a toolset's own @mcp.completion() replaces the default.
-    from revops_core.protocol_extras import install as install_protocol_extras
-
-    install_protocol_extras(mcp, runtime)
+    protocol_extras.install(mcp, runtime)
     server = RevOpsServer(mcp=mcp, runtime=runtime, tools=[])
     runtime.state["server"] = server  # server_info reports what was registered
     loader = ToolLoader(server, toolsets, check_schema=check_schema)
@@ -640,6 +686,19 @@ def build_server(
     if not defer:
         loader.load()
     return server
+
+
+def load_tool_modules(package: str) -> None:
+    """Import every module of a server's `tools` package; each registers its tools on a toolset.
+
+    Discovered rather than listed, so adding a tool module never means editing a shared list.
+    """
+    import importlib
+    import pkgutil
+
+    root = importlib.import_module(package)
+    for module in pkgutil.iter_modules(root.__path__):
+        importlib.import_module(f"{package}.{module.name}")
 
 
 def server_info_toolset(server_name: str, description: str) -> Toolset:

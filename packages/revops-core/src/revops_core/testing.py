@@ -223,7 +223,7 @@ async def connect(server: Any, mode: str = "auto", **kwargs: Any) -> AsyncIterat
     from mcp import Client
 
     target = getattr(server, "mcp", server)
-    async with Client(target, mode=mode, **kwargs) as client:  # type: ignore[arg-type]
+    async with Client(target, mode=mode, **kwargs) as client:
         yield client
 
 

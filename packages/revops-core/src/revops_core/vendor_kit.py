@@ -54,9 +54,12 @@ class VendorSpec:
         return f"{self.title} is not configured (missing {fields}): run `{self.setup_command(missing)}`."
 
     def not_configured(self, missing: tuple[str, ...]) -> ConfigurationError:
+        # When only fields some calls need are missing (Intercom's admin_id), the error names that
+        # field: the vendor itself is connected, one value is not stored.
+        only_optional = bool(missing) and all(name in self.optional for name in missing)
         return ConfigurationError(
             f"{self.title} is not configured (missing {', '.join(missing)}); nothing was sent.",
-            field=self.provider,
+            field=missing[0] if only_optional else self.provider,
             hint=f"Run `{self.setup_command(missing)}`, then call again.",
         )
 

@@ -77,12 +77,15 @@ def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
 
 
 def _array_items(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    items: dict[str, Any]
     if "items" in schema:
-        return schema["items"]
+        items = schema["items"]
+        return items
     for option in schema.get("anyOf", []):
         option = _resolve(option, root)
         if "items" in option:
-            return option["items"]
+            items = option["items"]
+            return items
     return {}
 
 
@@ -110,7 +113,8 @@ def _drop_null_defaults(node: Any) -> Any:
 
 
 def compact_input_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    return _drop_null_defaults(_fold_nullable(_strip_titles(copy.deepcopy(schema))))  # type: ignore[no-any-return]
+    compact: dict[str, Any] = _drop_null_defaults(_fold_nullable(_strip_titles(copy.deepcopy(schema))))
+    return compact
 
 
 def compact_output_schema(schema: dict[str, Any]) -> dict[str, Any]:
@@ -121,4 +125,5 @@ def compact_output_schema(schema: dict[str, Any]) -> dict[str, Any]:
     # No `required`: every field of a result model is always serialised, so listing them adds
     # length and no information.
     out["properties"] = {name: _shallow(prop, root) for name, prop in props.items()}
-    return _fold_nullable(_strip_titles(out))  # type: ignore[no-any-return]
+    compact: dict[str, Any] = _fold_nullable(_strip_titles(out))
+    return compact

@@ -7,19 +7,28 @@ schemas: these bases only mark result models (`Out`) and nested input models (`L
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from revops_core.db import MAX_ID
 
-__all__ = ["MAX_ID", "LeanIn", "Out", "arg"]
+__all__ = ["MAX_ID", "FromJson", "LeanIn", "Out", "arg"]
 
 
 class Out(BaseModel):
     """Base of CS tool result models: built from rows with `Model.model_validate(row)`."""
 
     model_config = ConfigDict(from_attributes=True)
+
+
+def _from_json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+FromJson = BeforeValidator(_from_json)
+"""`tags: Annotated[list[str], FromJson]`: a JSON-text column (tags, attendees) read straight from its row."""
 
 
 class LeanIn(BaseModel):

@@ -7,8 +7,8 @@ resource is `get_client_overview`, the health resource the latest stored snapsho
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
@@ -17,28 +17,31 @@ from mcp.types import Completion, PromptReference, ResourceTemplateReference
 from sqlmodel import Session
 
 from revops_core.errors import NotFound
+from revops_core.params import MAX_ID, today
 from revops_core.server import Runtime
-from revops_cs.common import get_client
 from revops_cs.models.clients import CsClient
-from revops_cs.services.clients import live_clients
+from revops_cs.services.clients import get_client, live_clients
 from revops_cs.services.health import latest_snapshots
+from revops_cs.services.overview import build_overview
 
 MAX_COMPLETIONS = 100
+T = TypeVar("T")
 
 
 def _client_or_error(session: Session, client_id: str) -> CsClient:
     try:
-        return get_client(session, int(client_id))
+        number = int(client_id)
+        if not 1 <= number <= MAX_ID:  # beyond what the column holds: no such client, not a crash
+            raise ValueError(client_id)
+        return get_client(session, number)
     except (ValueError, NotFound) as exc:
         raise ResourceError(f"No client with id {client_id!r}; list_clients shows valid ids.") from exc
 
 
 def client_json(runtime: Runtime, client_id: str) -> str:
-    from revops_cs.tools.clients import build_overview  # the tool module registers this one
-
     with runtime.db.session() as session:
         client = _client_or_error(session, client_id)
-        overview = build_overview(session, client, datetime.now(UTC).date())
+        overview = build_overview(session, client, today())
         return overview.model_dump_json()
 
 
@@ -82,7 +85,7 @@ def qbr_text(runtime: Runtime, client_id: str) -> str:
 def at_risk_text(runtime: Runtime) -> str:
     with runtime.db.session() as session:
         tenant = runtime.settings.tenant
-        clients = {c.id: c for c in live_clients(session, tenant)}
+        clients = {c.id or 0: c for c in live_clients(session, tenant)}
         snaps = latest_snapshots(session, list(clients))
         rows = [
             {
@@ -93,7 +96,7 @@ def at_risk_text(runtime: Runtime) -> str:
                 "as_of": s.as_of.isoformat(),
                 "arr_minor": clients[cid].arr_minor,
                 "currency": clients[cid].currency,
-                "renewal_date": clients[cid].renewal_date.isoformat() if clients[cid].renewal_date else None,
+                "renewal_date": renewal.isoformat() if (renewal := clients[cid].renewal_date) else None,
                 "owner": clients[cid].owner,
             }
             for cid, s in sorted(snaps.items(), key=lambda kv: kv[1].score)
@@ -124,7 +127,7 @@ def complete_clients(runtime: Runtime, partial: str) -> Completion:
 def register(mcp: MCPServer, runtime: Runtime) -> None:
     """Add the client resources, prompts and client-id completion to a server."""
 
-    async def in_thread(fn: Any, *args: Any) -> Any:
+    async def in_thread(fn: Callable[..., T], *args: Any) -> T:
         return await anyio.to_thread.run_sync(fn, runtime, *args)
 
     @mcp.resource("cs://clients/{client_id}", mime_type="application/json", description="Client overview.")

@@ -19,8 +19,10 @@ CS_MODEL_MODULES = tuple(
     for name in (
         "clients",
         "usage",
+        "health",
         "onboarding",
         "retention",
+        "escalations",
         "expansion",
         "support",
         "feedback",

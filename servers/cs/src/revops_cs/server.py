@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from revops_core.server import RevOpsServer, Toolset, build_server, server_info_toolset
+from revops_core.server import RevOpsServer, Toolset, build_server, load_tool_modules, server_info_toolset
 from revops_core.settings import Settings
 
 NAME = "cs"
@@ -16,15 +16,10 @@ INSTRUCTIONS = (
 
 def toolsets() -> list[Toolset]:
     """Every CS toolset, after loading each module of `revops_cs.tools` (each registers its tools)."""
-    import importlib
-    import pkgutil
+    from revops_cs import toolsets as declared
 
-    import revops_cs.tools
-    from revops_cs import toolsets as cs_toolsets
-
-    for module in pkgutil.iter_modules(revops_cs.tools.__path__):
-        importlib.import_module(f"revops_cs.tools.{module.name}")
-    return [server_info_toolset(NAME, DESCRIPTION), *cs_toolsets.ALL]
+    load_tool_modules("revops_cs.tools")
+    return [server_info_toolset(NAME, DESCRIPTION), *declared.ALL]
 
 
 def create_server(settings: Settings, *, defer: bool = False) -> RevOpsServer:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from revops_core.cli.common import EXIT_FAILED, EXIT_OK, load_settings, print_json
 
@@ -42,7 +43,7 @@ def status_cmd(args: argparse.Namespace) -> int:
         pending = pending_migrations(db, components)
     finally:
         db.dispose()
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "component": c.name,
             "applied": have.get(c.name, 0),

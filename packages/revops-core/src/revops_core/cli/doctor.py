@@ -17,6 +17,7 @@ from revops_core.cli.common import EXIT_FAILED, EXIT_OK, print_json
 if TYPE_CHECKING:
     from revops_core.db import Database
     from revops_core.settings import Settings
+    from revops_core.vendor_kit import VendorSpec
 
 Status = Literal["ok", "warn", "error"]
 REQUIRED_MODULES = (
@@ -137,10 +138,12 @@ def check_redis(settings: Settings) -> Check:
     return Check("redis", "ok", "Redis reachable")
 
 
-def vendor_requirements(server: str) -> list[tuple[str, tuple[str, ...]]]:
-    """(provider, required fields) of every vendor client a server ships (`revops_<s>.vendors.*`)."""
+def vendor_specs(server: str) -> list[VendorSpec]:
+    """The `VendorSpec` of every vendor client a server ships (`SPEC` in `revops_<s>.vendors.*`)."""
     import importlib
     import pkgutil
+
+    from revops_core.vendor_kit import VendorSpec
 
     try:
         package = importlib.import_module(f"revops_{server}.vendors")
@@ -148,38 +151,44 @@ def vendor_requirements(server: str) -> list[tuple[str, tuple[str, ...]]]:
         return []
     found = []
     for info in pkgutil.iter_modules(package.__path__):
-        module = importlib.import_module(f"{package.__name__}.{info.name}")
-        provider = getattr(module, "PROVIDER", None)
-        if isinstance(provider, str):
-            found.append((provider, tuple(getattr(module, "REQUIRED_FIELDS", ()))))
+        spec = getattr(importlib.import_module(f"{package.__name__}.{info.name}"), "SPEC", None)
+        if isinstance(spec, VendorSpec):
+            found.append(spec)
     return found
 
 
 def check_vendor_credentials(db: Database, settings: Settings) -> list[Check]:
-    """Vendors are optional (tools work on local data), so a missing credential is a warning."""
+    """Vendors are optional (tools work on local data), so a missing credential is a warning.
+
+    Reads entry metadata only (never a value), picking the entry the vendor kit would use: the
+    server's own, else the suite-wide one, whole.
+    """
     from revops_core.vault import Vault
+    from revops_core.vendor_kit import SUITE_WIDE
 
     stored = Vault(db, settings).list()
     checks = []
     for server in installed_servers():
-        for provider, required in vendor_requirements(server):
-            fields = {
-                f for e in stored if e.provider == provider and e.server in (server, "*") for f in e.fields
+        for spec in vendor_specs(server):
+            entries = {
+                e.server: set(e.fields) for e in stored if e.provider == spec.provider and e.name == "default"
             }
-            missing = [f for f in required if f not in fields]
-            name = f"credentials:{server}:{provider}"
+            fields = entries.get(server, entries.get(SUITE_WIDE, set()))
+            missing = [f for f in spec.fields if f not in fields]
+            name = f"credentials:{server}:{spec.provider}"
             if missing:
                 example = " ".join(f"{f}=-" for f in missing)
                 checks.append(
                     Check(
                         name,
                         "warn",
-                        f"{provider} not connected (missing {', '.join(missing)}); {server} uses local data",
-                        f"`revops vault set {provider} {example}` (values read from stdin).",
+                        f"{spec.title} not connected (missing {', '.join(missing)}); "
+                        f"{server} uses local data",
+                        f"`revops vault set {spec.provider} {example}` (values read from stdin).",
                     )
                 )
             else:
-                checks.append(Check(name, "ok", f"{provider} credential stored"))
+                checks.append(Check(name, "ok", f"{spec.title} credential stored"))
     return checks
 
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Literal
 
-from revops_cs.services.thresholds import ChurnRules
+from pydantic import BaseModel, Field, model_validator
 
+Level = Literal["high", "medium", "low"]
 RULES: tuple[str, ...] = (
     "usage_drop",
     "no_login",
@@ -19,6 +21,38 @@ RULES: tuple[str, ...] = (
     "renewal_low_health",
     "failed_payment",
 )
+
+
+class ChurnRules(BaseModel):
+    """The rules' points and thresholds (REFERENCE: Churn risk, rules); a config section.
+
+    Declared with the rules it parameterises (pure settings, no storage): `services.thresholds`
+    loads the effective values from `cs_threshold_config`.
+    """
+
+    usage_drop_pct: float = Field(30.0, gt=0, le=100, description="Usage fall month on month, percent.")
+    usage_drop_points: int = Field(25, ge=0, le=100)
+    no_login_days: int = Field(14, ge=1, le=365)
+    no_login_points: int = Field(20, ge=0, le=100)
+    tickets_30d: int = Field(3, ge=1, le=10_000, description="Tickets opened in the last 30 days.")
+    tickets_points: int = Field(15, ge=0, le=100)
+    detractor_max_score: int = Field(6, ge=0, le=10, description="NPS answers at or below are detractors.")
+    detractor_points: int = Field(15, ge=0, le=100)
+    renewal_window_days: int = Field(90, ge=1, le=730)
+    renewal_health_below: float = Field(70.0, ge=0, le=100)
+    renewal_points: int = Field(15, ge=0, le=100)
+    failed_payment_days: int = Field(
+        30, ge=1, le=365, description="A failed payment within this many days counts (default 30)."
+    )
+    failed_payment_points: int = Field(10, ge=0, le=100)
+    high_at: int = Field(60, ge=1, le=100, description="Score at or above: high risk.")
+    medium_at: int = Field(30, ge=1, le=100, description="Score at or above (and below high_at): medium.")
+
+    @model_validator(mode="after")
+    def _levels_ordered(self) -> ChurnRules:
+        if self.medium_at >= self.high_at:
+            raise ValueError("medium_at must be below high_at")
+        return self
 
 
 @dataclass(frozen=True)
@@ -61,7 +95,7 @@ def score(hits: list[RuleHit]) -> int:
     return min(100, sum(h.points for h in hits))
 
 
-def level(points: int, cfg: ChurnRules) -> str:
+def level(points: int, cfg: ChurnRules) -> Level:
     if points >= cfg.high_at:
         return "high"
     if points >= cfg.medium_at:

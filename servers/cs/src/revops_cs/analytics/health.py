@@ -5,8 +5,9 @@ Pure functions, no I/O: the service gathers inputs from the database and calls t
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 
 
 def clamp(value: float, low: float = 0.0, high: float = 100.0) -> float:
@@ -118,6 +119,17 @@ def slope(xs: Sequence[float], ys: Sequence[float]) -> float:
     if sxx == 0:
         raise ValueError("all x values are equal")
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
+
+
+def weekly_latest(points: Iterable[tuple[date, float]], first: date) -> list[tuple[float, float]]:
+    """(weeks since `first`, score) of the last point of each 7-day bucket from `first`, oldest first.
+
+    `points` come in stored order (date, then id), so a later snapshot of a week replaces an earlier one.
+    """
+    buckets: dict[int, tuple[float, float]] = {}
+    for day, score in points:
+        buckets[(day - first).days // 7] = ((day - first).days / 7, score)
+    return [buckets[week] for week in sorted(buckets)]
 
 
 def trend(slope_per_week: float, *, stable_within: float = 2.0) -> str:

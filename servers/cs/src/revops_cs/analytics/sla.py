@@ -75,6 +75,17 @@ class PriorityCompliance:
     resolution: Compliance = field(default_factory=Compliance)
 
 
+def combined(rows: Iterable[PriorityCompliance]) -> PriorityCompliance:
+    """Counts of several priorities added up: the overall compliance."""
+    total = PriorityCompliance()
+    for row in rows:
+        for mine, tot in ((row.first_response, total.first_response), (row.resolution, total.resolution)):
+            tot.met += mine.met
+            tot.breached += mine.breached
+            tot.pending += mine.pending
+    return total
+
+
 def minutes(delta: timedelta) -> float:
     return delta.total_seconds() / 60.0
 

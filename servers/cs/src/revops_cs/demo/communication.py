@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 from revops_core.models import CoreContact
 from revops_cs.models.clients import CsClient
 from revops_cs.models.communication import CsCommRule, CsEmailEvent, CsEmailMessage, CsNewsletter
+from revops_cs.services.email_events import apply_event  # the ingest fold: one definition of status
 
 SUBJECTS = (
     "Your monthly {client} success summary",
@@ -86,8 +87,6 @@ def generate_communication(
 def _email(
     session: Session, rng: random.Random, client: CsClient, contact: CoreContact, day: date, seq: int
 ) -> None:
-    from revops_cs.tools.communication import apply_event  # the ingest fold: one definition of status
-
     sent_at = datetime.combine(day, time(9, rng.randrange(60)), tzinfo=UTC)
     subject = rng.choice(SUBJECTS).format(client=client.name)
     key = hashlib.sha256(f"demo:{seq}".encode()).hexdigest()

@@ -14,7 +14,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlmodel import Session, col, delete, select
 
 from revops_cs.models.clients import CsClient, CsStageChange
-from revops_cs.models.retention import CsBillingEvent, CsEscalation
+from revops_cs.models.escalations import CsEscalation
+from revops_cs.models.retention import CsBillingEvent
 from revops_cs.models.usage import CsUsageEvent
 
 CHURN_SHARE = 0.22

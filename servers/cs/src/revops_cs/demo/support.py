@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from revops_cs.analytics.sla import DEFAULT_TARGETS_MINUTES
 from revops_cs.models.clients import CsClient
-from revops_cs.models.retention import CsEscalation
+from revops_cs.models.escalations import CsEscalation
 from revops_cs.models.support import CsKbArticle, CsRoutingRule, CsSupportAgent, CsTicket, CsTicketComment
 
 AGENTS = (("ana", "tier1"), ("ben", "tier1"), ("chloe", "tier1"), ("dev", "tier2"), ("elif", "vip"))

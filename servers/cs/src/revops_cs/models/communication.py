@@ -36,7 +36,7 @@ class CsEmailMessage(SQLModel, table=True):
     email: str = Field(max_length=320, index=True)
     subject: str = Field(max_length=300)
     body: str = Field(sa_column=Column(Text, nullable=False))
-    source: str = Field(default="manual", max_length=40, description="manual | automation:<id> | …")
+    source: str = Field(default="manual", max_length=40, description="manual | automation | newsletter | …")
     dedupe_key: str = Field(max_length=64, unique=True)
     status: str = Field(max_length=20, index=True)
     provider_message_id: str | None = Field(default=None, max_length=200, index=True)

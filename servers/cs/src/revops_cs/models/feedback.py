@@ -9,6 +9,7 @@ from sqlalchemy import Column, Index, Text
 from sqlmodel import Field, SQLModel
 
 from revops_core.db import utc_field
+from revops_cs.analytics.surveys import nps_category
 
 FeedbackKind = Literal["nps", "csat", "ces", "text"]
 FEEDBACK_KINDS: tuple[str, ...] = get_args(FeedbackKind)
@@ -32,3 +33,8 @@ class CsFeedback(SQLModel, table=True):
     feature: str | None = Field(default=None, max_length=100, index=True, description="Feature requested.")
     source: str = Field(default="api", max_length=30)
     submitted_at: datetime = utc_field(default_now=True)
+
+    @property
+    def nps_category(self) -> str | None:
+        """promoter / passive / detractor for an NPS answer; None for other kinds."""
+        return nps_category(self.score) if self.kind == "nps" and self.score is not None else None

@@ -1,4 +1,4 @@
-"""Billing signals and escalations (retention reads both; more retention tables live here too)."""
+"""Retention tables: billing signals, thresholds, the churn model and its data, campaigns."""
 
 from __future__ import annotations
 
@@ -22,22 +22,6 @@ class CsBillingEvent(SQLModel, table=True):
     amount_minor: int = 0
     currency: str = Field(default="USD", max_length=3)
     occurred_at: datetime = utc_field()
-
-
-class CsEscalation(SQLModel, table=True):
-    __tablename__ = "cs_escalation"
-
-    id: int | None = Field(default=None, primary_key=True)
-    client_id: int = Field(foreign_key="cs_client.id", index=True)
-    ticket_id: int | None = Field(default=None, foreign_key="cs_ticket.id")
-    severity: str = Field(max_length=10, description="urgent | high | normal | low")
-    title: str = Field(max_length=300)
-    status: str = Field(default="open", max_length=10, index=True)
-    owner: str | None = Field(default=None, max_length=200)
-    opened_at: datetime = utc_field(default_now=True)
-    due_at: datetime = utc_field()
-    resolved_at: datetime | None = utc_field(nullable=True)
-    resolution: str | None = Field(default=None, max_length=2000)
 
 
 class CsThresholdConfig(SQLModel, table=True):

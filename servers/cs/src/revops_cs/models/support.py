@@ -44,6 +44,11 @@ class CsTicket(SQLModel, table=True):
     external_source: str | None = Field(default=None, max_length=20)
     external_id: str | None = Field(default=None, max_length=100)
 
+    @property
+    def zendesk_id(self) -> str | None:
+        """The Zendesk ticket id, when the ticket is mirrored there."""
+        return self.external_id if self.external_source == "zendesk" else None
+
 
 class CsTicketComment(SQLModel, table=True):
     __tablename__ = "cs_ticket_comment"
@@ -88,6 +93,12 @@ class CsRoutingRule(SQLModel, table=True):
     agent: str | None = Field(default=None, max_length=200, description="Fixed agent; else least loaded.")
     active: bool = True
     created_at: datetime = utc_field(default_now=True)
+
+    @property
+    def match(self) -> dict[str, str]:
+        """The rule's conditions (priority, tier, tag) that are set."""
+        conditions = {"priority": self.match_priority, "tier": self.match_tier, "tag": self.match_tag}
+        return {name: value for name, value in conditions.items() if value}
 
 
 class CsSlaTarget(SQLModel, table=True):

@@ -1,8 +1,9 @@
-"""Product usage events (the only source of "usage") and stored health-score snapshots."""
+"""Product usage events (the only source of "usage"), the feature catalogue, adoption milestones and
+saved segment rules. Health snapshots live in `models.health`."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 
 from sqlalchemy import Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -28,26 +29,6 @@ class CsUsageEvent(SQLModel, table=True):
     occurred_at: datetime = utc_field()
     source: str = Field(default="api", max_length=30)
     external_id: str | None = Field(default=None, max_length=200, description="Vendor event id, for dedupe.")
-
-
-class CsHealthSnapshot(SQLModel, table=True):
-    """A computed health score with its explanation, stored for trends."""
-
-    __tablename__ = "cs_health_snapshot"
-    __table_args__ = (Index("ix_cs_health_client_asof", "client_id", "as_of"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    client_id: int = Field(foreign_key="cs_client.id")
-    as_of: date
-    score: float
-    band: str = Field(max_length=20)
-    components: str = Field(
-        sa_column=Column(Text, nullable=False), description="JSON: component → sub-score."
-    )
-    weights: str = Field(sa_column=Column(Text, nullable=False), description="JSON: weights used.")
-    missing: str = Field(default="[]", sa_column=Column(Text, nullable=False), description="JSON list.")
-    inputs_hash: str = Field(max_length=64, description="SHA-256 of the inputs: same inputs, same hash.")
-    computed_at: datetime = utc_field(default_now=True)
 
 
 class CsFeature(SQLModel, table=True):

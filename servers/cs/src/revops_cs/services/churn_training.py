@@ -16,6 +16,7 @@ from typing import Any
 from sqlmodel import Session, col, delete, select
 
 from revops_core.errors import ValidationFailed
+from revops_core.params import start_of_day
 from revops_cs.models.retention import CsChurnTrainingRow
 from revops_cs.services.signals import History
 
@@ -43,8 +44,6 @@ def features_as_of(h: History, as_of: date) -> dict[str, float | None]:
     nps = h.latest_nps(as_of)
     health = h.latest_health(as_of)
     end = as_of + timedelta(days=1)
-    from revops_cs.common import start_of_day
-
     start = h.client.contract_start or h.client.created_at.date()
     return {
         "usage_30d": float(cur),

@@ -1,17 +1,58 @@
-"""Client records: validated input, creation (company + client + contact), and the public profile."""
+"""Client records: each client field declared once, then create, read, update, archive and list.
+
+The field aliases below (`Seats`, `ArrMinor`…) carry the one set of bounds and descriptions that
+`ClientIn`, the tool parameters and the CSV import share; `ClientOut` is the one result shape.
+"""
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import date
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
+from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
-from revops_core.errors import Conflict, NotFound
+from revops_core.db import utcnow
+from revops_core.errors import Conflict, NotFound, ValidationFailed
 from revops_core.models import CoreCompany, CoreContact
+from revops_core.paging import Page, paginate
+from revops_core.params import MAX_COUNT, Count
 from revops_cs.models.clients import CsClient, CsStageChange, Stage, Tier
+from revops_cs.models.health import CsHealthSnapshot
 from revops_cs.output import Out
+from revops_cs.services import lifecycle
+from revops_cs.services.health import latest_snapshot_id
+
+# --------------------------------------------------------------------------- the client fields
+
+Name = Annotated[str, Field(min_length=1, max_length=200, description="Client (company) name.")]
+TierField = Annotated[Tier, Field(description="Service tier.")]
+StageField = Annotated[Stage, Field(description="Lifecycle stage.")]
+Domain = Annotated[str, Field(max_length=253, description="Web domain (e.g. example.com); unique.")]
+# ARR is stored in an INTEGER column today, so its bound is the column's (see the report on BIGINT).
+ArrMinor = Annotated[int, Field(ge=0, le=MAX_COUNT, description="ARR in minor units (cents).")]
+CurrencyCode = Annotated[str, Field(pattern=r"^[A-Za-z]{3}$", description="ISO 4217 currency.")]
+Owner = Annotated[str, Field(min_length=1, max_length=200, description="CSM responsible.")]
+Plan = Annotated[str, Field(min_length=1, max_length=100, description="Product plan.")]
+Seats = Annotated[int, Count("Seats in the contract.")]
+ContractStart = Annotated[date, Field(description="Contract start (YYYY-MM-DD).")]
+RenewalDate = Annotated[date, Field(description="Next renewal (YYYY-MM-DD); after contract_start.")]
+Email = Annotated[str, Field(max_length=320, description="Primary contact email.")]
+PersonName = Annotated[str, Field(max_length=100, description="Primary contact name.")]
+
+UPDATABLE: tuple[str, ...] = (
+    "name",
+    "tier",
+    "plan",
+    "arr_minor",
+    "owner",
+    "seats_purchased",
+    "contract_start",
+    "renewal_date",
+)
+"""Fields update_client_info may change (the stage has its own rules: services.lifecycle)."""
 
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
@@ -20,20 +61,20 @@ _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 class ClientIn(BaseModel):
     """A new client, as register_client and import_clients_csv accept it."""
 
-    name: str = Field(min_length=1, max_length=200)
-    tier: Tier
-    domain: str | None = Field(default=None, max_length=253)
-    arr_minor: int = Field(default=0, ge=0, le=10**13)
-    currency: str = Field(default="USD", pattern=r"^[A-Za-z]{3}$")
-    owner: str | None = Field(default=None, max_length=200)
-    plan: str | None = Field(default=None, max_length=100)
-    seats_purchased: int | None = Field(default=None, ge=0, le=1_000_000)
-    contract_start: date | None = None
-    renewal_date: date | None = None
-    stage: Stage = "onboarding"
-    contact_email: str | None = Field(default=None, max_length=320)
-    contact_first_name: str | None = Field(default=None, max_length=100)
-    contact_last_name: str | None = Field(default=None, max_length=100)
+    name: Name
+    tier: TierField
+    domain: Domain | None = None
+    arr_minor: ArrMinor = 0
+    currency: CurrencyCode = "USD"
+    owner: Owner | None = None
+    plan: Plan | None = None
+    seats_purchased: Seats | None = None
+    contract_start: ContractStart | None = None
+    renewal_date: RenewalDate | None = None
+    stage: StageField = "onboarding"
+    contact_email: Email | None = None
+    contact_first_name: PersonName | None = None
+    contact_last_name: PersonName | None = None
 
     @field_validator("name", "owner", "plan", "contact_first_name", "contact_last_name", mode="before")
     @classmethod
@@ -80,7 +121,9 @@ class ClientIn(BaseModel):
         return self
 
 
-class ClientProfile(Out):
+class ClientOut(Out):
+    """A client as every tool returns it."""
+
     id: int = Field(description="Client id.")
     name: str = Field(description="Client name.")
     domain: str | None = Field(description="Company web domain.")
@@ -95,22 +138,131 @@ class ClientProfile(Out):
     renewal_date: date | None = Field(description="Next renewal date.")
 
 
-def profile(session: Session, client: CsClient) -> ClientProfile:
+class ClientRow(ClientOut):
+    """A client in a list, with its latest stored health."""
+
+    health_score: float | None = Field(description="Latest stored score; null if never scored.")
+    health_band: str | None = Field(description="Its band; null if never scored.")
+
+
+class Registered(Out):
+    client_id: int = Field(description="New client id.")
+    company_id: int = Field(description="Shared company id.")
+    contact_id: int | None = Field(description="Primary contact id, if given.")
+
+
+class ClientUpdated(ClientOut):
+    changed: list[str] = Field(description="Fields that changed.")
+    stage_change_id: int | None = Field(description="Stage history row, if the stage changed.")
+
+
+class Archived(Out):
+    client_id: int = Field(description="Client id.")
+    action: str = Field(description="archive or restore.")
+    archived: bool = Field(description="Whether the client is archived now.")
+
+
+# --------------------------------------------------------------------------- read
+
+
+def get_client(session: Session, client_id: int, *, include_deleted: bool = False) -> CsClient:
+    """The client, or `not_found` naming the id. Soft-deleted clients are hidden unless asked for."""
+    client = session.get(CsClient, client_id)
+    if client is None or (client.deleted_at is not None and not include_deleted):
+        raise NotFound(
+            f"No client with id {client_id}.",
+            field="client_id",
+            hint="Find ids with list_clients; restore an archived client with archive_client action=restore.",
+        )
+    return client
+
+
+def client_out(session: Session, client: CsClient) -> ClientOut:
     company = session.get(CoreCompany, client.company_id)
-    return ClientProfile(
-        id=client.id or 0,
-        name=client.name,
-        domain=company.domain if company else None,
-        tier=client.tier,
-        stage=client.stage,
-        plan=client.plan,
-        arr_minor=client.arr_minor,
-        currency=client.currency,
-        owner=client.owner,
-        seats_purchased=client.seats_purchased,
-        contract_start=client.contract_start,
-        renewal_date=client.renewal_date,
+    return ClientOut.model_validate({**client.model_dump(), "domain": company.domain if company else None})
+
+
+def live_clients(session: Session, tenant: str) -> list[CsClient]:
+    """Every non-archived client of the tenant, by id."""
+    return list(
+        session.exec(
+            select(CsClient)
+            .where(CsClient.tenant == tenant, col(CsClient.deleted_at).is_(None))
+            .order_by(col(CsClient.id))
+        )
     )
+
+
+def portfolio(session: Session, tenant: str, client_id: int | None = None) -> list[CsClient]:
+    """One client, or the portfolio: live clients that have not churned (a churned account has no
+    health to manage and would only add noise: no usage reads as a 100 % drop, its ARR as ARR at risk)."""
+    if client_id is not None:
+        return [get_client(session, client_id)]
+    return [c for c in live_clients(session, tenant) if c.stage != "churned"]
+
+
+_ROW_COLUMNS: tuple[Any, ...] = tuple(
+    col(getattr(CsClient, name)) for name in ClientOut.model_fields if name != "domain"
+)
+
+
+def page(
+    session: Session,
+    tenant: str,
+    *,
+    tier: str | None,
+    stage: str | None,
+    health_band: str | None,
+    arr_min_minor: int | None,
+    arr_max_minor: int | None,
+    owner: str | None,
+    archived: bool,
+    limit: int,
+    cursor: str | None,
+) -> Page[ClientRow]:
+    """Clients by id, filtered, counted and paged in SQL (keyset: archiving between pages skips no one)."""
+    if arr_min_minor is not None and arr_max_minor is not None and arr_max_minor < arr_min_minor:
+        raise ValidationFailed(
+            "arr_max_minor is below arr_min_minor.",
+            field="arr_max_minor",
+            hint="Give a maximum at or above the minimum.",
+        )
+    query = (
+        sql_select(
+            *_ROW_COLUMNS,
+            col(CoreCompany.domain),
+            col(CsHealthSnapshot.score).label("health_score"),
+            col(CsHealthSnapshot.band).label("health_band"),
+        )
+        .join(CoreCompany, col(CoreCompany.id) == col(CsClient.company_id))
+        .outerjoin(CsHealthSnapshot, col(CsHealthSnapshot.id) == latest_snapshot_id())
+        .where(col(CsClient.tenant) == tenant)
+        .where(col(CsClient.deleted_at).is_not(None) if archived else col(CsClient.deleted_at).is_(None))
+    )
+    for column, value in (
+        (col(CsClient.tier), tier),
+        (col(CsClient.stage), stage),
+        (col(CsClient.owner), owner),
+        (col(CsHealthSnapshot.band), health_band),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if arr_min_minor is not None:
+        query = query.where(col(CsClient.arr_minor) >= arr_min_minor)
+    if arr_max_minor is not None:
+        query = query.where(col(CsClient.arr_minor) <= arr_max_minor)
+    return paginate(
+        session,
+        query,
+        cursor=cursor,
+        limit=limit,
+        keys=[col(CsClient.id)],
+        scope="clients:archived" if archived else "clients",
+        item=ClientRow.model_validate,
+    )
+
+
+# --------------------------------------------------------------------------- write
 
 
 def check_unique(session: Session, tenant: str, data: ClientIn) -> None:
@@ -147,20 +299,12 @@ def create_client(
     company = CoreCompany(tenant=tenant, name=data.name, domain=data.domain)
     session.add(company)
     session.flush()
-    now = datetime.now(UTC)
+    now = utcnow()
     client = CsClient(
         tenant=tenant,
         company_id=company.id or 0,
-        name=data.name,
-        tier=data.tier,
-        stage=data.stage,
-        plan=data.plan,
-        arr_minor=data.arr_minor,
+        **data.model_dump(include={"name", "tier", "stage", *UPDATABLE}),
         currency=data.currency,
-        owner=data.owner,
-        seats_purchased=data.seats_purchased,
-        contract_start=data.contract_start,
-        renewal_date=data.renewal_date,
         stage_changed_at=now,
         churned_at=now if data.stage == "churned" else None,
     )
@@ -192,24 +336,61 @@ def create_client(
     return client, contact_id
 
 
-def live_clients(session: Session, tenant: str) -> list[CsClient]:
-    """Every non-archived client of the tenant, by id."""
-    return list(
-        session.exec(
-            select(CsClient)
-            .where(CsClient.tenant == tenant, col(CsClient.deleted_at).is_(None))
-            .order_by(col(CsClient.id))
+def register(session: Session, data: ClientIn, *, tenant: str, actor: str) -> Registered:
+    client, contact_id = create_client(session, data, tenant=tenant, actor=actor)
+    return Registered(client_id=client.id or 0, company_id=client.company_id, contact_id=contact_id)
+
+
+def update(
+    session: Session,
+    client: CsClient,
+    values: dict[str, Any],
+    *,
+    stage: str | None,
+    reason: str | None,
+    actor: str,
+) -> ClientUpdated:
+    """Apply the given fields (None = keep); a stage change follows the lifecycle rules and is recorded."""
+    changes = {k: v for k, v in values.items() if v is not None and getattr(client, k) != v}
+    if not changes and (stage is None or stage == client.stage):
+        raise ValidationFailed(
+            "Nothing to update: no field differs from the stored value.",
+            field="client_id",
+            hint="Pass at least one field with a new value.",
         )
+    start = changes.get("contract_start", client.contract_start)
+    end = changes.get("renewal_date", client.renewal_date)
+    if start and end and end <= start:
+        raise ValidationFailed(
+            "renewal_date must be after contract_start.",
+            field="renewal_date",
+            hint="Give a renewal date after the contract start.",
+        )
+    change_id = None
+    if stage is not None and stage != client.stage:
+        change_id = lifecycle.transition(session, client, stage, actor=actor, reason=reason).id
+        changes["stage"] = stage
+    for key, value in changes.items():
+        setattr(client, key, value)
+    if "name" in changes:
+        company = session.get(CoreCompany, client.company_id)
+        if company is not None:
+            company.name = client.name
+            session.add(company)
+    client.updated_at = utcnow()
+    session.add(client)
+    session.flush()
+    out = client_out(session, client)
+    return ClientUpdated.model_validate(
+        {**out.model_dump(), "changed": sorted(changes), "stage_change_id": change_id}
     )
 
 
-def get_client(session: Session, client_id: int, *, include_deleted: bool = False) -> CsClient:
-    """The client, or `not_found` naming the id. Soft-deleted clients are hidden unless asked for."""
-    client = session.get(CsClient, client_id)
-    if client is None or (client.deleted_at is not None and not include_deleted):
-        raise NotFound(
-            f"No client with id {client_id}.",
-            field="client_id",
-            hint="Find valid ids with list_clients; archived clients can be restored with restore_client.",
-        )
-    return client
+def set_archived(session: Session, client: CsClient, *, archived: bool) -> Archived:
+    """Archive (soft-delete) or restore a client; its history is kept either way."""
+    now = utcnow()
+    client.deleted_at = now if archived else None
+    client.updated_at = now
+    session.add(client)
+    session.flush()
+    return Archived(client_id=client.id or 0, action="archive" if archived else "restore", archived=archived)

@@ -16,14 +16,15 @@ from pydantic import Field
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from revops_core.params import end_of_day, start_of_day
 from revops_core.settings import Settings
 from revops_cs.analytics import health as maths
-from revops_cs.common import end_of_day, start_of_day
 from revops_cs.models.clients import CsClient
 from revops_cs.models.feedback import CsFeedback
+from revops_cs.models.health import CsHealthSnapshot
 from revops_cs.models.retention import CsBillingEvent
 from revops_cs.models.support import CsTicket
-from revops_cs.models.usage import CsFeature, CsHealthSnapshot, CsUsageEvent
+from revops_cs.models.usage import CsFeature, CsUsageEvent
 from revops_cs.output import Out
 from revops_cs.services.health_settings import COMPONENTS, HealthSettings, health_settings
 
@@ -132,7 +133,7 @@ def _support(session: Session, client: CsClient, as_of: date, hs: HealthSettings
 def _sentiment(session: Session, client: CsClient, as_of: date, hs: HealthSettings) -> ComponentScore:
     start, end = _window(as_of, hs.sentiment_window_days)
     scores = [
-        int(s)
+        s
         for s in session.exec(
             select(CsFeedback.score)
             .where(
@@ -144,6 +145,7 @@ def _sentiment(session: Session, client: CsClient, as_of: date, hs: HealthSettin
             )
             .order_by(col(CsFeedback.id))
         )
+        if s is not None
     ]
     inputs: dict[str, Any] = {"nps_answers": len(scores), "window_days": hs.sentiment_window_days}
     if not scores:
@@ -309,6 +311,23 @@ def compute_health(
         inputs_hash=digest,
         snapshot_id=snapshot.id,
         reused=reused,
+    )
+
+
+def latest_snapshot_id(as_of: date | None = None) -> Any:
+    """SQL: the id of the outer query's client's latest snapshot (on or before `as_of`), or NULL.
+
+    Correlated to `cs_client`, so a list can join each client to its latest snapshot and filter or
+    page on its band in SQL.
+    """
+    query = select(CsHealthSnapshot.id).where(col(CsHealthSnapshot.client_id) == col(CsClient.id))
+    if as_of is not None:
+        query = query.where(CsHealthSnapshot.as_of <= as_of)
+    return (
+        query.order_by(col(CsHealthSnapshot.as_of).desc(), col(CsHealthSnapshot.id).desc())
+        .limit(1)
+        .correlate(CsClient)
+        .scalar_subquery()
     )
 
 

@@ -1,13 +1,15 @@
-"""Lifecycle stage rules: which transitions are allowed, and the history every change writes."""
+"""Lifecycle stage rules: which transitions are allowed, the history every change writes, and reading it."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlmodel import Session
+from pydantic import Field
+from sqlmodel import Session, col, select
 
 from revops_core.errors import ValidationFailed
 from revops_cs.models.clients import STAGES, CsClient, CsStageChange
+from revops_cs.output import Out
 
 # Why these: a client moves forward through onboarding → adoption → mature, enters the renewal window
 # from adoption or mature, returns to mature once renewed, may churn from anywhere, and a churned
@@ -70,3 +72,33 @@ def transition(
     session.add(client)
     session.flush()
     return change
+
+
+class StageChange(Out):
+    at: datetime = Field(description="When (UTC).")
+    from_stage: str | None = Field(description="Previous stage; null when registered.")
+    to_stage: str = Field(description="New stage.")
+    reason: str | None = Field(description="Why.")
+    actor: str = Field(description="Who.")
+
+
+class Lifecycle(Out):
+    client_id: int = Field(description="Client id.")
+    stage: str = Field(description="Current stage.")
+    allowed_next: list[str] = Field(description="Allowed next stages.")
+    history: list[StageChange] = Field(description="Stage changes, newest first.")
+
+
+def history(session: Session, client: CsClient) -> Lifecycle:
+    """The client's stage, where it may move next, and every recorded change, newest first."""
+    rows = session.exec(
+        select(CsStageChange)
+        .where(CsStageChange.client_id == client.id)
+        .order_by(col(CsStageChange.at).desc(), col(CsStageChange.id).desc())
+    ).all()
+    return Lifecycle(
+        client_id=client.id or 0,
+        stage=client.stage,
+        allowed_next=sorted(ALLOWED.get(client.stage, ())),
+        history=[StageChange.model_validate(r) for r in rows],
+    )

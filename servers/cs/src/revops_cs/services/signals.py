@@ -8,21 +8,21 @@ Usage is counted from `cs_usage_event` rows only (never from stage or health).
 from __future__ import annotations
 
 import bisect
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from sqlmodel import Session, col, select
 
-from revops_cs.analytics.churn_rules import RiskFacts
-from revops_cs.common import end_of_day, start_of_day
+from revops_core.params import end_of_day, start_of_day
+from revops_cs.analytics.churn_rules import ChurnRules, RiskFacts
 from revops_cs.models.clients import CsClient
+from revops_cs.models.escalations import CsEscalation
 from revops_cs.models.feedback import CsFeedback
-from revops_cs.models.retention import CsBillingEvent, CsEscalation
+from revops_cs.models.health import CsHealthSnapshot
+from revops_cs.models.retention import CsBillingEvent
 from revops_cs.models.support import CsTicket
-from revops_cs.models.usage import CsHealthSnapshot, CsUsageEvent
-from revops_cs.services.thresholds import ChurnRules
+from revops_cs.models.usage import CsUsageEvent
 
 LOGIN = "login"
 
@@ -185,10 +185,3 @@ def live_clients(session: Session, tenant: str, *, include_churned: bool = False
 def _chunks(ids: list[int], size: int) -> Iterable[list[int]]:
     for i in range(0, len(ids), size):
         yield ids[i : i + size]
-
-
-def group_by_currency(rows: Iterable[tuple[str, int]]) -> dict[str, int]:
-    totals: dict[str, int] = defaultdict(int)
-    for currency, amount in rows:
-        totals[currency] += amount
-    return dict(totals)

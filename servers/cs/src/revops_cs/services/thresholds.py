@@ -1,61 +1,39 @@
 """Configurable thresholds for onboarding, retention and expansion (REFERENCE.md defaults).
 
-Defaults live in the pydantic models below; a team overrides them per section with the
-`configure_cs_thresholds` tool, which stores only the overridden keys in `cs_threshold_config`.
-Tools read the effective values at call time, so a change applies to the next call.
+Defaults live in the pydantic models below (the churn rules' own in `analytics.churn_rules`); a team
+overrides them per section with `configure_cs_thresholds`, which stores only the overridden keys in
+`cs_threshold_config`. Tools read the effective values at call time, so a change applies to the next
+call. Every number is bounded so a stored override can never overflow a date or duration later.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 from sqlmodel import Session
 
 from revops_core.db import utcnow
 from revops_core.errors import ValidationFailed
+from revops_core.params import MAX_COUNT
+from revops_cs.analytics.churn_rules import ChurnRules
 from revops_cs.models.retention import CsThresholdConfig
 
 M = TypeVar("M", bound=BaseModel)
-
-
-class ChurnRules(BaseModel):
-    """Churn-risk rule points and thresholds (REFERENCE: Churn risk, rules)."""
-
-    usage_drop_pct: float = Field(30.0, gt=0, le=100, description="Usage fall month on month, percent.")
-    usage_drop_points: int = Field(25, ge=0, le=100)
-    no_login_days: int = Field(14, ge=1)
-    no_login_points: int = Field(20, ge=0, le=100)
-    tickets_30d: int = Field(3, ge=1, description="Tickets opened in the last 30 days.")
-    tickets_points: int = Field(15, ge=0, le=100)
-    detractor_max_score: int = Field(6, ge=0, le=10, description="NPS answers at or below are detractors.")
-    detractor_points: int = Field(15, ge=0, le=100)
-    renewal_window_days: int = Field(90, ge=1)
-    renewal_health_below: float = Field(70.0, ge=0, le=100)
-    renewal_points: int = Field(15, ge=0, le=100)
-    failed_payment_days: int = Field(
-        30, ge=1, description="A failed payment within this many days counts (default 30)."
-    )
-    failed_payment_points: int = Field(10, ge=0, le=100)
-    high_at: int = Field(60, ge=1, le=100, description="Score at or above: high risk.")
-    medium_at: int = Field(30, ge=1, le=100, description="Score at or above (and below high_at): medium.")
-
-    @model_validator(mode="after")
-    def _levels_ordered(self) -> ChurnRules:
-        if self.medium_at >= self.high_at:
-            raise ValueError("medium_at must be below high_at")
-        return self
+Severity = Literal["urgent", "high", "normal", "low"]
+MAX_SLA_MINUTES = 366 * 24 * 60
+"""A resolution target longer than a year is a typo, not a target."""
 
 
 class ExpansionSignals(BaseModel):
     seat_utilisation_pct: float = Field(80.0, gt=0, le=1000)
-    usage_growth_pct: float = Field(20.0, gt=0, description="Usage up quarter on quarter, percent.")
+    usage_growth_pct: float = Field(20.0, gt=0, le=10_000, description="Usage up quarter on quarter, %.")
     plan_limit_events: list[str] = Field(default_factory=lambda: ["plan_limit_hit"], max_length=20)
     health_min: float = Field(80.0, ge=0, le=100)
     promoter_min_score: int = Field(9, ge=0, le=10)
-    renewal_min_days: int = Field(60, ge=0)
-    renewal_max_days: int = Field(120, ge=1)
+    renewal_min_days: int = Field(60, ge=0, le=730)
+    renewal_max_days: int = Field(120, ge=1, le=730)
 
 
 class RenewalForecast(BaseModel):
@@ -79,25 +57,38 @@ class Revenue(BaseModel):
 
 class Onboarding(BaseModel):
     value_event: str = Field("first_value", min_length=1, max_length=100, description="First-value event.")
-    at_risk_days: int = Field(7, ge=0, description="Open milestones due within this many days are at risk.")
+    at_risk_days: int = Field(
+        7, ge=0, le=365, description="Open milestones due within this many days are at risk."
+    )
     certification_modules: list[str] = Field(default_factory=list, max_length=50)
 
 
 class Sla(BaseModel):
     """Escalation resolution targets in minutes by severity (REFERENCE: Support SLA)."""
 
-    resolution_minutes: dict[str, int] = Field(
+    resolution_minutes: dict[Severity, int] = Field(
         default_factory=lambda: {"urgent": 120, "high": 480, "normal": 1440, "low": 4320}
     )
 
+    @model_validator(mode="after")
+    def _every_severity(self) -> Sla:
+        # An override replaces the whole mapping: a missing severity would leave no deadline.
+        missing = [s for s in get_args(Severity) if s not in self.resolution_minutes]
+        if missing:
+            raise ValueError(f"resolution_minutes needs every severity; missing {', '.join(missing)}")
+        if not all(1 <= m <= MAX_SLA_MINUTES for m in self.resolution_minutes.values()):
+            raise ValueError(f"resolution minutes must be within 1..{MAX_SLA_MINUTES}")
+        return self
+
 
 class ChurnModelConfig(BaseModel):
-    min_positives: int = Field(30, ge=2)
-    min_negatives: int = Field(30, ge=2)
+    min_positives: int = Field(30, ge=2, le=MAX_COUNT)
+    min_negatives: int = Field(30, ge=2, le=MAX_COUNT)
     folds: int = Field(5, ge=2, le=20)
-    l2: float = Field(1.0, ge=0, description="L2 penalty on standardised coefficients.")
+    l2: float = Field(1.0, ge=0, le=1e6, description="L2 penalty on standardised coefficients.")
 
 
+Section = Literal["churn_rules", "expansion", "renewal", "revenue", "onboarding", "sla", "churn_model"]
 SECTIONS: dict[str, type[BaseModel]] = {
     "churn_rules": ChurnRules,
     "expansion": ExpansionSignals,
@@ -117,7 +108,16 @@ def load(session: Session, model: type[M]) -> M:
     return model.model_validate(overrides)
 
 
-def save(session: Session, section: str, values: dict[str, Any], actor: str) -> BaseModel:
+class ConfigOut(BaseModel):
+    section: Section = Field(description="Config section.")
+    values: dict[str, Any] = Field(description="Effective values (defaults overlaid with overrides).")
+
+
+def show(session: Session, section: Section) -> ConfigOut:
+    return ConfigOut(section=section, values=load(session, SECTIONS[section]).model_dump())
+
+
+def save(session: Session, section: Section, values: dict[str, Any], actor: str) -> ConfigOut:
     """Validate and store overrides for `section` (merged over earlier ones); returns the effective config."""
     if section not in SECTIONS:
         raise ValidationFailed(
@@ -139,7 +139,7 @@ def save(session: Session, section: str, values: dict[str, Any], actor: str) -> 
         first = exc.errors()[0]
         raise ValidationFailed(
             f"Invalid {section} value: {first['msg']}.",
-            field="values." + ".".join(str(p) for p in first["loc"]),
+            field=".".join(["values", *(str(p) for p in first["loc"])]),
             hint="Correct the value; nothing was changed.",
         ) from None
     if row is None:
@@ -148,7 +148,7 @@ def save(session: Session, section: str, values: dict[str, Any], actor: str) -> 
     row.updated_by = actor
     row.updated_at = utcnow()
     session.add(row)
-    return effective
+    return ConfigOut(section=section, values=effective.model_dump())
 
 
 def _section_of(model: type[BaseModel]) -> str:

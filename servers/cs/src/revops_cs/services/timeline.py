@@ -1,29 +1,37 @@
-"""A client's timeline: real events merged from every CS table, newest first.
+"""A client's timeline: real events from every CS table, newest first, paged in SQL.
 
-Each source is a function `(session, client_id, start, end) -> list[TimelineEvent]`; add a source to
-`SOURCES` to extend the timeline. Messages come from `models.communication.CsMessage` when that
-table exists (written by the communication toolset); the adapter reads only its common columns.
+Each kind of event is one `SELECT (at, kind, row_id, note)` over its table; the kinds asked for are
+combined with UNION ALL, filtered, counted, ordered and keyset-paged by the database, and only the
+rows of the page are then loaded to describe them. Add a kind by adding a `RowKind` to `ROW_KINDS`
+(or, for an aggregate such as "first login", a select to `_usage_firsts`).
 """
 
 from __future__ import annotations
 
-import importlib
+from collections import defaultdict
 from collections.abc import Callable
-from datetime import datetime
-from typing import Any
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Literal, get_args
 
 from pydantic import Field
-from sqlalchemy import func
+from sqlalchemy import Integer, String, func, literal, union_all
+from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
+from revops_core.errors import ValidationFailed
+from revops_core.paging import Page, paginate
+from revops_core.params import end_of_day, start_of_day
 from revops_cs.models.clients import CsStageChange
+from revops_cs.models.communication import CsEmailMessage
+from revops_cs.models.escalations import CsEscalation
 from revops_cs.models.feedback import CsFeedback
-from revops_cs.models.retention import CsBillingEvent, CsEscalation
+from revops_cs.models.retention import CsBillingEvent
 from revops_cs.models.support import CsTicket
 from revops_cs.models.usage import CsUsageEvent
 from revops_cs.output import Out
 
-KINDS: tuple[str, ...] = (
+TimelineKind = Literal[
     "first_login",
     "first_feature_use",
     "ticket_opened",
@@ -33,7 +41,10 @@ KINDS: tuple[str, ...] = (
     "billing",
     "escalation",
     "message",
-)
+]
+KINDS: tuple[str, ...] = get_args(TimelineKind)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_END_OF_TIME = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 class TimelineEvent(Out):
@@ -44,180 +55,176 @@ class TimelineEvent(Out):
     details: dict[str, Any] = Field(default_factory=dict, description="Key facts.")
 
 
-Source = Callable[[Session, int, datetime, datetime], list[TimelineEvent]]
+@dataclass(frozen=True)
+class RowKind:
+    """A kind of event that is one row of one table."""
+
+    model: Any
+    at: str  # the timestamp attribute
+    title: Callable[[Any], str]
+    details: Callable[[Any], dict[str, Any]]
+    where: Callable[[], list[Any]] = field(default=list)
 
 
-def _between(column: Any, start: datetime, end: datetime) -> Any:
-    return (column >= start) & (column < end)
+def _ticket_facts(t: CsTicket) -> dict[str, Any]:
+    return {"priority": t.priority, "status": t.status}
 
 
-def _usage(session: Session, cid: int, start: datetime, end: datetime) -> list[TimelineEvent]:
-    out: list[TimelineEvent] = []
-    first_login = session.exec(
-        select(func.min(CsUsageEvent.occurred_at)).where(
-            CsUsageEvent.client_id == cid, CsUsageEvent.event == "login"
-        )
-    ).one()
-    if first_login is not None and start <= first_login < end:
-        out.append(
-            TimelineEvent(at=first_login, kind="first_login", title="First login", ref=f"cs_client:{cid}")
-        )
-    firsts = session.exec(
-        select(CsUsageEvent.feature, func.min(CsUsageEvent.occurred_at))
-        .where(CsUsageEvent.client_id == cid, col(CsUsageEvent.feature).is_not(None))
-        .group_by(CsUsageEvent.feature)
-    ).all()
-    for feature, first in firsts:
-        if start <= first < end:
-            out.append(
-                TimelineEvent(
-                    at=first,
-                    kind="first_feature_use",
-                    title=f"First use of {feature}",
-                    ref=f"cs_client:{cid}",
-                    details={"feature": feature},
-                )
-            )
-    return out
-
-
-def _tickets(session: Session, cid: int, start: datetime, end: datetime) -> list[TimelineEvent]:
-    out: list[TimelineEvent] = []
-    for t in session.exec(select(CsTicket).where(CsTicket.client_id == cid)):
-        facts = {"priority": t.priority, "status": t.status}
-        if start <= t.created_at < end:
-            out.append(
-                TimelineEvent(
-                    at=t.created_at,
-                    kind="ticket_opened",
-                    title=f"Ticket opened: {t.subject}",
-                    ref=f"cs_ticket:{t.id}",
-                    details=facts,
-                )
-            )
-        if t.solved_at is not None and start <= t.solved_at < end:
-            out.append(
-                TimelineEvent(
-                    at=t.solved_at,
-                    kind="ticket_solved",
-                    title=f"Ticket solved: {t.subject}",
-                    ref=f"cs_ticket:{t.id}",
-                    details=facts,
-                )
-            )
-    return out
-
-
-def _feedback(session: Session, cid: int, start: datetime, end: datetime) -> list[TimelineEvent]:
-    rows = session.exec(
-        select(CsFeedback).where(CsFeedback.client_id == cid, _between(CsFeedback.submitted_at, start, end))
-    )
-    return [
-        TimelineEvent(
-            at=f.submitted_at,
-            kind="feedback",
-            title=f"{f.kind.upper()} answer" + (f": {f.score}" if f.score is not None else ""),
-            ref=f"cs_feedback:{f.id}",
-            details={"kind": f.kind, "score": f.score, "sentiment": f.sentiment_label},
-        )
-        for f in rows
-    ]
-
-
-def _stages(session: Session, cid: int, start: datetime, end: datetime) -> list[TimelineEvent]:
-    rows = session.exec(
-        select(CsStageChange).where(CsStageChange.client_id == cid, _between(CsStageChange.at, start, end))
-    )
-    return [
-        TimelineEvent(
-            at=s.at,
-            kind="stage_change",
-            title=f"Stage {s.from_stage or '—'} → {s.to_stage}",
-            ref=f"cs_stage_change:{s.id}",
-            details={"reason": s.reason, "actor": s.actor},
-        )
-        for s in rows
-    ]
-
-
-def _billing(session: Session, cid: int, start: datetime, end: datetime) -> list[TimelineEvent]:
-    rows = session.exec(
-        select(CsBillingEvent).where(
-            CsBillingEvent.client_id == cid, _between(CsBillingEvent.occurred_at, start, end)
-        )
-    )
-    return [
-        TimelineEvent(
-            at=b.occurred_at,
-            kind="billing",
-            title=b.kind.replace("_", " ").capitalize(),
-            ref=f"cs_billing_event:{b.id}",
-            details={"amount_minor": b.amount_minor, "currency": b.currency},
-        )
-        for b in rows
-    ]
-
-
-def _escalations(session: Session, cid: int, start: datetime, end: datetime) -> list[TimelineEvent]:
-    rows = session.exec(
-        select(CsEscalation).where(
-            CsEscalation.client_id == cid, _between(CsEscalation.opened_at, start, end)
-        )
-    )
-    return [
-        TimelineEvent(
-            at=e.opened_at,
-            kind="escalation",
-            title=f"Escalation: {e.title}",
-            ref=f"cs_escalation:{e.id}",
-            details={"severity": e.severity, "status": e.status},
-        )
-        for e in rows
-    ]
-
-
-def _messages(session: Session, cid: int, start: datetime, end: datetime) -> list[TimelineEvent]:
-    """Adapter for the communication toolset's messages; empty until `CsMessage` exists."""
-    module = importlib.import_module("revops_cs.models.communication")
-    model = getattr(module, "CsMessage", None)
-    if model is None or not hasattr(model, "client_id"):
-        return []
-    when = next((getattr(model, n) for n in ("sent_at", "created_at") if hasattr(model, n)), None)
-    if when is None:
-        return []
-    out: list[TimelineEvent] = []
-    for m in session.exec(select(model).where(model.client_id == cid, _between(when, start, end))):
-        at = getattr(m, "sent_at", None) or getattr(m, "created_at", None)
-        subject = getattr(m, "subject", None) or getattr(m, "kind", None) or "message"
-        out.append(
-            TimelineEvent(
-                at=at,
-                kind="message",
-                title=f"Message: {subject}",
-                ref=f"{model.__tablename__}:{m.id}",
-                details={"status": getattr(m, "status", None), "channel": getattr(m, "channel", None)},
-            )
-        )
-    return out
-
-
-SOURCES: dict[str, Source] = {
-    "usage": _usage,
-    "tickets": _tickets,
-    "feedback": _feedback,
-    "stages": _stages,
-    "billing": _billing,
-    "escalations": _escalations,
-    "messages": _messages,
+ROW_KINDS: dict[str, RowKind] = {
+    "ticket_opened": RowKind(CsTicket, "created_at", lambda t: f"Ticket opened: {t.subject}", _ticket_facts),
+    "ticket_solved": RowKind(
+        CsTicket,
+        "solved_at",
+        lambda t: f"Ticket solved: {t.subject}",
+        _ticket_facts,
+        lambda: [col(CsTicket.solved_at).is_not(None)],
+    ),
+    "feedback": RowKind(
+        CsFeedback,
+        "submitted_at",
+        lambda f: f"{f.kind.upper()} answer" + (f": {f.score}" if f.score is not None else ""),
+        lambda f: {"kind": f.kind, "score": f.score, "sentiment": f.sentiment_label},
+    ),
+    "stage_change": RowKind(
+        CsStageChange,
+        "at",
+        lambda s: f"Stage {s.from_stage or '—'} → {s.to_stage}",
+        lambda s: {"reason": s.reason, "actor": s.actor},
+    ),
+    "billing": RowKind(
+        CsBillingEvent,
+        "occurred_at",
+        lambda b: b.kind.replace("_", " ").capitalize(),
+        lambda b: {"amount_minor": b.amount_minor, "currency": b.currency},
+    ),
+    "escalation": RowKind(
+        CsEscalation,
+        "opened_at",
+        lambda e: f"Escalation: {e.title}",
+        lambda e: {"severity": e.severity, "status": e.status},
+    ),
+    # E-mails the communication toolset sent (or recorded) to the client's contacts.
+    "message": RowKind(
+        CsEmailMessage,
+        "sent_at",
+        lambda m: f"Email: {m.subject}",
+        lambda m: {"channel": "email", "status": m.status, "source": m.source},
+    ),
 }
 
 
-def timeline(
-    session: Session, client_id: int, start: datetime, end: datetime, kinds: set[str]
-) -> list[TimelineEvent]:
-    """Every event of the client in [start, end) whose kind is in `kinds`, newest first."""
-    events = [
-        e for source in SOURCES.values() for e in source(session, client_id, start, end) if e.kind in kinds
+def _columns(at: Any, kind: str, row_id: Any, note: Any) -> list[Any]:
+    return [
+        at.label("at"),
+        literal(kind, String).label("kind"),
+        row_id.label("row_id"),
+        note.label("note"),
     ]
-    events.sort(key=lambda e: (e.at, e.ref, e.kind), reverse=True)
+
+
+def _row_select(kind: str, spec: RowKind, client_id: int) -> Any:
+    model = spec.model
+    return select(*_columns(getattr(model, spec.at), kind, col(model.id), literal("", String))).where(
+        model.client_id == client_id, *spec.where()
+    )
+
+
+def _usage_firsts(kinds: set[str], client_id: int) -> list[Any]:
+    """First login ever, and the first use of each feature (aggregates of usage, not one row)."""
+    selects = []
+    mine = CsUsageEvent.client_id == client_id
+    first = func.min(CsUsageEvent.occurred_at)
+    if "first_login" in kinds:
+        selects.append(
+            select(*_columns(first, "first_login", literal(0, Integer), literal("", String))).where(
+                mine, CsUsageEvent.event == "login"
+            )
+        )
+    if "first_feature_use" in kinds:
+        selects.append(
+            select(*_columns(first, "first_feature_use", literal(0, Integer), col(CsUsageEvent.feature)))
+            .where(mine, col(CsUsageEvent.feature).is_not(None))
+            .group_by(CsUsageEvent.feature)
+        )
+    return selects
+
+
+def _describe(session: Session, client_id: int, rows: list[Any]) -> list[TimelineEvent]:
+    wanted: dict[str, set[int]] = defaultdict(set)
+    for row in rows:
+        if row.kind in ROW_KINDS:
+            wanted[ROW_KINDS[row.kind].model.__tablename__].add(row.row_id)
+    models = {spec.model.__tablename__: spec.model for spec in ROW_KINDS.values()}
+    loaded: dict[tuple[str, int], Any] = {}
+    for table, ids in wanted.items():  # one query per table on the page, not one per event
+        model = models[table]
+        for obj in session.exec(select(model).where(col(model.id).in_(sorted(ids)))):
+            loaded[(table, obj.id)] = obj
+    events = []
+    for row in rows:
+        if row.kind == "first_login":
+            events.append(
+                TimelineEvent(at=row.at, kind=row.kind, title="First login", ref=f"cs_client:{client_id}")
+            )
+        elif row.kind == "first_feature_use":
+            events.append(
+                TimelineEvent(
+                    at=row.at,
+                    kind=row.kind,
+                    title=f"First use of {row.note}",
+                    ref=f"cs_client:{client_id}",
+                    details={"feature": row.note},
+                )
+            )
+        else:
+            spec = ROW_KINDS[row.kind]
+            obj = loaded[(spec.model.__tablename__, row.row_id)]
+            events.append(
+                TimelineEvent(
+                    at=row.at,
+                    kind=row.kind,
+                    title=spec.title(obj),
+                    ref=f"{spec.model.__tablename__}:{row.row_id}",
+                    details=spec.details(obj),
+                )
+            )
     return events
+
+
+def page(
+    session: Session,
+    client_id: int,
+    *,
+    kinds: list[str] | None,
+    start_date: date | None,
+    end_date: date | None,
+    limit: int,
+    cursor: str | None,
+) -> Page[TimelineEvent]:
+    """The client's events in [start_date, end_date] (default: all), newest first, one page."""
+    if start_date and end_date and end_date < start_date:
+        raise ValidationFailed(
+            "end_date is before start_date.",
+            field="end_date",
+            hint="Give an end_date on or after start_date.",
+        )
+    wanted = set(kinds or KINDS)
+    selects = _usage_firsts(wanted, client_id) + [
+        _row_select(kind, spec, client_id) for kind, spec in ROW_KINDS.items() if kind in wanted
+    ]
+    events = union_all(*selects).subquery("timeline")
+    start = start_of_day(start_date) if start_date else _EPOCH
+    end = end_of_day(end_date) if end_date else _END_OF_TIME
+    query = sql_select(events).where(events.c.at >= start, events.c.at < end)
+    rows: Page[Any] = paginate(
+        session,
+        query,
+        cursor=cursor,
+        limit=limit,
+        keys=[events.c.at, events.c.kind, events.c.row_id, events.c.note],
+        scope=f"timeline:{client_id}",
+        descending=True,
+    )
+    return Page[TimelineEvent](
+        items=_describe(session, client_id, rows.items), next_cursor=rows.next_cursor, total=rows.total
+    )

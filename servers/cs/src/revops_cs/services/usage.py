@@ -1,4 +1,4 @@
-"""Ingest product usage events (API, CSV, Mixpanel importer…) with validation and dedupe.
+"""Product usage: ingest events (API, CSV, Mixpanel importer…) with validation and dedupe; read them back.
 
 Dedupe key: (source, external_id). Events without an external id cannot be deduplicated and are
 always inserted. Importers call `ingest_usage_events`; the `record_usage_events` tool does too.
@@ -6,14 +6,14 @@ always inserted. Importers call `ingest_usage_events`; the `record_usage_events`
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from pydantic import Field, field_validator
-from sqlalchemy import insert
+from sqlalchemy import func, insert
 from sqlmodel import Session, col, select
 
 from revops_core.errors import NotFound, ValidationFailed
-from revops_core.params import end_of_day, start_of_day
+from revops_core.params import MAX_ID, end_of_day, start_of_day
 from revops_cs.models.clients import CsClient
 from revops_cs.models.usage import CsUsageEvent
 from revops_cs.output import LeanIn, Out
@@ -22,7 +22,7 @@ from revops_cs.output import LeanIn, Out
 class UsageEventIn(LeanIn):
     """One usage event to store."""
 
-    client_id: int = Field(ge=1, description="Client id.")
+    client_id: int = Field(ge=1, le=MAX_ID, description="Client id (see list_clients).")
     user_ref: str = Field(min_length=1, max_length=200, description="End user (email or product user id).")
     event: str = Field(
         min_length=1, max_length=100, pattern=r"^[a-z0-9_.:-]+$", description="Event name; 'login' = session."
@@ -114,3 +114,44 @@ def usage_rows(
         )
     ).all()
     return [(at.date(), user, event, feature) for at, user, event, feature in rows]
+
+
+class UsageSummary(Out):
+    events: int = Field(description="Usage events in the window.")
+    logins: int = Field(description="Login events in the window.")
+    active_users: int = Field(description="Distinct users.")
+    top_features: dict[str, int] = Field(description="Events per feature (top 5).")
+    last_event_at: datetime | None = Field(description="Latest event up to the window's end; null if none.")
+
+
+def usage_summary(session: Session, client_id: int, as_of: date, days: int = 30) -> UsageSummary:
+    """Counts of a client's usage in the `days` ending on `as_of`."""
+    start, end = start_of_day(as_of - timedelta(days=days - 1)), end_of_day(as_of)
+    in_window = (
+        (CsUsageEvent.client_id == client_id)
+        & (CsUsageEvent.occurred_at >= start)
+        & (CsUsageEvent.occurred_at < end)
+    )
+    events, users = session.exec(
+        select(func.count(), func.count(func.distinct(CsUsageEvent.user_ref))).where(in_window)
+    ).one()
+    logins = session.exec(select(func.count()).where(in_window, CsUsageEvent.event == "login")).one()
+    features = session.exec(
+        select(CsUsageEvent.feature, func.count())
+        .where(in_window, col(CsUsageEvent.feature).is_not(None))
+        .group_by(CsUsageEvent.feature)
+        .order_by(func.count().desc(), col(CsUsageEvent.feature))
+        .limit(5)
+    ).all()
+    last = session.exec(
+        select(func.max(CsUsageEvent.occurred_at)).where(
+            CsUsageEvent.client_id == client_id, CsUsageEvent.occurred_at < end
+        )
+    ).one()
+    return UsageSummary(
+        events=events,
+        logins=logins,
+        active_users=users,
+        top_features={str(f): int(n) for f, n in features},
+        last_event_at=last,
+    )

@@ -10,12 +10,22 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from revops_core.errors import ConfigurationError, IntegrationUnavailable, ValidationFailed
 from revops_core.secret_values import Secret
+from revops_core.vendor_kit import VendorSpec, require_fields, text
 
-PROVIDER = "intercom"
+if TYPE_CHECKING:
+    from revops_core.server import Runtime
+
+SPEC = VendorSpec(
+    provider="intercom",
+    title="Intercom",
+    fields=("access_token",),
+    optional=("admin_id",),  # notes, replies and messages are written as this admin
+    placeholders={"access_token": "<access token>", "admin_id": "<admin id>"},
+)
 BASE_URL = "https://api.intercom.io"
 VERSION = "2.14"
 
@@ -26,33 +36,21 @@ class IntercomCredentials:
     admin_id: str | None
 
 
-def require_credentials(runtime: Any, *, need_admin: bool = False) -> IntercomCredentials:
+def require_credentials(runtime: Runtime, *, need_admin: bool = False) -> IntercomCredentials:
     """The token (and admin id when writing as an admin), or `configuration_error` naming the command.
 
     Call before the tool opens its own transaction: vault reads are audited in a transaction of their own.
     """
-    from revops_core.vault import Vault
-
-    vault = Vault(runtime.db, runtime.settings)
-    try:
-        token = vault.credential(PROVIDER, "access_token", server="cs")
-    except ConfigurationError:
-        raise ConfigurationError(
-            "Intercom is not configured (no access_token); nothing was sent.",
-            field="intercom",
-            hint="Run `revops vault set intercom access_token=…`, then call again.",
-        ) from None
-    try:
-        admin: str | None = vault.credential(PROVIDER, "admin_id", server="cs").reveal()
-    except ConfigurationError:
-        admin = None
+    values = require_fields(runtime, SPEC, also=("admin_id",) if need_admin else ())
+    admin = text(values, "admin_id") or None
     if need_admin and not (admin and admin.isdigit()):
         raise ConfigurationError(
-            "Intercom notes, replies and messages are written as an admin; no numeric admin_id is stored.",
+            "Intercom notes, replies and messages are written as an admin; the stored admin_id is not a "
+            "number.",
             field="admin_id",
-            hint="Run `revops vault set intercom access_token=… admin_id=<admin id>`, then call again.",
+            hint=f"Run `{SPEC.setup_command(('admin_id',))}`, then call again.",
         )
-    return IntercomCredentials(token, admin)
+    return IntercomCredentials(values["access_token"], admin)
 
 
 def _object(body: Any, what: str) -> dict[str, Any]:
@@ -75,7 +73,7 @@ class IntercomClient:
             return {"Authorization": f"Bearer {credentials.access_token.reveal()}"}
 
         self._http = IntegrationClient(
-            PROVIDER,
+            SPEC.provider,
             BASE_URL,
             settings=settings,
             auth=auth,

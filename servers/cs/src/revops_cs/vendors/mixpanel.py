@@ -17,16 +17,29 @@ import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from revops_core.errors import ConfigurationError, IntegrationUnavailable
 from revops_core.secret_values import Secret
+from revops_core.vendor_kit import VendorSpec, require_fields, text
 
-PROVIDER = "mixpanel"
+if TYPE_CHECKING:
+    from revops_core.server import Runtime
+
+SPEC = VendorSpec(
+    provider="mixpanel",
+    title="Mixpanel",
+    fields=("service_account_username", "service_account_secret", "project_id"),
+    optional=("project_token",),  # profile updates only
+    placeholders={
+        "service_account_username": "<service account user>",
+        "service_account_secret": "<service account secret>",
+        "project_id": "<project id>",
+        "project_token": "<project token>",
+    },
+)
 EXPORT_URL = "https://data.mixpanel.com/api/2.0"
 INGEST_URL = "https://api.mixpanel.com"
-FIELDS = ("service_account_username", "service_account_secret", "project_id")
-SETUP = "revops vault set mixpanel service_account_username=… service_account_secret=… project_id=…"
 
 
 @dataclass(frozen=True)
@@ -41,30 +54,15 @@ class MixpanelCredentials:
         return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
 
 
-def require_credentials(runtime: Any, *, need_token: bool = False) -> MixpanelCredentials:
+def require_credentials(runtime: Runtime, *, need_token: bool = False) -> MixpanelCredentials:
     """The service account (and project token for profile updates), or `configuration_error`."""
-    from revops_core.vault import Vault
-
-    vault = Vault(runtime.db, runtime.settings)
-    try:
-        values = [vault.credential(PROVIDER, f, server="cs") for f in FIELDS]
-    except ConfigurationError as err:
-        raise ConfigurationError(
-            f"Mixpanel is not configured ({err.message}); nothing was fetched.",
-            field="mixpanel",
-            hint=f"Run `{SETUP}`, then call again.",
-        ) from None
-    try:
-        token: Secret | None = vault.credential(PROVIDER, "project_token", server="cs")
-    except ConfigurationError:
-        if need_token:
-            raise ConfigurationError(
-                "Mixpanel profile updates need the project token; none is stored.",
-                field="project_token",
-                hint=f"Run `{SETUP} project_token=…`, then call again.",
-            ) from None
-        token = None
-    return MixpanelCredentials(values[0].reveal(), values[1], values[2].reveal(), token)
+    values = require_fields(runtime, SPEC, also=("project_token",) if need_token else ())
+    return MixpanelCredentials(
+        username=text(values, "service_account_username"),
+        secret=values["service_account_secret"],
+        project_id=text(values, "project_id"),
+        project_token=values.get("project_token") if text(values, "project_token") else None,
+    )
 
 
 # --------------------------------------------------------------------------- mapping
@@ -148,8 +146,10 @@ class MixpanelClient:
         async def auth() -> dict[str, str]:
             return credentials.auth_header()
 
-        self._export = IntegrationClient(PROVIDER, EXPORT_URL, settings=settings, auth=auth, **client_options)
-        self._ingest = IntegrationClient(PROVIDER, INGEST_URL, settings=settings, **client_options)
+        self._export = IntegrationClient(
+            SPEC.provider, EXPORT_URL, settings=settings, auth=auth, **client_options
+        )
+        self._ingest = IntegrationClient(SPEC.provider, INGEST_URL, settings=settings, **client_options)
 
     async def __aenter__(self) -> MixpanelClient:
         return self

@@ -10,14 +10,22 @@ IntegrationClient never resends it after a timeout (outcome `unknown`); 429 is r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from revops_core.errors import ConfigurationError, IntegrationUnavailable
+from revops_core.errors import IntegrationUnavailable
 from revops_core.secret_values import Secret
+from revops_core.vendor_kit import VendorSpec, require_fields, text
 
-PROVIDER = "sendgrid"
+if TYPE_CHECKING:
+    from revops_core.server import Runtime
+
+SPEC = VendorSpec(
+    provider="sendgrid",
+    title="SendGrid",
+    fields=("api_key", "from_email"),
+    placeholders={"api_key": "<api key>", "from_email": "<sender address>"},
+)
 BASE_URL = "https://api.sendgrid.com"
-SETUP = "revops vault set sendgrid api_key=… from_email=…"
 
 
 @dataclass(frozen=True)
@@ -26,24 +34,13 @@ class SendgridCredentials:
     from_email: str
 
 
-def require_credentials(runtime: Any) -> SendgridCredentials:
+def require_credentials(runtime: Runtime) -> SendgridCredentials:
     """The API key and sender address, or `configuration_error` naming the `revops vault set` to run.
 
     Call before the tool opens its own transaction: vault reads are audited in a transaction of their own.
     """
-    from revops_core.vault import Vault
-
-    vault = Vault(runtime.db, runtime.settings)
-    try:
-        key = vault.credential(PROVIDER, "api_key", server="cs")
-        sender = vault.credential(PROVIDER, "from_email", server="cs")
-    except ConfigurationError as err:
-        raise ConfigurationError(
-            f"SendGrid is not configured ({err.message}); nothing was sent.",
-            field="sendgrid",
-            hint=f"Run `{SETUP}`, then call again.",
-        ) from None
-    return SendgridCredentials(key, sender.reveal())
+    values = require_fields(runtime, SPEC)
+    return SendgridCredentials(values["api_key"], text(values, "from_email"))
 
 
 def mail_body(
@@ -74,7 +71,9 @@ class SendgridClient:
         async def auth() -> dict[str, str]:
             return {"Authorization": f"Bearer {credentials.api_key.reveal()}"}
 
-        self._http = IntegrationClient(PROVIDER, BASE_URL, settings=settings, auth=auth, **client_options)
+        self._http = IntegrationClient(
+            SPEC.provider, BASE_URL, settings=settings, auth=auth, **client_options
+        )
 
     async def __aenter__(self) -> SendgridClient:
         return self
@@ -94,4 +93,4 @@ class SendgridClient:
                 retryable=False,
                 hint="Check SendGrid's activity feed before sending again.",
             )
-        return message_id
+        return str(message_id)

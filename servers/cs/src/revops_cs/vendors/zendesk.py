@@ -14,13 +14,21 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from revops_core.errors import ConfigurationError, IntegrationUnavailable, ValidationFailed
 from revops_core.secret_values import Secret
+from revops_core.vendor_kit import VendorSpec, load_fields, text
 
-PROVIDER = "zendesk"
-REQUIRED_FIELDS: tuple[str, ...] = ("subdomain", "email", "api_token")
+if TYPE_CHECKING:
+    from revops_core.server import Runtime
+
+SPEC = VendorSpec(
+    provider="zendesk",
+    title="Zendesk",
+    fields=("subdomain", "email", "api_token"),
+    placeholders={"subdomain": "<subdomain>", "email": "<agent email>", "api_token": "<api token>"},
+)
 _SUBDOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 ZENDESK_PRIORITIES = ("urgent", "high", "normal", "low")
 ZENDESK_STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
@@ -41,62 +49,42 @@ class ZendeskCredentials:
         return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
 
 
-def setup_command(missing: tuple[str, ...] = REQUIRED_FIELDS) -> str:
-    """The exact CLI command that stores the missing Zendesk fields."""
-    placeholders = {"subdomain": "<subdomain>", "email": "<agent email>", "api_token": "<api token>"}
-    return "revops vault set zendesk " + " ".join(f"{f}={placeholders[f]}" for f in missing)
+def setup_command(missing: tuple[str, ...] | None = None) -> str:
+    """The exact CLI command that stores the missing Zendesk fields (all of them by default)."""
+    return SPEC.setup_command(missing)
 
 
 def credentials_from_fields(fields: Mapping[str, Any] | None) -> ZendeskCredentials | tuple[str, ...]:
     """Credentials from vault fields, or the tuple of fields still missing."""
-    fields = fields or {}
-
-    def value(name: str) -> str:
-        raw = fields.get(name)
-        if isinstance(raw, Secret):
-            raw = raw.reveal()
-        return str(raw).strip() if raw else ""
-
-    missing = tuple(f for f in REQUIRED_FIELDS if not value(f))
+    values = fields or {}  # plain strings (tests, the wizard) or the vault's Secrets
+    missing = tuple(name for name in SPEC.fields if not text(values, name))
     if missing:
         return missing
-    subdomain = value("subdomain").lower().removesuffix(".zendesk.com")
+    subdomain = text(values, "subdomain").lower().removesuffix(".zendesk.com")
     if not _SUBDOMAIN.match(subdomain):
         raise ConfigurationError(
             "The stored Zendesk subdomain is not a valid subdomain.",
             hint=setup_command(("subdomain",)) + " (just the name before .zendesk.com).",
         )
-    return ZendeskCredentials(subdomain, value("email"), Secret(value("api_token")))
+    return ZendeskCredentials(subdomain, text(values, "email"), Secret(text(values, "api_token")))
 
 
-def load_credentials(runtime: Any) -> ZendeskCredentials | tuple[str, ...]:
-    """Zendesk credentials from the suite vault (the cs server's entry, else the suite-wide one),
-    or the fields that are missing. Each read is audited by the vault as `vault.decrypt`."""
-    from revops_core.errors import NotFound
-    from revops_core.vault import Vault
-
-    vault = Vault(runtime.db, runtime.settings)
-    for server in ("cs", "*"):
-        try:
-            return credentials_from_fields(vault.get(PROVIDER, "default", server=server))
-        except NotFound:
-            continue
-    return REQUIRED_FIELDS
+def load_credentials(runtime: Runtime) -> ZendeskCredentials | tuple[str, ...]:
+    """Zendesk credentials from the vault (this server's entry, else the suite-wide one), or the
+    fields that are missing. Each read is audited by the vault as `vault.decrypt`."""
+    found = load_fields(runtime, SPEC)
+    return found if isinstance(found, tuple) else credentials_from_fields(found)
 
 
 def not_configured_reason(missing: tuple[str, ...]) -> str:
-    return f"Zendesk is not configured (missing {', '.join(missing)}): run `{setup_command(missing)}`."
+    return SPEC.not_configured_reason(missing)
 
 
-def require_credentials(runtime: Any) -> ZendeskCredentials:
+def require_credentials(runtime: Runtime) -> ZendeskCredentials:
     """Credentials, or a configuration error naming the exact `revops vault set` to run."""
     found = load_credentials(runtime)
     if isinstance(found, tuple):
-        raise ConfigurationError(
-            f"Zendesk is not configured (missing {', '.join(found)}); nothing was sent.",
-            field="zendesk",
-            hint=f"Run `{setup_command(found)}`, then call again.",
-        )
+        raise SPEC.not_configured(found)
     return found
 
 
@@ -218,7 +206,7 @@ class ZendeskClient:
             return credentials.auth_header()
 
         self._http = IntegrationClient(
-            PROVIDER, credentials.base_url, settings=settings, auth=auth, **client_options
+            SPEC.provider, credentials.base_url, settings=settings, auth=auth, **client_options
         )
 
     async def aclose(self) -> None:

@@ -1,0 +1,183 @@
+"""Health across the portfolio: score every client, fit trends on stored snapshots, report by band."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import date, timedelta
+
+from pydantic import Field
+from sqlmodel import Session, col, select
+
+from revops_core.errors import NotFound, ValidationFailed
+from revops_cs.analytics import health as maths
+from revops_cs.models.clients import CsClient
+from revops_cs.models.health import CsHealthSnapshot
+from revops_cs.output import Out
+from revops_cs.services.health import HealthResult, compute_health, latest_snapshots
+from revops_cs.services.health_settings import HealthSettings
+
+Progress = Callable[[int, int], None]
+
+
+class PortfolioScore(Out):
+    client_id: int = Field(description="Client id.")
+    name: str = Field(description="Client name.")
+    score: float = Field(description="Health score.")
+    band: str = Field(description="Band.")
+    missing: list[str] = Field(description="Components without data.")
+    reused: bool = Field(description="Snapshot reused.")
+
+
+class HealthCalc(Out):
+    scope: str = Field(description="client or portfolio.")
+    as_of: date = Field(description="Date scored.")
+    client: HealthResult | None = Field(description="Explained score (client).")
+    portfolio: list[PortfolioScore] = Field(description="Per client (portfolio).")
+    changed: int = Field(description="Snapshots written (inputs changed).")
+
+
+def score_client(session: Session, client: CsClient, day: date, hs: HealthSettings) -> HealthCalc:
+    result = compute_health(session, client, day, hs)
+    return HealthCalc(
+        scope="client", as_of=day, client=result, portfolio=[], changed=0 if result.reused else 1
+    )
+
+
+def score_portfolio(
+    session: Session, clients: list[CsClient], day: date, hs: HealthSettings, progress: Progress
+) -> HealthCalc:
+    """Score every client (each snapshot stored or reused); `progress(done, total)` every 10 clients."""
+    if not clients:
+        raise NotFound("There are no live clients to score.", field="scope", hint="Register clients first.")
+    lines: list[PortfolioScore] = []
+    for i, client in enumerate(clients, start=1):
+        r = compute_health(session, client, day, hs)
+        lines.append(
+            PortfolioScore(
+                client_id=r.client_id,
+                name=client.name,
+                score=r.score,
+                band=r.band,
+                missing=r.missing,
+                reused=r.reused,
+            )
+        )
+        if i % 10 == 0 or i == len(clients):
+            progress(i, len(clients))
+    changed = sum(1 for line in lines if not line.reused)
+    return HealthCalc(scope="portfolio", as_of=day, client=None, portfolio=lines, changed=changed)
+
+
+class ClientTrend(Out):
+    client_id: int = Field(description="Client id.")
+    name: str = Field(description="Client name.")
+    points: int = Field(description="Weekly snapshots used.")
+    first_score: float = Field(description="Oldest score in the window.")
+    latest_score: float = Field(description="Newest score in the window.")
+    slope_per_week: float = Field(description="Points per week (least squares).")
+    trend: str = Field(description="improving, declining or stable.")
+
+
+class Trends(Out):
+    as_of: date = Field(description="End of the window.")
+    weeks: int = Field(description="Window in weeks.")
+    stable_within: float = Field(description="|slope| at or below this is stable.")
+    clients: list[ClientTrend] = Field(description="Biggest movers first.")
+    insufficient_data: list[int] = Field(description="Ids with too few snapshots.")
+    min_points: int = Field(description="Snapshots needed.")
+
+
+def trends(
+    session: Session, clients: list[CsClient], day: date, *, weeks: int, top: int, hs: HealthSettings
+) -> Trends:
+    """Least-squares slope over the latest stored snapshot of each week; biggest movers first."""
+    if weeks < hs.trend_min_points:
+        raise ValidationFailed(
+            f"A trend needs {hs.trend_min_points} weekly snapshots; {weeks} weeks cannot hold them.",
+            field="weeks",
+            hint=f"Use weeks ≥ {hs.trend_min_points}.",
+        )
+    first = day - timedelta(days=7 * weeks - 1)
+    snaps = session.exec(
+        select(CsHealthSnapshot)
+        .where(
+            col(CsHealthSnapshot.client_id).in_([c.id for c in clients]),
+            CsHealthSnapshot.as_of >= first,
+            CsHealthSnapshot.as_of <= day,
+        )
+        .order_by(col(CsHealthSnapshot.as_of), col(CsHealthSnapshot.id))
+    ).all()
+    per_client: dict[int, list[tuple[date, float]]] = defaultdict(list)
+    for s in snaps:
+        per_client[s.client_id].append((s.as_of, s.score))
+    out: list[ClientTrend] = []
+    short: list[int] = []
+    for c in clients:
+        points = maths.weekly_latest(per_client.get(c.id or 0, []), first)
+        if len(points) < hs.trend_min_points:
+            short.append(c.id or 0)
+            continue
+        xs, ys = [x for x, _ in points], [y for _, y in points]
+        slope = maths.slope(xs, ys)
+        out.append(
+            ClientTrend(
+                client_id=c.id or 0,
+                name=c.name,
+                points=len(points),
+                first_score=ys[0],
+                latest_score=ys[-1],
+                slope_per_week=round(slope, 3),
+                trend=maths.trend(slope, stable_within=hs.trend_stable_within),
+            )
+        )
+    out.sort(key=lambda t: (-abs(t.slope_per_week), t.client_id))
+    return Trends(
+        as_of=day,
+        weeks=weeks,
+        stable_within=hs.trend_stable_within,
+        clients=out[:top],
+        insufficient_data=short,
+        min_points=hs.trend_min_points,
+    )
+
+
+class BandLine(Out):
+    band: str = Field(description="Band.")
+    clients: int = Field(description="Clients (latest snapshot).")
+    arr_minor: dict[str, int] = Field(description="ARR per currency, minor units.")
+
+
+class HealthReport(Out):
+    as_of: date = Field(description="Snapshots up to this date.")
+    bands: list[BandLine] = Field(description="Portfolio by band.")
+    arr_at_risk_minor: dict[str, int] = Field(description="ARR in at_risk + critical.")
+    scored: int = Field(description="Clients with a snapshot.")
+    unscored: list[int] = Field(description="Live client ids without a snapshot.")
+    average_score: float | None = Field(description="Mean score; null if none.")
+
+
+def report(session: Session, clients: list[CsClient], day: date) -> HealthReport:
+    """Clients and ARR per band of their latest stored snapshot; who has no snapshot yet."""
+    snaps = latest_snapshots(session, [c.id or 0 for c in clients], day)
+    lines = {b: BandLine(band=b, clients=0, arr_minor={}) for b in maths.BAND_NAMES}
+    risk: dict[str, int] = {}
+    for c in clients:
+        s = snaps.get(c.id or 0)
+        if s is None:
+            continue
+        line = lines[s.band]
+        line.clients += 1
+        line.arr_minor[c.currency] = line.arr_minor.get(c.currency, 0) + c.arr_minor
+        if s.band in ("at_risk", "critical"):
+            risk[c.currency] = risk.get(c.currency, 0) + c.arr_minor
+    scores = [s.score for s in snaps.values()]
+    return HealthReport(
+        as_of=day,
+        bands=list(lines.values()),
+        arr_at_risk_minor=risk,
+        scored=len(snaps),
+        unscored=[c.id or 0 for c in clients if (c.id or 0) not in snaps],
+        average_score=round(statistics.fmean(scores), 1) if scores else None,
+    )
