@@ -6,7 +6,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?= -n auto
 # Source trees mypy checks (config: [tool.mypy] in pyproject.toml). servers/cs/src joins once its
 # rewrite lands: add it here. Meanwhile, to see CS's errors:  uv run --frozen mypy servers/cs/src
-TYPECHECK_PATHS ?= packages/revops-core/src src/revops_suite servers/sales/src servers/marketing/src
+TYPECHECK_PATHS ?= packages/revops-core/src src/revops_suite servers/sales/src servers/marketing/src servers/cs/src
 export UV_LINK_MODE ?= copy
 
 .PHONY: help
@@ -27,7 +27,8 @@ test: setup ## Run the whole test suite
 	@$(UV) run --frozen pytest $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: setup ## ruff format --check, ruff check and mypy on TYPECHECK_PATHS
+lint: setup ## uv.lock up to date, ruff format --check, ruff check and mypy on TYPECHECK_PATHS
+	@$(UV) lock --check --quiet
 	@$(UV) run --frozen ruff format --check .
 	@$(UV) run --frozen ruff check .
 	@$(UV) run --frozen mypy $(TYPECHECK_PATHS)

@@ -81,10 +81,16 @@ async def test_every_tool_follows_the_conventions(server_name, embedded_settings
     for tool in tools:
         name = tool["name"]
         ann = tool.get("annotations", {})
-        for hint in ("readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"):
+        tier = tiers[name]
+        # destructive/idempotent hints are meaningful only for tools that write (MCP spec).
+        needed = (
+            ("readOnlyHint", "openWorldHint")
+            if tier == "read"
+            else ("readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint")
+        )
+        for hint in needed:
             if hint not in ann:
                 problems.append(f"{name}: annotation {hint} is not set")
-        tier = tiers[name]
         if tier != "read" and ann.get("readOnlyHint"):
             problems.append(f"{name}: a {tier} tool claims readOnlyHint")
         if tier == "read" and not ann.get("readOnlyHint"):

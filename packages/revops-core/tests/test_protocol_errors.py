@@ -197,17 +197,18 @@ async def test_a_crash_is_internal_error_logged_once_with_its_traceback(demo, js
 # --------------------------------------------------------------------------- the CS server's own resources
 
 
+@pytest.mark.parametrize("client_ref", ["999999", "abc", str(2**31)])
 async def test_cs_resource_of_a_missing_client_is_invalid_params_with_the_uri(
-    settings, json_logs, protocol_mode
+    settings, json_logs, protocol_mode, client_ref
 ):
     from revops_cs.server import create_server
 
-    uri = "cs://clients/999999"
+    uri = f"cs://clients/{client_ref}"
     async with connect(create_server(settings), protocol_mode) as client:
         err = await _protocol_error(client.read_resource(uri))
         prompt_err = await _protocol_error(client.get_prompt("qbr_preparation", {"client_id": "999999"}))
     assert err.code == INVALID_PARAMS
     assert err.data["uri"] == uri
-    assert "999999" in err.message
+    assert client_ref in err.message
     assert prompt_err.code == INVALID_PARAMS
     assert json_logs.tracebacks() == []

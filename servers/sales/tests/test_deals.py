@@ -227,3 +227,19 @@ async def test_historical_win_rates_and_category_rollups(sales_server) -> None:
         "best_case": 1800,
         "pipeline": 1800,
     }
+
+
+async def test_the_largest_amount_the_schema_accepts_is_stored_on_every_backend(sales_server) -> None:
+    from revops_core.params import MAX_MINOR
+
+    async with connect(sales_server) as client:
+        pipeline = await _pipeline(client)
+        deal = await call_ok(
+            client, "create_deal", pipeline_id=pipeline["id"], name="big", amount_minor=MAX_MINOR
+        )
+        again = await call_ok(client, "get_deal", deal_id=deal["id"])
+        over = await call_error(
+            client, "create_deal", pipeline_id=pipeline["id"], name="x", amount_minor=MAX_MINOR + 1
+        )
+    assert again["amount_minor"] == MAX_MINOR
+    assert (over["code"], over["field"]) == ("validation_error", "amount_minor")

@@ -486,7 +486,7 @@ def format_markdown(results: Results) -> str:
 
 
 def _details(results: Results, prefix: str) -> list[str]:
-    lines = []
+    lines: list[str] = []
     for server, by_set in results.items():
         for rs, by_scenario in by_set.items():
             for r in by_scenario.values():

@@ -80,14 +80,12 @@ Confirm = Annotated[
     Field(
         min_length=1,
         max_length=100,
-        description="plan_id from the first call; omit to get the plan (nothing changes).",
+        description="plan_id to execute; omit to get a plan (changes nothing).",
     ),
 ]
-Limit = Annotated[int, Field(ge=1, le=MAX_PAGE, description=f"Page size (1–{MAX_PAGE}).")]
-Cursor = Annotated[
-    str | None, Field(max_length=500, description="next_cursor from the previous page; omit for page 1.")
-]
-AsOf = Annotated[date | None, Field(description="As-of date; default today (UTC).")]
+Limit = Annotated[int, Field(ge=1, le=MAX_PAGE, description="Page size.")]
+Cursor = Annotated[str | None, Field(max_length=500, description="next_cursor of the previous page.")]
+AsOf = Annotated[date | None, Field(description="As-of day; default today.")]
 Start = Annotated[date | None, Field(description="First day (inclusive).")]
 End = Annotated[date | None, Field(description="Last day (inclusive).")]
 MinorUnits = Annotated[

@@ -82,9 +82,14 @@ class ToolDef:
 
     @property
     def annotations(self) -> ToolAnnotations:
+        # No annotations.title: the tool's own `title` says it once (it is what current clients
+        # show), and every repeated character counts against the tools/list budget.
+        # destructiveHint and idempotentHint mean something only when readOnlyHint is false (MCP
+        # spec), so a read tool states readOnlyHint and openWorldHint alone.
+        if self.read_only:
+            return ToolAnnotations(read_only_hint=True, open_world_hint=self.open_world)
         return ToolAnnotations(
-            title=self.title,
-            read_only_hint=self.read_only,
+            read_only_hint=False,
             destructive_hint=self.tier in ("destructive", "critical"),
             idempotent_hint=self.idempotent,
             open_world_hint=self.open_world,

@@ -105,7 +105,7 @@ class Settings(BaseSettings):
         default=100,
         ge=1,
         le=1_000_000,
-        description="A bulk delete of more records than this also needs a person's approval (`revops approve`).",
+        description="Bulk deletes of more records than this also need a person's approval (revops approve).",
     )
     spend_cap_24h_minor: int = Field(
         default=500_000, ge=0, description="Rolling 24 h spend cap (minor units)."

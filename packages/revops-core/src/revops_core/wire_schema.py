@@ -112,8 +112,26 @@ def _drop_null_defaults(node: Any) -> Any:
     return node
 
 
+def _omit_means_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """An optional top-level parameter whose default is null is simply left out, so it is published
+    without the `null` alternative. The published schema is then a little stricter than the server,
+    never looser: arguments are still validated by the full model, which also accepts null."""
+    required = set(schema.get("required", []))
+    for name, prop in schema.get("properties", {}).items():
+        if name in required or prop.get("default", ...) is not None:
+            continue
+        kinds = prop.get("type")
+        if isinstance(kinds, list) and "null" in kinds:
+            rest = [k for k in kinds if k != "null"]
+            prop["type"] = rest[0] if len(rest) == 1 else rest
+            if isinstance(prop.get("enum"), list):
+                prop["enum"] = [v for v in prop["enum"] if v is not None]
+    return schema
+
+
 def compact_input_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    compact: dict[str, Any] = _drop_null_defaults(_fold_nullable(_strip_titles(copy.deepcopy(schema))))
+    folded = _fold_nullable(_strip_titles(copy.deepcopy(schema)))
+    compact: dict[str, Any] = _drop_null_defaults(_omit_means_null(folded))
     return compact
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Index
+from sqlalchemy import BigInteger, Index
 from sqlmodel import Field, SQLModel
 
 from revops_core.db import utc_field
@@ -21,7 +21,7 @@ class SalesDeal(SQLModel, table=True):
     company_id: int | None = Field(default=None, foreign_key="core_company.id", index=True)
     name: str = Field(max_length=200)
     owner: str | None = Field(default=None, max_length=200, index=True)
-    amount_minor: int = Field(default=0, ge=0)
+    amount_minor: int = Field(default=0, ge=0, sa_type=BigInteger)  # up to MAX_MINOR on every backend
     currency: str = Field(default="USD", max_length=3)
     close_date: date | None = Field(default=None, index=True)
     forecast_category: str = Field(default="pipeline", max_length=20, description="See analytics.forecast.")

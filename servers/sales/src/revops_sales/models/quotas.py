@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import BigInteger, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from revops_core.db import utc_field
@@ -22,6 +22,6 @@ class SalesQuota(SQLModel, table=True):
     owner: str = Field(max_length=200, description="Rep, or '*' for the team.")
     start: date
     end: date
-    amount_minor: int = Field(ge=0)
+    amount_minor: int = Field(ge=0, sa_type=BigInteger)  # up to MAX_MINOR on every backend
     currency: str = Field(default="USD", max_length=3)
     updated_at: datetime = utc_field(default_now=True)

@@ -10,9 +10,10 @@ from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
 from revops_core.db import utcnow
-from revops_core.errors import Conflict, NotFound, ValidationFailed
+from revops_core.errors import Conflict, ValidationFailed
 from revops_core.models import CoreCompany, CoreContact
 from revops_core.paging import Page, paginate
+from revops_core.records import live
 from revops_sales.output import Out
 
 
@@ -54,12 +55,15 @@ def _normal_domain(domain: str | None) -> str | None:
 
 
 def get_company(session: Session, tenant: str, company_id: int) -> CoreCompany:
-    company = session.get(CoreCompany, company_id)
-    if company is None or company.tenant != tenant or company.deleted_at is not None:
-        raise NotFound(
-            f"No company with id {company_id}.", field="company_id", hint="Find ids with search_companies."
-        )
-    return company
+    return live(
+        session,
+        CoreCompany,
+        company_id,
+        tenant=tenant,
+        field="company_id",
+        what="company",
+        see="search_companies",
+    )
 
 
 def _domain_free(session: Session, tenant: str, domain: str | None, *, other_than: int | None = None) -> None:
@@ -94,15 +98,16 @@ def create_company(
 def update_company(
     session: Session, tenant: str, company_id: int, changes: dict[str, str | int | None]
 ) -> CompanyOut:
-    wanted = {k: v for k, v in changes.items() if v is not None}
+    wanted: dict[str, str | int | None] = {k: v for k, v in changes.items() if v is not None}
     if not wanted:
         raise ValidationFailed(
             "Nothing to change.", field="name", hint="Pass name, domain, industry or employees."
         )
     company = get_company(session, tenant, company_id)
     if "domain" in wanted:
-        wanted["domain"] = _normal_domain(str(wanted["domain"]))
-        _domain_free(session, tenant, str(wanted["domain"]), other_than=company_id)
+        domain = _normal_domain(str(wanted["domain"]))
+        _domain_free(session, tenant, domain, other_than=company_id)
+        wanted["domain"] = domain
     for attr, value in wanted.items():
         setattr(company, attr, value)
     company.updated_at = utcnow()
@@ -167,12 +172,15 @@ def search_companies(
 
 
 def get_contact(session: Session, tenant: str, contact_id: int) -> CoreContact:
-    contact = session.get(CoreContact, contact_id)
-    if contact is None or contact.tenant != tenant or contact.deleted_at is not None:
-        raise NotFound(
-            f"No contact with id {contact_id}.", field="contact_id", hint="Find ids with search_contacts."
-        )
-    return contact
+    return live(
+        session,
+        CoreContact,
+        contact_id,
+        tenant=tenant,
+        field="contact_id",
+        what="contact",
+        see="search_contacts",
+    )
 
 
 def _email_free(session: Session, tenant: str, email: str, *, other_than: int | None = None) -> None:

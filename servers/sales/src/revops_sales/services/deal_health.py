@@ -41,7 +41,9 @@ def _won_stage_durations(session: Session, tenant: str, pipeline_id: int | None)
     # type_coerce: a window function's result carries no column type, so SQLite's text timestamp
     # would come back as a string instead of an aware datetime.
     left_at = type_coerce(
-        func.lead(SalesStageMove.at).over(partition_by=SalesStageMove.deal_id, order_by=SalesStageMove.id),
+        func.lead(SalesStageMove.at).over(
+            partition_by=col(SalesStageMove.deal_id), order_by=col(SalesStageMove.id)
+        ),
         UTCDateTime(),
     )
     moves = (

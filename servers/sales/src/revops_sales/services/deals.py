@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 
 from pydantic import Field
@@ -10,6 +11,7 @@ from sqlmodel import Session, col, select
 from revops_core.db import utcnow
 from revops_core.errors import NotFound, ValidationFailed
 from revops_core.paging import Page, paginate
+from revops_core.records import live
 from revops_sales.models.deals import SalesDeal, SalesDealChange, SalesStageMove
 from revops_sales.models.pipelines import SalesStage
 from revops_sales.output import Out
@@ -62,10 +64,7 @@ def deal_out(deal: SalesDeal, stage: SalesStage) -> DealOut:
 
 
 def get(session: Session, tenant: str, deal_id: int) -> SalesDeal:
-    deal = session.get(SalesDeal, deal_id)
-    if deal is None or deal.tenant != tenant or deal.deleted_at is not None:
-        raise NotFound(f"No deal with id {deal_id}.", field="deal_id", hint="Find ids with list_deals.")
-    return deal
+    return live(session, SalesDeal, deal_id, tenant=tenant, field="deal_id", what="deal", see="list_deals")
 
 
 def _record_move(session: Session, deal: SalesDeal, from_stage: int | None, actor: str, at: datetime) -> None:
@@ -130,7 +129,9 @@ def create(
 TRACKED_FIELDS = ("amount_minor", "close_date", "forecast_category")
 
 
-def update(session: Session, tenant: str, actor: str, deal_id: int, *, changes: dict[str, object]) -> DealOut:
+def update(
+    session: Session, tenant: str, actor: str, deal_id: int, *, changes: Mapping[str, object]
+) -> DealOut:
     wanted = {k: v for k, v in changes.items() if v is not None}
     if not wanted:
         raise ValidationFailed(

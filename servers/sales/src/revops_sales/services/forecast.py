@@ -107,7 +107,7 @@ def period_forecast(
         return int(session.exec(query.where(*scope, *conditions)).one())
 
     open_rows = session.exec(
-        select(SalesDeal.amount_minor, SalesStage.id, SalesDeal.forecast_category)
+        select(SalesDeal.amount_minor, SalesDeal.stage_id, SalesDeal.forecast_category)
         .join(SalesStage, col(SalesStage.id) == col(SalesDeal.stage_id))
         .where(*scope, is_open, col(SalesDeal.close_date).between(period.start, period.end))
     ).all()

@@ -6,6 +6,7 @@ from pydantic import Field
 from sqlmodel import Session, col, select
 
 from revops_core.errors import Conflict, NotFound, ValidationFailed
+from revops_core.records import live
 from revops_sales.models.pipelines import SalesPipeline, SalesStage, StageKind
 from revops_sales.output import Out
 
@@ -106,12 +107,15 @@ def list_all(session: Session, tenant: str) -> list[PipelineOut]:
 
 
 def get_pipeline(session: Session, tenant: str, pipeline_id: int) -> SalesPipeline:
-    pipeline = session.get(SalesPipeline, pipeline_id)
-    if pipeline is None or pipeline.tenant != tenant:
-        raise NotFound(
-            f"No pipeline with id {pipeline_id}.", field="pipeline_id", hint="Find ids with list_pipelines."
-        )
-    return pipeline
+    return live(
+        session,
+        SalesPipeline,
+        pipeline_id,
+        tenant=tenant,
+        field="pipeline_id",
+        what="pipeline",
+        see="list_pipelines",
+    )
 
 
 def stages_of(session: Session, pipeline_id: int) -> dict[int, SalesStage]:

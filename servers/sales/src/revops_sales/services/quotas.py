@@ -47,7 +47,14 @@ def set_quota(
             SalesQuota.currency == currency,
         )
     ).first()
-    row = row or SalesQuota(tenant=tenant, owner=owner, start=period.start, end=period.end, currency=currency)
+    row = row or SalesQuota(
+        tenant=tenant,
+        owner=owner,
+        start=period.start,
+        end=period.end,
+        currency=currency,
+        amount_minor=amount_minor,
+    )
     row.amount_minor = amount_minor
     row.updated_at = utcnow()
     session.add(row)
@@ -91,7 +98,7 @@ def attainment(session: Session, tenant: str, *, owner: str | None, on: date) ->
             session,
             tenant,
             quota,
-            SalesStage.kind == "won",
+            col(SalesStage.kind) == "won",
             col(SalesDeal.closed_at) >= period.since,
             col(SalesDeal.closed_at) < period.until,
         )
@@ -99,7 +106,7 @@ def attainment(session: Session, tenant: str, *, owner: str | None, on: date) ->
             session,
             tenant,
             quota,
-            SalesStage.kind == "open",
+            col(SalesStage.kind) == "open",
             col(SalesDeal.close_date).between(quota.start, quota.end),
         )
         out.append(

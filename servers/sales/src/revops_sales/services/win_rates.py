@@ -40,14 +40,14 @@ def by_stage(
     counts = session.exec(
         select(SalesStageMove.to_stage_id, final.kind, func.count(func.distinct(SalesDeal.id)))
         .join(SalesDeal, col(SalesDeal.id) == col(SalesStageMove.deal_id))
-        .join(final, final.id == SalesDeal.stage_id)
+        .join(final, col(final.id) == col(SalesDeal.stage_id))
         .where(
-            SalesDeal.tenant == tenant,
+            col(SalesDeal.tenant) == tenant,
             col(SalesDeal.deleted_at).is_(None),
-            final.kind.in_(("won", "lost")),
+            col(final.kind).in_(("won", "lost")),
             col(SalesDeal.closed_at) >= cutoff,
         )
-        .group_by(SalesStageMove.to_stage_id, final.kind)
+        .group_by(col(SalesStageMove.to_stage_id), col(final.kind))
     ).all()
     tally: dict[tuple[int, str], int] = {(stage_id, kind): int(n) for stage_id, kind, n in counts}
     out = []
