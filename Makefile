@@ -4,8 +4,7 @@ SHELL := /bin/bash
 # uv on PATH, else the module pip installed (works wherever pip put its scripts).
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?= -n auto
-# Source trees mypy checks (config: [tool.mypy] in pyproject.toml). servers/cs/src joins once its
-# rewrite lands: add it here. Meanwhile, to see CS's errors:  uv run --frozen mypy servers/cs/src
+# Source trees mypy checks (config: [tool.mypy] in pyproject.toml): every package.
 TYPECHECK_PATHS ?= packages/revops-core/src src/revops_suite servers/sales/src servers/marketing/src servers/cs/src
 export UV_LINK_MODE ?= copy
 

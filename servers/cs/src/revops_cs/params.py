@@ -9,11 +9,11 @@ from pydantic import Field
 from revops_core.params import MAX_PAGE, Id
 
 ClientId = Annotated[int, Id("client", see="list_clients")]
-OptClient = Annotated[int | None, Id("client", see="list_clients", optional="omit for every client")]
+OptClient = Annotated[int | None, Id("client", optional="omit for all")]
 TicketId = Annotated[int, Id("ticket", see="list_tickets")]
 Tags = Annotated[
     list[Annotated[str, Field(min_length=1, max_length=50)]] | None,
     Field(max_length=20, description="Tags (replace existing ones)."),
 ]
-Top = Annotated[int, Field(ge=1, le=MAX_PAGE, description=f"Most rows to return (1–{MAX_PAGE}).")]
+Top = Annotated[int, Field(ge=1, le=MAX_PAGE, description="Most rows to return.")]
 """The size of a ranked, computed answer (a top-N, not a page: nothing to page through)."""

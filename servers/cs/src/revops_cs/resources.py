@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 
 import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.types import Completion, PromptReference, ResourceTemplateReference
 from sqlmodel import Session
 
@@ -29,13 +28,18 @@ T = TypeVar("T")
 
 
 def _client_or_error(session: Session, client_id: str) -> CsClient:
+    """The client a resource URI names; a malformed or unknown id is `NotFound` (JSON-RPC -32602)."""
+    message = f"No client with id {client_id!r}; list_clients shows valid ids."
     try:
         number = int(client_id)
-        if not 1 <= number <= MAX_ID:  # beyond what the column holds: no such client, not a crash
-            raise ValueError(client_id)
+    except ValueError as exc:
+        raise NotFound(message, field="uri") from exc
+    if not 1 <= number <= MAX_ID:  # beyond what the column holds: no such client, not a crash
+        raise NotFound(message, field="uri")
+    try:
         return get_client(session, number)
-    except (ValueError, NotFound) as exc:
-        raise ResourceError(f"No client with id {client_id!r}; list_clients shows valid ids.") from exc
+    except NotFound as exc:
+        raise NotFound(message, field="uri") from exc
 
 
 def client_json(runtime: Runtime, client_id: str) -> str:

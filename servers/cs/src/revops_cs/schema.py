@@ -37,7 +37,7 @@ def _create_cs_tables(connection: Connection) -> None:
     load_core_tables()  # cs tables reference core_company / core_contact
     modules = [importlib.import_module(name) for name in CS_MODEL_MODULES]
     tables = [t for name, t in SQLModel.metadata.tables.items() if name.startswith("cs_")]
-    SQLModel.metadata.create_all(connection, tables=tables)  # type: ignore[arg-type]
+    SQLModel.metadata.create_all(connection, tables=tables)
     for module in modules:
         hook = getattr(module, "after_create", None)
         if hook is not None:

@@ -10,19 +10,44 @@ from __future__ import annotations
 from revops_core.server import Toolset
 
 clients = Toolset("clients", "Register, find, update, import and archive client accounts.")
-health = Toolset("health", "Usage, engagement, health scores, segments, adoption and lifecycle.")
-onboarding = Toolset("onboarding", "Onboarding plans, milestones, training, certification and time to value.")
+health = Toolset("health", "Usage in, engagement, health scores, trends and the portfolio health report.")
 retention = Toolset(
     "retention", "Churn risk, churn model, retention campaigns, escalations and post-mortems."
 )
-communication = Toolset("communication", "Emails, automated communications, newsletters and Intercom.")
-reviews = Toolset("reviews", "Business reviews (QBRs) and the customer advocacy programme.")
-support = Toolset("support", "Support tickets, routing, knowledge base and support performance.")
+# Listed only when named (or with --toolsets all): the default list stays within a client's budget.
+segments = Toolset("segments", "Value tiers, rule-based segments and lifecycle stages.", default=False)
+adoption = Toolset("adoption", "Feature adoption and adoption milestones.", default=False)
+onboarding = Toolset(
+    "onboarding", "Onboarding plans, milestones, training, certification and time to value.", default=False
+)
+communication = Toolset(
+    "communication", "Emails, automated communications, newsletters and Intercom.", default=False
+)
+reviews = Toolset("reviews", "Business reviews (QBRs) and the customer advocacy programme.", default=False)
+support = Toolset(
+    "support", "Support tickets, routing, knowledge base and support performance.", default=False
+)
 expansion = Toolset(
-    "expansion", "Upsell and cross-sell signals, renewals, revenue retention and lifetime value."
+    "expansion",
+    "Upsell and cross-sell signals, renewals, revenue retention and lifetime value.",
+    default=False,
 )
 feedback = Toolset(
-    "feedback", "Surveys (NPS, CSAT, CES), sentiment, voice of the customer and product insights."
+    "feedback",
+    "Surveys (NPS, CSAT, CES), sentiment, voice of the customer and product insights.",
+    default=False,
 )
 
-ALL = (clients, health, onboarding, retention, communication, reviews, support, expansion, feedback)
+ALL = (
+    clients,
+    health,
+    retention,
+    segments,
+    adoption,
+    onboarding,
+    communication,
+    reviews,
+    support,
+    expansion,
+    feedback,
+)

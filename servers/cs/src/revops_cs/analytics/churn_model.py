@@ -56,7 +56,7 @@ def build_encoding(rows: Sequence[Row], columns: Sequence[str]) -> list[dict[str
         values = [r.get(name) for r in rows]
         present = [v for v in values if not _missing(v)]
         if all(_as_float(v) is not None for v in present):
-            nums = [_as_float(v) for v in present]
+            nums = [n for v in present if (n := _as_float(v)) is not None]
             mean = float(np.mean(nums)) if nums else 0.0
             spec.append({"column": name, "kind": "numeric", "fill": mean})
         else:

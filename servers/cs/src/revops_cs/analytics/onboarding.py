@@ -58,7 +58,9 @@ def funnel(plans: list[tuple[date, list[tuple[int, str, date | None]]]]) -> list
                 name=max(names, key=lambda n: names[n]),
                 plans=have,
                 completed=len(done),
-                conversion_from_previous=(converted / len(prev_done) if prev_done else None) if i else None,
+                conversion_from_previous=(
+                    (converted / len(prev_done) if prev_done else None) if converted is not None else None
+                ),
                 median_days_from_start=float(statistics.median(days)) if days else None,
             )
         )

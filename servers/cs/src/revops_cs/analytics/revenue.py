@@ -57,14 +57,18 @@ def annualise(rate: float, days: int) -> float:
     """Churn over `days` converted to a yearly rate: 1 − (1 − c)^(365/days)."""
     if days <= 0:
         raise ValueError("days must be positive")
-    return 1 - (1 - rate) ** (365 / days)
+    # typeshed types float ** float as Any (a negative base gives a complex); a churn rate is in 0..1.
+    kept: float = (1 - rate) ** (365 / days)
+    return 1 - kept
 
 
 def monthly_rate(rate: float, months: int) -> float:
     """Churn over `months` months as a compounded monthly rate: 1 − (1 − c)^(1/months)."""
     if months <= 0:
         raise ValueError("months must be positive")
-    return 1 - (1 - rate) ** (1 / months)
+    # As in `annualise`: the base is in 0..1, so the power is a float.
+    kept: float = (1 - rate) ** (1 / months)
+    return 1 - kept
 
 
 def ltv(arpa: float, gross_margin: float, monthly_revenue_churn: float) -> float:

@@ -46,7 +46,8 @@ _WORD = re.compile(r"[a-z0-9][a-z0-9']*")
 
 @lru_cache(maxsize=1)
 def _analyzer() -> Any:
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer  # ~10 ms; only when needed
+    # Imported here (~10 ms) only when needed; vaderSentiment ships no py.typed marker or stubs.
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer  # type: ignore[import-untyped]
 
     return SentimentIntensityAnalyzer()
 

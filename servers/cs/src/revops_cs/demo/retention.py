@@ -74,7 +74,7 @@ def _churn(session: Session, rng: random.Random, c: CsClient, start: date, as_of
         return
     day = earliest + timedelta(days=rng.randint(0, (latest - earliest).days))
     churned_at = _at(day, 12)
-    session.exec(  # type: ignore[call-overload]
+    session.exec(
         delete(CsUsageEvent).where(
             col(CsUsageEvent.client_id) == c.id, col(CsUsageEvent.occurred_at) >= churned_at
         )

@@ -12,6 +12,7 @@ import json
 import math
 import random
 from datetime import UTC, date, datetime, time, timedelta
+from typing import TypedDict
 
 from sqlmodel import Session
 
@@ -20,8 +21,18 @@ from revops_cs.models.clients import CsClient
 from revops_cs.models.escalations import CsEscalation
 from revops_cs.models.support import CsKbArticle, CsRoutingRule, CsSupportAgent, CsTicket, CsTicketComment
 
+
+class _RuleMatch(TypedDict, total=False):
+    """The `CsRoutingRule` match columns a demo rule sets."""
+
+    match_priority: str
+    match_tier: str
+    match_tag: str
+
+
 AGENTS = (("ana", "tier1"), ("ben", "tier1"), ("chloe", "tier1"), ("dev", "tier2"), ("elif", "vip"))
-RULES = (
+# (name, position, match columns, team)
+RULES: tuple[tuple[str, int, _RuleMatch, str], ...] = (
     ("urgent to tier 2", 10, {"match_priority": "urgent"}, "tier2"),
     ("enterprise desk", 20, {"match_tier": "enterprise"}, "vip"),
     ("everything else", 100, {}, "tier1"),

@@ -86,7 +86,7 @@ def ranked(
     cfg = thresholds.load(session, churn_rules.ChurnRules)
     histories = load_histories(session, select_clients(session, tenant, client_id, tier))
     risks = sorted((assess(h, day, cfg) for h in histories.values()), key=lambda r: (-r.score, r.client_id))
-    counts = {lv: sum(1 for r in risks if r.level == lv) for lv in LEVELS}
+    counts: dict[str, int] = {lv: sum(1 for r in risks if r.level == lv) for lv in LEVELS}
     shown = [r for r in risks if level is None or r.level == level][:limit]
     return ChurnRiskResult(
         as_of=day, evaluated=len(risks), counts=counts, clients=shown, thresholds=cfg.model_dump()

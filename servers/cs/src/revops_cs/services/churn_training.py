@@ -141,7 +141,7 @@ def import_csv(
             hint="Pass replace=true to replace the dataset, or use another dataset name.",
         )
     if replace:
-        session.exec(delete(CsChurnTrainingRow).where(col(CsChurnTrainingRow.dataset) == dataset))  # type: ignore[call-overload]
+        session.exec(delete(CsChurnTrainingRow).where(col(CsChurnTrainingRow.dataset) == dataset))
     session.add_all(parsed)
     return len(parsed), sum(1 for r in parsed if r.churned), features
 

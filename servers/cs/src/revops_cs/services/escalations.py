@@ -32,12 +32,14 @@ class EscalationOut(Out):
     # One clock per result, so `breached` and `minutes_left` always agree.
     _now: datetime = PrivateAttr(default_factory=lambda: datetime.now(UTC))
 
-    @computed_field(description="Resolved after, or still open past, due_at.")
+    # mypy rejects decorators over @property; pydantic documents this ignore for computed fields.
+    @computed_field(description="Resolved after, or still open past, due_at.")  # type: ignore[prop-decorator]
     @property
     def breached(self) -> bool:
         return (self.resolved_at or self._now) > self.due_at
 
-    @computed_field(description="Minutes to due_at (<0 overdue); null once resolved.")
+    # mypy rejects decorators over @property; pydantic documents this ignore for computed fields.
+    @computed_field(description="Minutes to due_at (<0 overdue); null once resolved.")  # type: ignore[prop-decorator]
     @property
     def minutes_left(self) -> int | None:
         return None if self.resolved_at else int((self.due_at - self._now).total_seconds() // 60)

@@ -53,7 +53,7 @@ def _mrr(
     session: Session, start: date, end: date, currency: str, tier: Tier | None
 ) -> tuple[dict[int, int], dict[int, int]]:
     """client id -> MRR in the start month and in the end month."""
-    query = select(CsMrrMonth.client_id, CsMrrMonth.month, CsMrrMonth.mrr_minor).where(
+    query = select(col(CsMrrMonth.client_id), col(CsMrrMonth.month), col(CsMrrMonth.mrr_minor)).where(
         col(CsMrrMonth.month).in_([start, end]), CsMrrMonth.currency == currency
     )
     if tier is not None:

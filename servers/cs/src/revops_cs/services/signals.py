@@ -157,7 +157,9 @@ def load_histories(session: Session, clients: list[CsClient]) -> dict[int, Histo
             )
             .order_by(col(CsFeedback.submitted_at), col(CsFeedback.id))
         ):
-            out[cid].nps.append((at, int(score)))
+            # The query keeps scored rows only; the check narrows `int | None` to `int`.
+            if score is not None:
+                out[cid].nps.append((at, score))
         for cid, at in session.exec(
             select(CsBillingEvent.client_id, CsBillingEvent.occurred_at)
             .where(col(CsBillingEvent.client_id).in_(chunk), CsBillingEvent.kind == "payment_failed")

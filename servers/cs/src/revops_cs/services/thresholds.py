@@ -63,12 +63,14 @@ class Onboarding(BaseModel):
     certification_modules: list[str] = Field(default_factory=list, max_length=50)
 
 
+def _default_resolution_minutes() -> dict[Severity, int]:
+    return {"urgent": 120, "high": 480, "normal": 1440, "low": 4320}
+
+
 class Sla(BaseModel):
     """Escalation resolution targets in minutes by severity (REFERENCE: Support SLA)."""
 
-    resolution_minutes: dict[Severity, int] = Field(
-        default_factory=lambda: {"urgent": 120, "high": 480, "normal": 1440, "low": 4320}
-    )
+    resolution_minutes: dict[Severity, int] = Field(default_factory=_default_resolution_minutes)
 
     @model_validator(mode="after")
     def _every_severity(self) -> Sla:

@@ -11,7 +11,7 @@ from revops_core.server import Call
 from revops_cs.models.clients import Tier
 from revops_cs.params import OptClient
 from revops_cs.services import adoption, clients
-from revops_cs.toolsets import health as toolset
+from revops_cs.toolsets import adoption as toolset
 
 Key = Annotated[str, Field(pattern=r"^[a-z0-9_.:-]{1,100}$", description="Key (a-z, 0-9, _.:-).")]
 

@@ -10,7 +10,7 @@ from revops_core.server import Call
 from revops_cs.models.clients import Stage
 from revops_cs.params import ClientId
 from revops_cs.services import clients, lifecycle
-from revops_cs.toolsets import health as toolset
+from revops_cs.toolsets import segments as toolset
 
 
 @toolset.tool(tier="read", title="Lifecycle history", replaces="manage_lifecycle_stages action=history")

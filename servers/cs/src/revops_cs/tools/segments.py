@@ -9,7 +9,7 @@ from pydantic import Field
 from revops_core.params import AsOf, Count, resolve_as_of, today
 from revops_core.server import Call
 from revops_cs.services import clients, segments
-from revops_cs.toolsets import health as toolset
+from revops_cs.toolsets import segments as toolset
 
 Members = Annotated[int, Field(ge=1, le=500, description="Members to list.")]
 Conditions = Annotated[
