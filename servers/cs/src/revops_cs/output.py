@@ -7,28 +7,14 @@ schemas: these bases only mark result models (`Out`) and nested input models (`L
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from revops_core.db import MAX_ID
+from revops_core.outputs import FromJson, Out  # the CS tools' bases are the core ones
 
 __all__ = ["MAX_ID", "FromJson", "LeanIn", "Out", "arg"]
-
-
-class Out(BaseModel):
-    """Base of CS tool result models: built from rows with `Model.model_validate(row)`."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-
-def _from_json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
-
-
-FromJson = BeforeValidator(_from_json)
-"""`tags: Annotated[list[str], FromJson]`: a JSON-text column (tags, attendees) read straight from its row."""
 
 
 class LeanIn(BaseModel):

@@ -127,6 +127,13 @@ def _store_conversations(
             if isinstance(conv.get("contacts"), dict)
             else []
         )
+        if not isinstance(people, list) or not all(isinstance(p, dict) for p in people):
+            # The vendor broke its documented shape: say so, and store nothing of this import.
+            raise IntegrationUnavailable(
+                f"Intercom returned conversation {conv_id or '?'} with contacts that are not objects.",
+                outcome="failed",
+                retryable=False,
+            )
         local_contact = next(
             (by_remote[str(p.get("id"))] for p in people if str(p.get("id")) in by_remote), None
         )

@@ -267,4 +267,19 @@ class ZendeskClient:
             params["cursor"] = cursor
         else:
             params["start_time"] = start_time or 0
-        return await self._call("GET", "/api/v2/incremental/tickets/cursor.json", params=params)
+        page = await self._call("GET", "/api/v2/incremental/tickets/cursor.json", params=params)
+        # A page without its documented lists (or with a cursor that is not text) is a malformed
+        # answer: report it as the vendor's fault, not as a crash of the caller reading the page.
+        cursor_value = page.get("after_cursor")
+        if (
+            not isinstance(page.get("tickets"), list)
+            or not isinstance(page.get("metric_sets") or [], list)
+            or not (cursor_value is None or isinstance(cursor_value, str))
+        ):
+            raise IntegrationUnavailable(
+                "Zendesk's ticket export page does not have the documented shape.",
+                outcome="failed",
+                retryable=False,
+                hint="The vendor's response format may have changed; report it with the provider name.",
+            )
+        return page

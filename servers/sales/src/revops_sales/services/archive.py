@@ -17,8 +17,8 @@ from revops_core.db import utcnow
 from revops_core.errors import ValidationFailed
 from revops_core.guards import PlanPreview
 from revops_core.models import CoreCompany, CoreContact
+from revops_core.outputs import Out
 from revops_sales.models.deals import SalesDeal
-from revops_sales.output import Out
 
 Entity = Literal["company", "contact", "deal"]
 MODELS: dict[str, Any] = {"company": CoreCompany, "contact": CoreContact, "deal": SalesDeal}

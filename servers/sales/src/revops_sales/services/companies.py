@@ -12,9 +12,9 @@ from sqlmodel import Session, col, select
 from revops_core.db import utcnow
 from revops_core.errors import Conflict, ValidationFailed
 from revops_core.models import CoreCompany, CoreContact
+from revops_core.outputs import Out
 from revops_core.paging import Page, paginate
 from revops_core.records import live
-from revops_sales.output import Out
 
 
 class CompanyOut(Out):

@@ -10,11 +10,11 @@ from sqlalchemy import func, type_coerce
 from sqlmodel import Session, col, select
 
 from revops_core.db import UTCDateTime
+from revops_core.outputs import Out
 from revops_core.params import start_of_day
 from revops_sales.analytics import stalls
 from revops_sales.models.deals import SalesDeal, SalesDealChange, SalesStageMove
 from revops_sales.models.pipelines import SalesStage
-from revops_sales.output import Out
 from revops_sales.services.deals import DealOut, deal_out
 
 

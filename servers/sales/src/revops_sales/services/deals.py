@@ -10,11 +10,11 @@ from sqlmodel import Session, col, select
 
 from revops_core.db import utcnow
 from revops_core.errors import NotFound, ValidationFailed
+from revops_core.outputs import Out
 from revops_core.paging import Page, paginate
 from revops_core.records import live
 from revops_sales.models.deals import SalesDeal, SalesDealChange, SalesStageMove
 from revops_sales.models.pipelines import SalesStage
-from revops_sales.output import Out
 from revops_sales.services import pipelines
 
 

@@ -10,11 +10,11 @@ from sqlalchemy import ColumnElement, func
 from sqlmodel import Session, col, select
 
 from revops_core.errors import ValidationFailed
+from revops_core.outputs import Out
 from revops_core.params import DateRange, today
 from revops_sales.analytics import forecast
 from revops_sales.models.deals import SalesDeal
 from revops_sales.models.pipelines import SalesPipeline, SalesStage
-from revops_sales.output import Out
 from revops_sales.services import win_rates
 from revops_sales.services.win_rates import StageProbability
 

@@ -8,11 +8,11 @@ from pydantic import Field
 from sqlalchemy import ColumnElement, func
 from sqlmodel import Session, col, select
 
+from revops_core.outputs import Out
 from revops_core.params import DateRange
 from revops_sales.analytics import metrics
 from revops_sales.models.deals import SalesDeal
 from revops_sales.models.pipelines import SalesStage
-from revops_sales.output import Out
 
 
 class PipelineMetrics(Out):

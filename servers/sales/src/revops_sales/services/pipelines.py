@@ -6,9 +6,9 @@ from pydantic import Field
 from sqlmodel import Session, col, select
 
 from revops_core.errors import Conflict, NotFound, ValidationFailed
+from revops_core.outputs import Out
 from revops_core.records import live
 from revops_sales.models.pipelines import SalesPipeline, SalesStage, StageKind
-from revops_sales.output import Out
 
 # REFERENCE.md, Sales: default stage probabilities (percent).
 DEFAULT_STAGES: tuple[tuple[str, int, StageKind], ...] = (

@@ -10,12 +10,12 @@ from sqlmodel import Session, col, select
 
 from revops_core.db import utcnow
 from revops_core.errors import NotFound
+from revops_core.outputs import Out
 from revops_core.params import DateRange
 from revops_sales.analytics import metrics
 from revops_sales.models.deals import SalesDeal
 from revops_sales.models.pipelines import SalesStage
 from revops_sales.models.quotas import TEAM, SalesQuota
-from revops_sales.output import Out
 
 
 class QuotaOut(Out):

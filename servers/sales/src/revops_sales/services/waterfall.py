@@ -8,12 +8,12 @@ from datetime import date
 from pydantic import Field
 from sqlmodel import Session, col, select
 
+from revops_core.outputs import Out
 from revops_core.params import DateRange
 from revops_sales.analytics import waterfall
 from revops_sales.analytics.waterfall import DealHistory, Event
 from revops_sales.models.deals import SalesDeal, SalesDealChange, SalesStageMove
 from revops_sales.models.pipelines import SalesStage
-from revops_sales.output import Out
 
 
 class WaterfallOut(Out):

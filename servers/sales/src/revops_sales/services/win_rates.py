@@ -12,10 +12,10 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from revops_core.db import utcnow
+from revops_core.outputs import Out
 from revops_sales.analytics import forecast
 from revops_sales.models.deals import SalesDeal, SalesStageMove
 from revops_sales.models.pipelines import SalesStage
-from revops_sales.output import Out
 
 MIN_OBSERVATIONS = 10
 PRIOR_WEIGHT = 10.0
