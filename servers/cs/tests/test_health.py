@@ -150,19 +150,53 @@ async def test_missing_components_are_named_and_their_weight_spread(cs_server):
         nobody = await client.call_tool("calculate_health_score", {"client_id": 77})
         no_id = await client.call_tool("calculate_health_score", {"scope": "client"})
         future = await client.call_tool("calculate_health_score", {"client_id": cid, "as_of": "2999-01-01"})
-    assert out["missing"] == ["adoption", "contract", "engagement", "sentiment", "usage"]
-    assert out["score"] == 100
-    assert out["band"] == "excellent"
-    support = next(c for c in out["components"] if c["name"] == "support")
-    assert support["effective_weight_pct"] == 100
+    # Issue 7: a bare client once scored 100 "excellent" (zero tickets and an unrecordable payment
+    # history counted as perfect data). Absence of evidence is missing, and with neither usage nor
+    # engagement there is no score at all — and no snapshot for a list or a report to show.
+    assert out["missing"] == ["adoption", "contract", "engagement", "sentiment", "support", "usage"]
+    assert out["score"] is None
+    assert out["band"] is None
+    assert out["snapshot_id"] is None
+    assert "usage or engagement" in out["unscored_reason"]
+    assert rows(cs_server, CsHealthSnapshot) == 0
     assert error_of(nobody)["code"] == "not_found"
     assert error_of(no_id)["field"] == "client_id"
     assert error_of(future)["field"] == "as_of"
 
 
+async def test_a_login_alone_scores_and_zero_tickets_count_only_where_tickets_are_recorded(cs_server):
+    with cs_server.runtime.db.session(write=True) as s:
+        quiet = add_client(s, "Quiet")
+        add_events(s, quiet, [("2026-03-21", "ana", "login", "")])
+        quiet_id = quiet.id
+    async with connect(cs_server) as client:
+        before = (
+            await call(client, "calculate_health_score", {"client_id": quiet_id, "as_of": AS_OF.isoformat()})
+        )["client"]
+        with cs_server.runtime.db.session(write=True) as s:
+            other = add_client(s, "Noisy")
+            s.add(CsTicket(client_id=other.id or 0, subject="x", created_at=at("2026-03-20")))
+        after = (
+            await call(client, "calculate_health_score", {"client_id": quiet_id, "as_of": AS_OF.isoformat()})
+        )["client"]
+    days = (AS_OF - date(2026, 3, 21)).days
+    engagement = max(0, 100 - 2 * days)
+    # Only engagement has data: the score is its sub-score; support is missing (no helpdesk data).
+    assert (before["score"], before["missing"]) == (
+        engagement,
+        ["adoption", "contract", "sentiment", "support", "usage"],
+    )
+    # Once tickets are recorded for the tenant, this client's zero tickets are evidence: 100 at 15 of 35.
+    assert "support" not in after["missing"]
+    assert after["score"] == pytest.approx(round((engagement * 20 + 100 * 15) / 35, 1))
+
+
 async def test_portfolio_scoring_reports_progress(cs_server):
-    with cs_server.runtime.db.session() as s:
-        ids = [add_client(s, f"C{i}").id for i in range(3)]
+    with cs_server.runtime.db.session(write=True) as s:
+        clients = [add_client(s, f"C{i}") for i in range(3)]
+        for c in clients:  # a login each: scoreable
+            add_events(s, c, [("2026-03-30", "u", "login", "")])
+        ids = [c.id for c in clients]
     seen: list[float] = []
 
     async def progress(done, total, message):

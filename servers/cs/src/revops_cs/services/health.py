@@ -43,12 +43,17 @@ class ComponentScore(Out):
 class HealthResult(Out):
     client_id: int = Field(description="Client id.")
     as_of: date = Field(description="Scored date.")
-    score: float = Field(description="Weighted mean of sub-scores with data.")
-    band: str = Field(description="excellent ≥90, good ≥70, at_risk ≥50, else critical.")
+    score: float | None = Field(
+        description="Weighted mean of sub-scores with data; null without enough data."
+    )
+    band: str | None = Field(
+        description="excellent ≥90, good ≥70, at_risk ≥50, else critical; null unscored."
+    )
+    unscored_reason: str | None = Field(description="Why there is no score (too few components with data).")
     components: list[ComponentScore] = Field(description="Sub-scores with inputs and recipe.")
     missing: list[str] = Field(description="Components without data (weight spread).")
     inputs_hash: str = Field(description="SHA-256 of the inputs.")
-    snapshot_id: int = Field(description="Snapshot id.")
+    snapshot_id: int | None = Field(description="Snapshot id (none is stored without a score).")
     reused: bool = Field(description="Same date and inputs: snapshot reused.")
 
 
@@ -121,6 +126,21 @@ def _engagement(session: Session, client: CsClient, as_of: date, hs: HealthSetti
 
 def _support(session: Session, client: CsClient, as_of: date, hs: HealthSettings) -> ComponentScore:
     start, end = _window(as_of, hs.support_window_days)
+    # Zero tickets is evidence only where tickets are recorded at all: with none for any client of
+    # the tenant (no helpdesk connected), "no tickets" says nothing about this client.
+    recorded = session.exec(
+        select(CsTicket.id)
+        .join(CsClient, col(CsClient.id) == col(CsTicket.client_id))
+        .where(CsClient.tenant == client.tenant, CsTicket.created_at < end)
+        .limit(1)
+    ).first()
+    if recorded is None:
+        return _missing(
+            "support",
+            hs,
+            {"tickets_opened": None},
+            "No data: no support tickets are recorded for any client.",
+        )
     n = session.exec(
         select(func.count()).where(
             CsTicket.client_id == client.id, CsTicket.created_at >= start, CsTicket.created_at < end
@@ -210,8 +230,9 @@ def _contract(session: Session, client: CsClient, as_of: date, hs: HealthSetting
     ).one()
     days = (client.renewal_date - as_of).days if client.renewal_date else None
     inputs = {"failed_payments": int(failed), "window_days": hs.payment_window_days, "days_to_renewal": days}
-    if days is None and billing_ever == 0:
-        return _missing("contract", hs, inputs, "No data: no renewal date and no billing events.")
+    if billing_ever == 0:
+        # Without billing events a failed payment cannot be seen: 0 failures would be a guess.
+        return _missing("contract", hs, inputs, "No data: no billing events recorded for this client.")
     overdue = " − 50 (renewal date passed)" if days is not None and days < 0 else ""
     return _present(
         "contract", hs, inputs, maths.contract_score(int(failed), days), f"100 − 25·{int(failed)}{overdue}"
@@ -274,8 +295,10 @@ def compute_health(
     components = [_GATHER[name](session, client, as_of, hs) for name in COMPONENTS]
     scores = {c.name: c.score for c in components}
     weights = {c.name: c.weight for c in components}
-    value, missing = maths.weighted_mean(scores, weights)
     present = [c.name for c in components if c.score is not None and c.weight > 0]
+    if not set(present) & set(hs.required_any):
+        return _unscored(session, client, as_of, components, hs)
+    value, missing = maths.weighted_mean(scores, weights)
     shares = maths.effective_weights(present, weights)
     for c in components:
         c.effective_weight_pct = round(shares[c.name], 2) if c.name in shares else None
@@ -306,11 +329,41 @@ def compute_health(
         as_of=as_of,
         score=snapshot.score,
         band=snapshot.band,
+        unscored_reason=None,
         components=components,
         missing=missing,
         inputs_hash=digest,
         snapshot_id=snapshot.id,
         reused=reused,
+    )
+
+
+def _unscored(
+    session: Session, client: CsClient, as_of: date, components: list[ComponentScore], hs: HealthSettings
+) -> HealthResult:
+    """No score: none of the required components has data. Nothing is stored, and a snapshot of
+    the same day scored from data that is gone is removed, so no list shows a stale number."""
+    assert client.id is not None
+    stale = session.exec(
+        select(CsHealthSnapshot).where(
+            CsHealthSnapshot.client_id == client.id, CsHealthSnapshot.as_of == as_of
+        )
+    ).all()
+    for row in stale:
+        session.delete(row)
+    session.flush()
+    needed = " or ".join(hs.required_any)
+    return HealthResult(
+        client_id=client.id,
+        as_of=as_of,
+        score=None,
+        band=None,
+        unscored_reason=f"Not scored: needs data for {needed}; record usage events or import them.",
+        components=components,
+        missing=sorted(c.name for c in components if c.score is None),
+        inputs_hash=inputs_hash(components, hs),
+        snapshot_id=None,
+        reused=False,
     )
 
 

@@ -24,8 +24,8 @@ Progress = Callable[[int, int], None]
 class PortfolioScore(Out):
     client_id: int = Field(description="Client id.")
     name: str = Field(description="Client name.")
-    score: float = Field(description="Health score.")
-    band: str = Field(description="Band.")
+    score: float | None = Field(description="Health score; null when there is too little data.")
+    band: str | None = Field(description="Band; null when unscored.")
     missing: list[str] = Field(description="Components without data.")
     reused: bool = Field(description="Snapshot reused.")
 
@@ -41,7 +41,11 @@ class HealthCalc(Out):
 def score_client(session: Session, client: CsClient, day: date, hs: HealthSettings) -> HealthCalc:
     result = compute_health(session, client, day, hs)
     return HealthCalc(
-        scope="client", as_of=day, client=result, portfolio=[], changed=0 if result.reused else 1
+        scope="client",
+        as_of=day,
+        client=result,
+        portfolio=[],
+        changed=1 if result.snapshot_id is not None and not result.reused else 0,
     )
 
 
@@ -66,7 +70,7 @@ def score_portfolio(
         )
         if i % 10 == 0 or i == len(clients):
             progress(i, len(clients))
-    changed = sum(1 for line in lines if not line.reused)
+    changed = sum(1 for line in lines if line.score is not None and not line.reused)  # unscored: none stored
     return HealthCalc(scope="portfolio", as_of=day, client=None, portfolio=lines, changed=changed)
 
 

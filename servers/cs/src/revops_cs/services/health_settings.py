@@ -11,6 +11,8 @@ Defaults:
 - adoption: features used at least once ÷ catalogue features eligible for the client's tier;
 - contract: `100 − 25·failed payments in 90 days − 50 if the renewal date has passed`, clamped to 0–100;
 - bands (half-open lower bounds): excellent 90, good 70, at risk 50;
+- a score needs at least one of `required_any` (default usage, engagement) with data, else it is
+  null with the reason — absence of evidence is not health;
 - trend: least-squares slope over the latest snapshot of each of the last 12 weeks, needing at least
   8 of them; stable within ±2 points/week.
 Example: `REVOPS_CS_HEALTH_WEIGHTS='{"usage": 40, "engagement": 20, "support": 10, "sentiment": 10,
@@ -54,6 +56,10 @@ class HealthSettings(BaseSettings):
     band_excellent: float = Field(default=90.0, ge=0, le=100)
     band_good: float = Field(default=70.0, ge=0, le=100)
     band_at_risk: float = Field(default=50.0, ge=0, le=100)
+    required_any: list[str] = Field(
+        default_factory=lambda: ["usage", "engagement"],
+        description="A score needs at least one of these components with data; else it is null.",
+    )
     trend_min_points: int = Field(default=8, ge=2, le=52)
     trend_stable_within: float = Field(default=2.0, ge=0)
 
