@@ -217,8 +217,10 @@ async def test_intercom_import_conversations(ic, status, code):
         {"type": "conversation.list"},
         {"conversations": 3},
         {"conversations": [{"id": "1", "contacts": {"contacts": ["6002"]}}]},
+        # Issue 7: a missing created_at was once stored as 1970-01-01; it is the vendor's broken shape.
+        {"conversations": [{"id": "2", "contacts": {"contacts": [{"type": "contact", "id": "6002"}]}}]},
     ],
-    ids=["no-list", "list-not-a-list", "contact-not-an-object"],
+    ids=["no-list", "list-not-a-list", "contact-not-an-object", "no-created-at"],
 )
 async def test_intercom_import_wrong_shape_is_malformed_too(ic, body):
     with respx.mock() as mock:
