@@ -24,7 +24,7 @@ from mcp.types import TextContent
 from revops_suite.servers import SERVER_NAMES, console_script
 
 SEED = 42
-CLIENTS = 500
+CLIENTS = int(os.environ.get("REVOPS_DEMO_CLIENTS", "500"))  # smaller in the demo's own test
 
 
 def _money(minor: int | float, currency: str = "USD") -> str:
@@ -101,7 +101,8 @@ async def _call(client: Client, tool: str, args: dict[str, Any]) -> dict[str, An
 
 
 async def ask_cs(data_dir: Path, as_of: date) -> None:
-    params = StdioServerParameters(command=_bin("revops-cs"), env=_env(data_dir))
+    # Every toolset: the walkthrough reaches beyond the default ones (renewals, support, feedback).
+    params = StdioServerParameters(command=_bin("revops-cs"), args=["--toolsets", "all"], env=_env(data_dir))
     async with Client(params, mode="legacy") as cs:
         _heading("Q: How healthy is the portfolio?  → generate_health_report")
         report = await _call(cs, "generate_health_report", {"as_of": as_of.isoformat()})
@@ -181,7 +182,7 @@ async def ask_cs(data_dir: Path, as_of: date) -> None:
         plan = (await _call(cs, "archive_client", {"client_id": victim}))["plan"]
         print(f"  plan {plan['plan_id'][:12]}…: {plan['summary']} (reversible: {plan['reversible']})")
         done = await _call(cs, "archive_client", {"client_id": victim, "confirm": plan["plan_id"]})
-        print(f"  confirmed → archived: {done['archived']}")
+        print(f"  confirmed ({done['status']}) → archived: {done['result']['archived']}")
         plan = (await _call(cs, "archive_client", {"client_id": victim, "action": "restore"}))["plan"]
         await _call(
             cs, "archive_client", {"client_id": victim, "action": "restore", "confirm": plan["plan_id"]}
