@@ -34,6 +34,14 @@ def test_rules_boundaries():
     assert churn_rules.level(29, cfg) == "low"
 
 
+def test_never_having_logged_in_is_not_evaluated_rather_than_scored_as_risk():
+    # Issue 7: a client with no login data once earned the full no-login points.
+    never = churn_rules.RiskFacts(as_of=D, usage_current=5, usage_previous=5, last_login=None, tickets_30d=0)
+    hit = next(h for h in churn_rules.evaluate(never, ChurnRules()) if h.rule == "no_login")
+    assert (hit.points, hit.max_points) == (0, 20)
+    assert hit.evidence.startswith("Not evaluated")
+
+
 def test_auc_lift_brier_known_values():
     y = np.array([0, 0, 1, 1], dtype=float)
     assert churn_model.auc(y, np.array([0.1, 0.4, 0.35, 0.8])) == 0.75

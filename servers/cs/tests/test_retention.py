@@ -324,7 +324,9 @@ async def test_postmortem_shows_trajectory_before_churn(cs_server):
     assert [m["tickets"] for m in months] == [1, 0, 0]
     assert months[0]["health"] == 42.0
     assert months[1]["health"] is None
-    assert out["clients"][0]["rules_before"] == ["usage_drop", "no_login"]
+    # No login was ever recorded (only report_run events): that is missing data, not a risk signal
+    # (issue 7), so no_login no longer fires; the usage drop does.
+    assert out["clients"][0]["rules_before"] == ["usage_drop"]
     assert out["rule_share"]["usage_drop"] == 1.0
     assert error_of(bad)["code"] == "validation_error"
 

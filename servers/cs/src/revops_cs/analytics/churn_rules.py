@@ -120,7 +120,8 @@ def _usage_drop(f: RiskFacts, cfg: ChurnRules) -> RuleHit:
 def _no_login(f: RiskFacts, cfg: ChurnRules) -> RuleHit:
     pts = cfg.no_login_points
     if f.last_login is None:
-        return RuleHit("no_login", pts, pts, "No login event recorded up to the as-of date.")
+        # Never having logged in (or no login data at all) is missing data, not evidence of risk.
+        return RuleHit("no_login", 0, pts, "Not evaluated: no login event recorded up to the as-of date.")
     days = (f.as_of - f.last_login).days
     text = f"Last login {f.last_login.isoformat()}, {days} days before {f.as_of.isoformat()} "
     text += f"(threshold {cfg.no_login_days} days)."
