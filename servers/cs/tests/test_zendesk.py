@@ -20,7 +20,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from revops_core.clock import FakeClock
-from revops_core.testing import connect, error_of, override_vendor
+from revops_core.testing import call_ok, connect, error_of, override_vendor
 from revops_core.vault import Vault
 from revops_cs.models.support import CsSyncCursor, CsTicket, CsTicketComment
 from revops_cs.vendors import zendesk
@@ -406,3 +406,25 @@ async def test_restarted_sync_starts_at_since_and_local_only_tickets_are_not_mir
     assert count(server, CsTicketComment) == 1
     with server.runtime.db.session() as s:
         assert s.exec(select(CsSyncCursor)).one().cursor == "fresh"
+
+
+async def test_a_vendor_id_linked_through_update_client_info_matches_the_organisation(zd):
+    """Issue 7: organisations matched only through external_ids that no tool could write."""
+    server, base, _, _ = zd
+    export = f"{base}/api/v2/incremental/tickets/cursor.json"
+    page = {"tickets": [remote_ticket(7, organization_id=777)], "after_cursor": None, "end_of_stream": True}
+    with respx.mock() as mock:
+        mock.get(export).mock(side_effect=[httpx.Response(200, json=page), httpx.Response(200, json=page)])
+        async with connect(server) as client:
+            new = await call_ok(client, "register_client", name="Linked Co", tier="smb")
+            unmatched = await client.call_tool("sync_zendesk_tickets", {})
+            linked = await call_ok(
+                client, "update_client_info", client_id=new["client_id"], external_ids={"zendesk": "777"}
+            )
+            matched = await client.call_tool("sync_zendesk_tickets", {"restart": True})
+    assert unmatched.structured_content["skipped_unmatched"] == 1
+    assert "external_ids" in linked["changed"]
+    assert matched.structured_content["created"] == 1
+    with server.runtime.db.session() as s:
+        ticket = s.exec(select(CsTicket).where(CsTicket.external_id == "7")).one()
+    assert ticket.client_id == new["client_id"]

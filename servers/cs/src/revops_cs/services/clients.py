@@ -6,6 +6,7 @@ The field aliases below (`Seats`, `ArrMinor`…) carry the one set of bounds and
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date
 from typing import Annotated, Any
@@ -339,6 +340,17 @@ def create_client(
 def register(session: Session, data: ClientIn, *, tenant: str, actor: str) -> Registered:
     client, contact_id = create_client(session, data, tenant=tenant, actor=actor)
     return Registered(client_id=client.id or 0, company_id=client.company_id, contact_id=contact_id)
+
+
+def merged_external_ids(client: CsClient, links: dict[str, str]) -> str:
+    """The client's vendor-id map (JSON text) with `links` merged in; how syncs match vendor records."""
+    try:
+        current = json.loads(client.external_ids or "{}")
+    except ValueError:
+        current = {}
+    if not isinstance(current, dict):
+        current = {}
+    return json.dumps({**current, **links}, sort_keys=True)
 
 
 def update(

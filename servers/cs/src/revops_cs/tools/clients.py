@@ -94,6 +94,9 @@ def get_client_overview(call: Call, client_id: ClientId, as_of: AsOf = None) -> 
     return overview.build_overview(call.db, clients.get_client(call.db, client_id), resolve_as_of(as_of))
 
 
+VendorName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,30}$")]
+
+
 @toolset.tool(tier="write", idempotent=True, title="Update a client", target="cs_client:{client_id}")
 def update_client_info(
     call: Call,
@@ -108,6 +111,10 @@ def update_client_info(
     renewal_date: RenewalDate | None = None,
     stage: StageField | None = None,
     reason: Annotated[str | None, Field(max_length=500, description="Why (required for churned).")] = None,
+    external_ids: Annotated[
+        dict[VendorName, Annotated[str, Field(min_length=1, max_length=100)]] | None,
+        Field(max_length=10, description='Vendor ids to link, merged in, e.g. {"zendesk": "501"}.'),
+    ] = None,
 ) -> clients.ClientUpdated:
     """Change some fields of a client (omitted = kept); a stage change follows the lifecycle rules."""
     values = {
@@ -121,6 +128,8 @@ def update_client_info(
         "renewal_date": renewal_date,
     }
     client = clients.get_client(call.db, client_id)
+    if external_ids:
+        values["external_ids"] = clients.merged_external_ids(client, external_ids)
     updated = clients.update(call.db, client, values, stage=stage, reason=reason, actor=call.actor)
     call.audit_details["changed"] = updated.changed
     return updated
