@@ -139,7 +139,7 @@ def _support(session: Session, client: CsClient, as_of: date, hs: HealthSettings
             "support",
             hs,
             {"tickets_opened": None},
-            "No data: no support tickets are recorded for any client.",
+            "No data: no tickets recorded for any client (create_ticket, sync_zendesk_tickets).",
         )
     n = session.exec(
         select(func.count()).where(
@@ -232,7 +232,9 @@ def _contract(session: Session, client: CsClient, as_of: date, hs: HealthSetting
     inputs = {"failed_payments": int(failed), "window_days": hs.payment_window_days, "days_to_renewal": days}
     if billing_ever == 0:
         # Without billing events a failed payment cannot be seen: 0 failures would be a guess.
-        return _missing("contract", hs, inputs, "No data: no billing events recorded for this client.")
+        return _missing(
+            "contract", hs, inputs, "No data: no billing events recorded for this client (record_billing)."
+        )
     overdue = " − 50 (renewal date passed)" if days is not None and days < 0 else ""
     return _present(
         "contract", hs, inputs, maths.contract_score(int(failed), days), f"100 − 25·{int(failed)}{overdue}"
@@ -358,7 +360,7 @@ def _unscored(
         as_of=as_of,
         score=None,
         band=None,
-        unscored_reason=f"Not scored: needs data for {needed}; record usage events or import them.",
+        unscored_reason=f"Not scored: needs data for {needed} (record_usage_events, import_mixpanel_usage).",
         components=components,
         missing=sorted(c.name for c in components if c.score is None),
         inputs_hash=inputs_hash(components, hs),
