@@ -117,3 +117,33 @@ async def test_unknown_tool_is_an_invalid_params_protocol_error(settings, protoc
             await client.call_tool("no_such_tool", {})
     assert info.value.code == INVALID_PARAMS
     assert "no_such_tool" in info.value.message
+
+
+async def test_the_decorator_names_the_audit_target_from_the_arguments(settings):
+    ts = Toolset("demo", "test tools")
+
+    @ts.tool(tier="write", idempotent=True, title="Rename", target="core_company:{company_id}")
+    def rename_company(
+        call: Call,
+        company_id: Annotated[int, Field(ge=1, description="Company id.")],
+        name: Annotated[str | None, Field(max_length=50, description="New name.")] = None,
+        region: Annotated[str | None, Field(max_length=50, description="Unused here.")] = None,
+    ) -> Counted:
+        """Rename a company (the body never sets call.target)."""
+        return Counted(companies=company_id)
+
+    @ts.tool(tier="write", idempotent=True, title="Tag", target="core_company:{region}")
+    def tag_region(
+        call: Call, region: Annotated[str | None, Field(max_length=50, description="Region.")] = None
+    ) -> Counted:
+        """A template naming an argument that was not given leaves the target empty."""
+        return Counted(companies=0)
+
+    server = build_server("t", [ts], settings=settings)
+    async with connect(server) as client:
+        assert not (await client.call_tool("rename_company", {"company_id": 7, "name": "X"})).is_error
+        assert not (await client.call_tool("tag_region", {})).is_error
+    with server.runtime.db.session() as s:
+        targets = [e.target for e in s.exec(select(AuditEntry).order_by(AuditEntry.seq)).all()]
+    server.runtime.db.dispose()
+    assert targets == ["core_company:7", None]
