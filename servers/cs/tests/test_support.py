@@ -11,7 +11,7 @@ from factories import add_client, at
 from sqlmodel import select
 
 from revops_core.audit import AuditEntry
-from revops_core.testing import call_error, call_ok, connect, count_rows
+from revops_core.testing import call_error, call_ok, connect, count_rows, error_of
 from revops_cs.models.escalations import CsEscalation
 from revops_cs.models.support import CsKbArticle, CsSupportAgent, CsTicket, CsTicketComment
 
@@ -470,9 +470,9 @@ def test_ticket_tags_are_json(tmp_path):
     assert json.loads(CsTicket(client_id=1, subject="x").tags) == []
 
 
-async def test_sla_targets_come_from_the_config_table(cs_server):
-    from revops_cs.models.support import CsSlaTarget
-
+async def test_one_sla_configuration_serves_ticket_compliance_and_escalation_deadlines(cs_server):
+    """Issue 7: `configure_cs_thresholds section=sla` changed escalations only, while ticket SLA read a
+    table nothing wrote. Now the one section is read by both."""
     t0 = at("2026-03-02", 9)
 
     def rows(s):
@@ -480,19 +480,28 @@ async def test_sla_targets_come_from_the_config_table(cs_server):
         _ticket(s, c.id, "urgent", t0, t0 + timedelta(minutes=30), t0 + timedelta(hours=5))
         return c.id
 
-    seed(cs_server, rows)
+    client_id = seed(cs_server, rows)
     args = {"start_date": "2026-03-01", "end_date": "2026-03-31", "as_of": "2026-04-01"}
+    relaxed_sla = {
+        "first_response_minutes": {"urgent": 60, "high": 30, "normal": 240, "low": 480},
+        "resolution_minutes": {"urgent": 360, "high": 480, "normal": 1440, "low": 4320},
+    }
     async with connect(cs_server) as client:
         default = await call(client, "analyze_support_performance", **args)
-        seed(
-            cs_server,
-            lambda s: s.add(
-                CsSlaTarget(priority="urgent", first_response_minutes=60, resolution_minutes=360)
-            ),
+        partial = await client.call_tool(
+            "configure_cs_thresholds",
+            {"section": "sla", "values": {"first_response_minutes": {"urgent": 60}}},
         )
+        await call(client, "configure_cs_thresholds", section="sla", values=relaxed_sla)
         relaxed = await call(client, "analyze_support_performance", **args)
+        escalation = await call_ok(
+            client, "manage_escalations", action="create", client_id=client_id, severity="urgent", title="x"
+        )
     assert default["sla"][0]["first_response"] == [0, 1, 0]  # REFERENCE: urgent 10 min / 2 h
     assert default["sla"][0]["resolution"] == [0, 1, 0]
+    assert error_of(partial)["field"].startswith("values")  # every priority, or none
     assert relaxed["sla"][0]["target_first_response_min"] == 60
     assert relaxed["sla"][0]["first_response"] == [1, 0, 0]
     assert relaxed["sla"][0]["resolution"] == [1, 0, 0]
+    opened = datetime.fromisoformat(escalation["opened_at"])
+    assert datetime.fromisoformat(escalation["due_at"]) - opened == timedelta(minutes=360)

@@ -18,7 +18,8 @@ DEFAULT_TARGETS_MINUTES: dict[str, tuple[int, int]] = {
     "normal": (240, 1440),
     "low": (480, 4320),
 }
-"""REFERENCE defaults (first response, resolution) in minutes; overridden by the cs_sla_target table."""
+"""REFERENCE defaults (first response, resolution) in minutes; a team overrides them with
+`configure_cs_thresholds section=sla` (the one SLA source for tickets and escalations)."""
 
 AGE_BUCKETS: tuple[tuple[str, float], ...] = (
     ("<1d", 1),

@@ -16,8 +16,9 @@ from revops_core.errors import ValidationFailed
 from revops_core.params import DateRange, end_of_day
 from revops_cs.analytics import sla
 from revops_cs.analytics.surveys import csat as csat_score
-from revops_cs.models.support import OPEN_STATUSES, CsSlaTarget, CsTicket, CsTicketComment
+from revops_cs.models.support import OPEN_STATUSES, CsTicket, CsTicketComment
 from revops_cs.output import Out
+from revops_cs.services import thresholds
 
 
 def period(start: date | None, end: date | None, as_of: date, default_days: int) -> DateRange:
@@ -34,16 +35,15 @@ def period(start: date | None, end: date | None, as_of: date, default_days: int)
 
 
 def sla_targets(session: Session) -> dict[str, sla.Target]:
-    """Per-priority targets: cs_sla_target rows over the REFERENCE defaults."""
-    targets = {
-        p: sla.Target(timedelta(minutes=fr), timedelta(minutes=res))
-        for p, (fr, res) in sla.DEFAULT_TARGETS_MINUTES.items()
-    }
-    for row in session.exec(select(CsSlaTarget)):
-        targets[row.priority] = sla.Target(
-            timedelta(minutes=row.first_response_minutes), timedelta(minutes=row.resolution_minutes)
+    """Per-priority targets from the `sla` config section (configure_cs_thresholds; REFERENCE defaults)."""
+    cfg = thresholds.load(session, thresholds.Sla)
+    return {
+        priority: sla.Target(
+            timedelta(minutes=cfg.first_response_minutes[priority]),
+            timedelta(minutes=cfg.resolution_minutes[priority]),
         )
-    return targets
+        for priority in cfg.resolution_minutes
+    }
 
 
 class Times(Out):

@@ -9,7 +9,7 @@ call. Every number is bounded so a stored override can never overflow a date or 
 from __future__ import annotations
 
 import json
-from typing import Any, Literal, TypeVar, get_args
+from typing import Any, Literal, TypeVar, cast, get_args
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 from sqlmodel import Session
@@ -17,6 +17,7 @@ from sqlmodel import Session
 from revops_core.db import utcnow
 from revops_core.errors import ValidationFailed
 from revops_core.params import MAX_COUNT
+from revops_cs.analytics import sla
 from revops_cs.analytics.churn_rules import ChurnRules
 from revops_cs.models.retention import CsThresholdConfig
 
@@ -63,23 +64,33 @@ class Onboarding(BaseModel):
     certification_modules: list[str] = Field(default_factory=list, max_length=50)
 
 
+def _default_first_response_minutes() -> dict[Severity, int]:
+    return cast(dict[Severity, int], {p: fr for p, (fr, _) in sla.DEFAULT_TARGETS_MINUTES.items()})
+
+
 def _default_resolution_minutes() -> dict[Severity, int]:
-    return {"urgent": 120, "high": 480, "normal": 1440, "low": 4320}
+    return cast(dict[Severity, int], {p: res for p, (_, res) in sla.DEFAULT_TARGETS_MINUTES.items()})
 
 
 class Sla(BaseModel):
-    """Escalation resolution targets in minutes by severity (REFERENCE: Support SLA)."""
+    """Support SLA targets in minutes by priority (REFERENCE: Support SLA) — the one source for ticket
+    compliance, ticket escalation deadlines and escalations alike."""
 
+    first_response_minutes: dict[Severity, int] = Field(default_factory=_default_first_response_minutes)
     resolution_minutes: dict[Severity, int] = Field(default_factory=_default_resolution_minutes)
 
     @model_validator(mode="after")
     def _every_severity(self) -> Sla:
-        # An override replaces the whole mapping: a missing severity would leave no deadline.
-        missing = [s for s in get_args(Severity) if s not in self.resolution_minutes]
-        if missing:
-            raise ValueError(f"resolution_minutes needs every severity; missing {', '.join(missing)}")
-        if not all(1 <= m <= MAX_SLA_MINUTES for m in self.resolution_minutes.values()):
-            raise ValueError(f"resolution minutes must be within 1..{MAX_SLA_MINUTES}")
+        # An override replaces the whole mapping: a missing priority would leave no deadline.
+        for name, minutes in (
+            ("first_response_minutes", self.first_response_minutes),
+            ("resolution_minutes", self.resolution_minutes),
+        ):
+            missing = [s for s in get_args(Severity) if s not in minutes]
+            if missing:
+                raise ValueError(f"{name} needs every priority; missing {', '.join(missing)}")
+            if not all(1 <= m <= MAX_SLA_MINUTES for m in minutes.values()):
+                raise ValueError(f"{name} must be within 1..{MAX_SLA_MINUTES}")
         return self
 
 
