@@ -16,10 +16,11 @@ from sqlalchemy import select as sql_select
 from sqlmodel import Session, col, select
 
 from revops_core.db import utcnow
-from revops_core.errors import Conflict, NotFound, ValidationFailed
+from revops_core.errors import NotFound, ValidationFailed
 from revops_core.models import CoreCompany, CoreContact
 from revops_core.paging import Page, paginate
 from revops_core.params import MAX_COUNT, Count
+from revops_core.records import ensure_unique
 from revops_cs.models.clients import CsClient, CsStageChange, Stage, Tier
 from revops_cs.models.health import CsHealthSnapshot
 from revops_cs.output import Out
@@ -269,27 +270,28 @@ def page(
 def check_unique(session: Session, tenant: str, data: ClientIn) -> None:
     """Conflict when the domain or the contact email is already on record in this tenant."""
     if data.domain:
-        taken = session.exec(
-            select(CoreCompany.id).where(CoreCompany.tenant == tenant, CoreCompany.domain == data.domain)
-        ).first()
-        if taken is not None:
-            raise Conflict(
-                f"A company with domain {data.domain} already exists (company id {taken}).",
-                field="domain",
-                hint="Use list_clients to find the existing client, or register with another domain.",
-            )
+        ensure_unique(
+            session,
+            col(CoreCompany.domain),
+            data.domain,
+            tenant_column=col(CoreCompany.tenant),
+            tenant=tenant,
+            field="domain",
+            what="Company",
+            hint="Use list_clients to find the existing client, or register with another domain.",
+        )
     if data.contact_email:
-        taken = session.exec(
-            select(CoreContact.id).where(
-                CoreContact.tenant == tenant, CoreContact.email == data.contact_email
-            )
-        ).first()
-        if taken is not None:
-            raise Conflict(
-                f"A contact with email {data.contact_email} already exists.",
-                field="contact_email",
-                hint="Omit the contact or use another email.",
-            )
+        ensure_unique(
+            session,
+            col(CoreContact.email),
+            data.contact_email,
+            tenant_column=col(CoreContact.tenant),
+            tenant=tenant,
+            field="contact_email",
+            what="Contact",
+            noun="e-mail",
+            hint="Omit the contact or use another email.",
+        )
 
 
 def create_client(

@@ -10,11 +10,11 @@ from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
 from revops_core.db import utcnow
-from revops_core.errors import Conflict, ValidationFailed
+from revops_core.errors import ValidationFailed
 from revops_core.models import CoreCompany, CoreContact
 from revops_core.outputs import Out
 from revops_core.paging import Page, paginate
-from revops_core.records import live
+from revops_core.records import ensure_unique, live
 
 
 class CompanyOut(Out):
@@ -67,14 +67,17 @@ def get_company(session: Session, tenant: str, company_id: int) -> CoreCompany:
 
 
 def _domain_free(session: Session, tenant: str, domain: str | None, *, other_than: int | None = None) -> None:
-    if domain is None:
-        return
-    taken = session.exec(
-        select(CoreCompany.id).where(CoreCompany.tenant == tenant, CoreCompany.domain == domain)
-    ).first()
-    if taken is not None and taken != other_than:
-        raise Conflict(
-            f"Company {taken} already has the domain {domain}.", field="domain", hint="Update that company."
+    if domain is not None:
+        ensure_unique(
+            session,
+            col(CoreCompany.domain),
+            domain,
+            tenant_column=col(CoreCompany.tenant),
+            tenant=tenant,
+            field="domain",
+            what="Company",
+            hint="Update that company.",
+            other_than=other_than,
         )
 
 
@@ -184,13 +187,18 @@ def get_contact(session: Session, tenant: str, contact_id: int) -> CoreContact:
 
 
 def _email_free(session: Session, tenant: str, email: str, *, other_than: int | None = None) -> None:
-    taken = session.exec(
-        select(CoreContact.id).where(CoreContact.tenant == tenant, CoreContact.email == email)
-    ).first()
-    if taken is not None and taken != other_than:
-        raise Conflict(
-            f"Contact {taken} already has the e-mail {email}.", field="email", hint="Update that contact."
-        )
+    ensure_unique(
+        session,
+        col(CoreContact.email),
+        email,
+        tenant_column=col(CoreContact.tenant),
+        tenant=tenant,
+        field="email",
+        what="Contact",
+        noun="e-mail",
+        hint="Update that contact.",
+        other_than=other_than,
+    )
 
 
 def create_contact(
