@@ -20,7 +20,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from sqlalchemy import Connection, DateTime, Engine, TypeDecorator, create_engine, event, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Field, Session, SQLModel
 
 from revops_core.errors import ConfigurationError
@@ -71,16 +71,26 @@ class Database:
         self.settings = settings
         self.url = settings.sqlalchemy_url
         self.dialect = "sqlite" if self.url.startswith("sqlite") else "postgresql"
+        # One bound on lock waits for both backends: past it a write answers database_busy.
+        busy_ms = round(settings.db_busy_timeout_seconds * 1000)
         if self.dialect == "sqlite":
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             self.engine = create_engine(
-                self.url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30}
+                self.url,
+                echo=echo,
+                connect_args={"check_same_thread": False, "timeout": settings.db_busy_timeout_seconds},
             )
-            _install_sqlite_pragmas(self.engine)
+            _install_sqlite_pragmas(self.engine, busy_timeout_ms=busy_ms)
         else:
             self.engine = create_engine(
-                self.url, echo=echo, pool_size=5, max_overflow=10, pool_pre_ping=True, pool_recycle=1800
+                self.url,
+                echo=echo,
+                pool_size=5,
+                max_overflow=10,
+                pool_pre_ping=True,
+                pool_recycle=1800,
             )
+            _install_pg_lock_timeout(self.engine, lock_timeout_ms=busy_ms)
         self._writer = self.engine.execution_options(revops_write=True)
 
     @contextmanager
@@ -100,7 +110,17 @@ class Database:
         self.engine.dispose()
 
 
-def _install_sqlite_pragmas(engine: Engine) -> None:
+def _install_pg_lock_timeout(engine: Engine, *, lock_timeout_ms: int) -> None:
+    # Set per connection rather than as a URL `options` parameter, which would replace the caller's
+    # own options (a search_path, for one). Committed, so the pool's reset rollback keeps it.
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET lock_timeout = {int(lock_timeout_ms)}")
+        dbapi_connection.commit()
+
+
+def _install_sqlite_pragmas(engine: Engine, *, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _: Any) -> None:
         # Let us issue BEGIN ourselves (pysqlite's implicit BEGIN is deferred and too late).
@@ -108,7 +128,7 @@ def _install_sqlite_pragmas(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
@@ -116,6 +136,19 @@ def _install_sqlite_pragmas(engine: Engine) -> None:
     def _on_begin(connection: Connection) -> None:
         mode = "IMMEDIATE" if connection.get_execution_options().get("revops_write") else "DEFERRED"
         connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+_BUSY_SQLSTATES = frozenset({"40001", "40P01", "55P03", "57014"})
+"""PostgreSQL: serialization failure, deadlock, lock not available, statement timeout."""
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether a database error means "another transaction holds what we need" (retryable)."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if isinstance(exc, OperationalError) and "database is locked" in str(exc.orig):
+        return True
+    return getattr(exc.orig, "sqlstate", None) in _BUSY_SQLSTATES
 
 
 # --------------------------------------------------------------------------- migrations

@@ -136,6 +136,12 @@ class ReauthRequired(RevOpsError):
     default_hint = "The vendor revoked our access: reconnect it (`revops vault set …` with a new token)."
 
 
+class DatabaseBusy(RevOpsError):
+    code = "database_busy"
+    default_hint = "Another write holds the database; nothing was changed. Retry in a few seconds."
+    retryable_by_default = True
+
+
 class IntegrityError(RevOpsError):
     code = "integrity_error"
     default_hint = "Stored data failed an integrity check; run `revops audit verify` and inspect the report."
@@ -166,6 +172,7 @@ ALL_CODES: tuple[str, ...] = tuple(
         IntegrationUnavailable,
         CircuitOpen,
         ReauthRequired,
+        DatabaseBusy,
         IntegrityError,
         ConfigurationError,
         InternalError,

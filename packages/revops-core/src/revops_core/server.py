@@ -21,7 +21,8 @@ import inspect
 import threading
 import time
 import typing
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -40,7 +41,7 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import ValidationError as PydanticValidationError
 
 from revops_core import protocol_extras
-from revops_core.errors import InternalError, PermissionDenied, RevOpsError, ValidationFailed
+from revops_core.errors import DatabaseBusy, InternalError, PermissionDenied, RevOpsError, ValidationFailed
 from revops_core.logs import correlation_id, get_logger, new_correlation_id, redact
 from revops_core.settings import ROLE_RANK, Role, Settings, get_settings
 
@@ -253,6 +254,16 @@ class Call:
             self._session = self._session_cm.__enter__()
         return self._session
 
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A read-only transaction beside the call's own, for long computations in a write tool.
+
+        A write tool's transaction takes SQLite's write lock when it opens (BEGIN IMMEDIATE), so a
+        tool that reads for seconds before it writes reads here and touches `db` only to store.
+        """
+        with self.runtime.db.session() as session:
+            yield session
+
     @property
     def tenant(self) -> str:
         return self.settings.tenant
@@ -403,9 +414,22 @@ def _wrap(runtime: Runtime, tool: ToolDef) -> Callable[..., Awaitable[Any]]:
             await _abort(call)
             log.info("tool_error", tool=tool.name, code=err.code, message=err.message)
             return error_result(err)
-        except Exception:
-            status = "internal_error"
+        except Exception as exc:
             await _abort(call)
+            from revops_core.db import is_busy
+
+            if is_busy(exc):
+                status = DatabaseBusy.code
+                log.warning("tool_database_busy", tool=tool.name, error=str(exc))
+                return error_result(
+                    DatabaseBusy(
+                        "The database stayed locked by another write for "
+                        f"{runtime.settings.db_busy_timeout_seconds:g} s; "
+                        f"{tool.name} changed nothing.",
+                        retry_after=5,
+                    )
+                )
+            status = "internal_error"
             log.exception("tool_crashed", tool=tool.name)
             return error_result(
                 InternalError(f"Unexpected error in {tool.name} (correlation id {cid}); nothing was changed.")

@@ -94,6 +94,13 @@ class Settings(BaseSettings):
         description="Extra Host names the HTTP server answers to besides loopback (comma-separated).",
     )
 
+    db_busy_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="How long a write waits for another write's lock before answering database_busy.",
+    )
+
     # Guards
     plan_ttl_seconds: int = Field(
         default=900, ge=30, le=86_400, description="How long a plan may be confirmed after it is made."
