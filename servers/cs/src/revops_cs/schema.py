@@ -44,4 +44,20 @@ def _create_cs_tables(connection: Connection) -> None:
             hook(connection)
 
 
-CS = Component(name="cs", steps=[Migration(1, "customer success tables", _create_cs_tables)])
+def _usage_covering_indexes(connection: Connection) -> None:
+    """Databases created before the indexes joined `models.usage` get them here (new ones already
+    have them from step 1, hence IF NOT EXISTS)."""
+    for name, columns in (
+        ("ix_cs_usage_client_login", "client_id, event, occurred_at, user_ref"),
+        ("ix_cs_usage_client_feature", "client_id, feature, occurred_at"),
+    ):
+        connection.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {name} ON cs_usage_event ({columns})")
+
+
+CS = Component(
+    name="cs",
+    steps=[
+        Migration(1, "customer success tables", _create_cs_tables),
+        Migration(2, "covering indexes for set-based health scoring", _usage_covering_indexes),
+    ],
+)

@@ -17,6 +17,10 @@ class CsUsageEvent(SQLModel, table=True):
     __tablename__ = "cs_usage_event"
     __table_args__ = (
         Index("ix_cs_usage_client_time", "client_id", "occurred_at"),
+        # Covering indexes of the health score's set-based reads (services.health_facts): logins
+        # (last login, active users in the window) and features used, without touching the table.
+        Index("ix_cs_usage_client_login", "client_id", "event", "occurred_at", "user_ref"),
+        Index("ix_cs_usage_client_feature", "client_id", "feature", "occurred_at"),
         UniqueConstraint("source", "external_id", name="uq_cs_usage_source_external"),
     )
 

@@ -1,31 +1,32 @@
-"""Compute a client's health score from stored rows, explain it, and store it as a snapshot.
+"""Compute a client's health score from stored facts, explain it, and store it as a snapshot.
 
-Other toolsets call `compute_health` (churn rule "renewal within 90 days and health < 70",
-expansion signal "health ≥ 80"); `latest_snapshots` gives the stored bands without recomputing.
-The recipe per component is documented in `revops_cs.services.health_settings`.
+`health_facts.gather` reads the facts (set-based, for one client or a portfolio), `evaluate` scores
+them without touching the database, and `store` writes the snapshots in bulk — so a portfolio
+recompute can read outside the write transaction and hold the write lock only to store. Other
+toolsets call `compute_health` (churn rule "renewal within 90 days and health < 70", expansion
+signal "health ≥ 80"); `latest_snapshots` gives the stored bands without recomputing. The recipe
+per component is documented in `revops_cs.services.health_settings`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from pydantic import Field
-from sqlalchemy import func
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
-from revops_core.params import end_of_day, start_of_day
+from revops_core.db import utcnow
 from revops_core.settings import Settings
 from revops_cs.analytics import health as maths
 from revops_cs.models.clients import CsClient
-from revops_cs.models.feedback import CsFeedback
 from revops_cs.models.health import CsHealthSnapshot
-from revops_cs.models.retention import CsBillingEvent
-from revops_cs.models.support import CsTicket
-from revops_cs.models.usage import CsFeature, CsUsageEvent
 from revops_cs.output import Out
+from revops_cs.services.health_facts import ClientFacts, Facts, Scope, Scorable, gather
 from revops_cs.services.health_settings import COMPONENTS, HealthSettings, health_settings
 
 
@@ -57,36 +58,71 @@ class HealthResult(Out):
     reused: bool = Field(description="Same date and inputs: snapshot reused.")
 
 
+@dataclass(slots=True)
+class Part:
+    """One component's sub-score while scoring (plain: a portfolio builds six per client); becomes a
+    `ComponentScore` only when a client's explained result is returned."""
+
+    name: str
+    score: float | None
+    weight: float
+    inputs: dict[str, Any]
+    explanation: str
+    effective_weight_pct: float | None = None
+
+
+@dataclass(slots=True)
+class Scored:
+    """One client's score before and after storing (`snapshot_id`, `reused` are set by `store`)."""
+
+    client_id: int
+    as_of: date
+    score: float | None
+    band: str | None
+    unscored_reason: str | None
+    parts: list[Part]
+    missing: list[str]
+    inputs_hash: str
+    snapshot_id: int | None = None
+    reused: bool = False
+
+    def result(self) -> HealthResult:
+        return HealthResult(
+            client_id=self.client_id,
+            as_of=self.as_of,
+            score=self.score,
+            band=self.band,
+            unscored_reason=self.unscored_reason,
+            components=[
+                ComponentScore(
+                    name=p.name,
+                    score=p.score,
+                    weight=p.weight,
+                    effective_weight_pct=p.effective_weight_pct,
+                    inputs=p.inputs,
+                    explanation=p.explanation,
+                )
+                for p in self.parts
+            ],
+            missing=self.missing,
+            inputs_hash=self.inputs_hash,
+            snapshot_id=self.snapshot_id,
+            reused=self.reused,
+        )
+
+
 def resolve_health_settings(settings: Settings | HealthSettings | None) -> HealthSettings:
     return settings if isinstance(settings, HealthSettings) else health_settings()
 
 
-def _window(as_of: date, days: int) -> tuple[Any, Any]:
-    return start_of_day(as_of - timedelta(days=days - 1)), end_of_day(as_of)
-
-
-def _usage(session: Session, client: CsClient, as_of: date, hs: HealthSettings) -> ComponentScore:
-    upper = end_of_day(as_of)
-    cid = client.id
-    any_event = session.exec(
-        select(func.count()).where(CsUsageEvent.client_id == cid, CsUsageEvent.occurred_at < upper)
-    ).one()
-    start, end = _window(as_of, hs.usage_window_days)
-    active = session.exec(
-        select(func.count(func.distinct(CsUsageEvent.user_ref))).where(
-            CsUsageEvent.client_id == cid,
-            CsUsageEvent.event == "login",
-            CsUsageEvent.occurred_at >= start,
-            CsUsageEvent.occurred_at < end,
-        )
-    ).one()
+def _usage(client: Scorable, facts: ClientFacts, hs: HealthSettings) -> Part:
     target = hs.usage_target_share.get(client.tier)
     inputs = {
         "seats_purchased": client.seats_purchased,
-        "active_users": int(active),
+        "active_users": facts.active_users,
         "window_days": hs.usage_window_days,
         "target_active_share": target,
-        "events_ever": int(any_event),
+        "events_ever": facts.usage_events_ever,
     }
     if not client.seats_purchased or target is None or target <= 0:
         why = (
@@ -95,78 +131,45 @@ def _usage(session: Session, client: CsClient, as_of: date, hs: HealthSettings) 
             else f"no target for tier {client.tier}"
         )
         return _missing("usage", hs, inputs, f"No data: {why}.")
-    if any_event == 0:
+    if facts.usage_events_ever == 0:
         return _missing("usage", hs, inputs, "No data: no usage events recorded for this client yet.")
-    share = active / client.seats_purchased
-    score = maths.attainment(share, target)
+    active, seats = facts.active_users, client.seats_purchased
+    share = active / seats
     return _present(
         "usage",
         hs,
         inputs | {"active_share": round(share, 4)},
-        score,
-        f"100·min(active users/seats ÷ target, 1) = 100·min({active}/{client.seats_purchased} ÷ {target}, 1)",
+        maths.attainment(share, target),
+        f"100·min(active users/seats ÷ target, 1) = 100·min({active}/{seats} ÷ {target}, 1)",
     )
 
 
-def _engagement(session: Session, client: CsClient, as_of: date, hs: HealthSettings) -> ComponentScore:
-    last = session.exec(
-        select(func.max(CsUsageEvent.occurred_at)).where(
-            CsUsageEvent.client_id == client.id,
-            CsUsageEvent.event == "login",
-            CsUsageEvent.occurred_at < end_of_day(as_of),
-        )
-    ).one()
-    if last is None:
+def _engagement(as_of: date, facts: ClientFacts, hs: HealthSettings) -> Part:
+    if facts.last_login is None:
         return _missing("engagement", hs, {"last_login": None}, "No data: no login events recorded.")
-    last_day = last.date()
+    last_day = facts.last_login.date()
     days = (as_of - last_day).days
     inputs = {"last_login": last_day.isoformat(), "days_since_last_login": days}
     return _present("engagement", hs, inputs, maths.recency_score(days), f"max(0, 100 − 2·{days})")
 
 
-def _support(session: Session, client: CsClient, as_of: date, hs: HealthSettings) -> ComponentScore:
-    start, end = _window(as_of, hs.support_window_days)
+def _support(facts: ClientFacts, tickets_recorded: bool, hs: HealthSettings) -> Part:
     # Zero tickets is evidence only where tickets are recorded at all: with none for any client of
     # the tenant (no helpdesk connected), "no tickets" says nothing about this client.
-    recorded = session.exec(
-        select(CsTicket.id)
-        .join(CsClient, col(CsClient.id) == col(CsTicket.client_id))
-        .where(CsClient.tenant == client.tenant, CsTicket.created_at < end)
-        .limit(1)
-    ).first()
-    if recorded is None:
+    if not tickets_recorded:
         return _missing(
             "support",
             hs,
             {"tickets_opened": None},
             "No data: no tickets recorded for any client (create_ticket, sync_zendesk_tickets).",
         )
-    n = session.exec(
-        select(func.count()).where(
-            CsTicket.client_id == client.id, CsTicket.created_at >= start, CsTicket.created_at < end
-        )
-    ).one()
-    inputs = {"tickets_opened": int(n), "window_days": hs.support_window_days}
-    return _present("support", hs, inputs, maths.tickets_score(int(n)), f"max(0, 100 − 10·{int(n)})")
+    n = facts.tickets_opened
+    inputs = {"tickets_opened": n, "window_days": hs.support_window_days}
+    return _present("support", hs, inputs, maths.tickets_score(n), f"max(0, 100 − 10·{n})")
 
 
-def _sentiment(session: Session, client: CsClient, as_of: date, hs: HealthSettings) -> ComponentScore:
-    start, end = _window(as_of, hs.sentiment_window_days)
-    scores = [
-        s
-        for s in session.exec(
-            select(CsFeedback.score)
-            .where(
-                CsFeedback.client_id == client.id,
-                CsFeedback.kind == "nps",
-                col(CsFeedback.score).is_not(None),
-                CsFeedback.submitted_at >= start,
-                CsFeedback.submitted_at < end,
-            )
-            .order_by(col(CsFeedback.id))
-        )
-        if s is not None
-    ]
+def _sentiment(facts: ClientFacts, hs: HealthSettings) -> Part:
+    scores = facts.nps_scores
     inputs: dict[str, Any] = {"nps_answers": len(scores), "window_days": hs.sentiment_window_days}
     if not scores:
         return _missing("sentiment", hs, inputs, "No data: no NPS answers in the window.")
@@ -181,99 +184,50 @@ def _sentiment(session: Session, client: CsClient, as_of: date, hs: HealthSettin
     )
 
 
-def eligible_features(session: Session, tenant: str, tier: str) -> list[str]:
-    """Catalogue features this tier may use (a feature with no tiers listed is open to all)."""
-    keys: list[str] = []
-    for feature in session.exec(
-        select(CsFeature).where(CsFeature.tenant == tenant).order_by(col(CsFeature.key))
-    ):
-        tiers = json.loads(feature.tiers)
-        if not tiers or tier in tiers:
-            keys.append(feature.key)
-    return keys
-
-
-def _adoption(session: Session, client: CsClient, as_of: date, hs: HealthSettings) -> ComponentScore:
-    eligible = eligible_features(session, client.tenant, client.tier)
+def _adoption(eligible: list[str], facts: ClientFacts, hs: HealthSettings) -> Part:
     if not eligible:
         return _missing("adoption", hs, {"eligible_features": 0}, "No data: the feature catalogue is empty.")
-    used = set(
-        session.exec(
-            select(CsUsageEvent.feature)
-            .where(
-                CsUsageEvent.client_id == client.id,
-                col(CsUsageEvent.feature).in_(eligible),
-                CsUsageEvent.occurred_at < end_of_day(as_of),
-            )
-            .distinct()
-        )
-    )
-    adopted = sorted(f for f in used if f)
+    adopted = sorted(facts.used_features.intersection(eligible))
     inputs = {"eligible_features": len(eligible), "adopted_features": adopted}
     score = 100.0 * len(adopted) / len(eligible)
     return _present("adoption", hs, inputs, score, f"100·{len(adopted)}/{len(eligible)} features used")
 
 
-def _contract(session: Session, client: CsClient, as_of: date, hs: HealthSettings) -> ComponentScore:
-    upper = end_of_day(as_of)
-    billing_ever = session.exec(
-        select(func.count()).where(CsBillingEvent.client_id == client.id, CsBillingEvent.occurred_at < upper)
-    ).one()
-    start, end = _window(as_of, hs.payment_window_days)
-    failed = session.exec(
-        select(func.count()).where(
-            CsBillingEvent.client_id == client.id,
-            CsBillingEvent.kind == "payment_failed",
-            CsBillingEvent.occurred_at >= start,
-            CsBillingEvent.occurred_at < end,
-        )
-    ).one()
+def _contract(client: Scorable, as_of: date, facts: ClientFacts, hs: HealthSettings) -> Part:
+    failed = facts.failed_payments
     days = (client.renewal_date - as_of).days if client.renewal_date else None
-    inputs = {"failed_payments": int(failed), "window_days": hs.payment_window_days, "days_to_renewal": days}
-    if billing_ever == 0:
+    inputs = {"failed_payments": failed, "window_days": hs.payment_window_days, "days_to_renewal": days}
+    if facts.billing_events_ever == 0:
         # Without billing events a failed payment cannot be seen: 0 failures would be a guess.
         return _missing(
             "contract", hs, inputs, "No data: no billing events recorded for this client (record_billing)."
         )
-    overdue = " − 50 (renewal date passed)" if days is not None and days < 0 else ""
-    return _present(
-        "contract", hs, inputs, maths.contract_score(int(failed), days), f"100 − 25·{int(failed)}{overdue}"
-    )
+    return _present("contract", hs, inputs | hs.contract_recipe, *hs.contract(failed, days))
 
 
-def _present(name: str, hs: HealthSettings, inputs: dict[str, Any], score: float, how: str) -> ComponentScore:
-    return ComponentScore(
-        name=name,
-        score=round(score, 2),
-        weight=hs.weights[name],
-        effective_weight_pct=None,
-        inputs=inputs,
-        explanation=how,
-    )
+def components_of(client: Scorable, as_of: date, facts: Facts, hs: HealthSettings) -> list[Part]:
+    """Every component's sub-score for one client, in `COMPONENTS` order, from gathered facts."""
+    mine = facts.of(client.id or 0)
+    by_name = {
+        "usage": _usage(client, mine, hs),
+        "engagement": _engagement(as_of, mine, hs),
+        "support": _support(mine, facts.tickets_recorded, hs),
+        "sentiment": _sentiment(mine, hs),
+        "adoption": _adoption(facts.eligible_features(client.tier), mine, hs),
+        "contract": _contract(client, as_of, mine, hs),
+    }
+    return [by_name[name] for name in COMPONENTS]
 
 
-def _missing(name: str, hs: HealthSettings, inputs: dict[str, Any], why: str) -> ComponentScore:
-    return ComponentScore(
-        name=name,
-        score=None,
-        weight=hs.weights[name],
-        effective_weight_pct=None,
-        inputs=inputs,
-        explanation=why,
-    )
+def _present(name: str, hs: HealthSettings, inputs: dict[str, Any], score: float, how: str) -> Part:
+    return Part(name, round(score, 2), hs.weights[name], inputs, how)
 
 
-_GATHER = {
-    "usage": _usage,
-    "engagement": _engagement,
-    "support": _support,
-    "sentiment": _sentiment,
-    "adoption": _adoption,
-    "contract": _contract,
-}
+def _missing(name: str, hs: HealthSettings, inputs: dict[str, Any], why: str) -> Part:
+    return Part(name, None, hs.weights[name], inputs, why)
 
 
-def inputs_hash(components: list[ComponentScore], hs: HealthSettings) -> str:
+def inputs_hash(components: list[Part], hs: HealthSettings) -> str:
     """SHA-256 over every component's inputs plus the weights, targets and bands used."""
     payload = {
         "inputs": {c.name: c.inputs for c in components},
@@ -284,89 +238,101 @@ def inputs_hash(components: list[ComponentScore], hs: HealthSettings) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def evaluate(client: Scorable, as_of: date, facts: Facts, hs: HealthSettings) -> Scored:
+    """Score one client from gathered facts; pure (nothing is read or stored: see `store`)."""
+    assert client.id is not None
+    components = components_of(client, as_of, facts, hs)
+    digest = inputs_hash(components, hs)
+    present = [c.name for c in components if c.score is not None and c.weight > 0]
+    if not set(present) & set(hs.required_any):
+        needed = " or ".join(hs.required_any)
+        why = f"Not scored: needs data for {needed} (record_usage_events, import_mixpanel_usage)."
+        missing = sorted(c.name for c in components if c.score is None)
+        return Scored(client.id, as_of, None, None, why, components, missing, digest)
+    weights = {c.name: c.weight for c in components}
+    value, missing = maths.weighted_mean({c.name: c.score for c in components}, weights)
+    shares = maths.effective_weights(present, weights)
+    for c in components:
+        c.effective_weight_pct = round(shares[c.name], 2) if c.name in shares else None
+    score = round(value, 1)
+    return Scored(client.id, as_of, score, maths.band(score, hs.bands), None, components, missing, digest)
+
+
+def store(session: Session, scope: Scope, as_of: date, results: list[Scored]) -> None:
+    """Store each scored result as its client's snapshot for `as_of`, in bulk; fills `reused` and
+    `snapshot_id` in place (for a portfolio's newly inserted rows the id stays None: not read back).
+
+    Same inputs → same hash → the stored snapshot is reused unchanged; changed inputs → the day's
+    snapshot is rewritten; an unscored client's snapshot of that day (scored from data that is
+    gone) is removed, so no list shows a stale number. Does not commit.
+    """
+    existing: dict[int, tuple[int, str]] = {}
+    for snap_id, client_id, digest in session.exec(
+        select(CsHealthSnapshot.id, CsHealthSnapshot.client_id, CsHealthSnapshot.inputs_hash)
+        .where(scope.matches(CsHealthSnapshot.client_id), CsHealthSnapshot.as_of == as_of)
+        .order_by(col(CsHealthSnapshot.id))
+    ):
+        existing[client_id] = (snap_id or 0, digest)  # the newest row of the day wins
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    stale: list[dict[str, Any]] = []
+    now = utcnow()
+    for r in results:
+        old = existing.get(r.client_id)
+        if r.score is None:
+            if old is not None:
+                stale.append({"snapshot_id": old[0]})
+            continue
+        if old is not None and old[1] == r.inputs_hash:
+            r.snapshot_id, r.reused = old[0], True
+            continue
+        row = _snapshot_row(r) | {"computed_at": now}
+        if old is None:
+            inserts.append(row)
+        else:
+            r.snapshot_id = old[0]
+            updates.append(row | {"snapshot_id": old[0]})
+    # Core executemany statements: the ORM's bulk paths cost more than the database work here.
+    table = CsHealthSnapshot.__table__  # type: ignore[attr-defined]
+    conn = session.connection()
+    if stale:
+        conn.execute(table.delete().where(table.c.id == bindparam("snapshot_id")), stale)
+    if updates:
+        conn.execute(table.update().where(table.c.id == bindparam("snapshot_id")), updates)
+    if len(inserts) == 1:  # one client: its explained result names the snapshot
+        results_by_client = {r.client_id: r for r in results}
+        snap_id = conn.execute(table.insert().returning(table.c.id), inserts[0]).scalar_one()
+        results_by_client[inserts[0]["client_id"]].snapshot_id = snap_id
+    elif inserts:  # a portfolio: its lines carry no snapshot ids, so none are read back
+        conn.execute(table.insert(), inserts)
+
+
+def _snapshot_row(r: Scored) -> dict[str, Any]:
+    return {
+        "client_id": r.client_id,
+        "as_of": r.as_of,
+        "score": r.score,
+        "band": r.band,
+        "components": json.dumps({p.name: p.score for p in r.parts}),
+        "weights": json.dumps({p.name: p.weight for p in r.parts}),
+        "missing": json.dumps(r.missing),
+        "inputs_hash": r.inputs_hash,
+    }
+
+
 def compute_health(
     session: Session, client: CsClient, as_of: date, settings: Settings | HealthSettings | None = None
 ) -> HealthResult:
     """Score one client as of a date from stored rows and store (or reuse) its snapshot for that date.
 
-    Same inputs → same hash → the stored snapshot is reused unchanged; changed inputs → the day's
-    snapshot is rewritten. Does not commit (the caller's transaction does).
+    The same queries as a portfolio recompute with a one-client scope, so both give the same numbers.
+    Does not commit (the caller's transaction does).
     """
     hs = resolve_health_settings(settings)
-    assert client.id is not None
-    components = [_GATHER[name](session, client, as_of, hs) for name in COMPONENTS]
-    scores = {c.name: c.score for c in components}
-    weights = {c.name: c.weight for c in components}
-    present = [c.name for c in components if c.score is not None and c.weight > 0]
-    if not set(present) & set(hs.required_any):
-        return _unscored(session, client, as_of, components, hs)
-    value, missing = maths.weighted_mean(scores, weights)
-    shares = maths.effective_weights(present, weights)
-    for c in components:
-        c.effective_weight_pct = round(shares[c.name], 2) if c.name in shares else None
-    score = round(value, 1)
-    digest = inputs_hash(components, hs)
-    snapshot = session.exec(
-        select(CsHealthSnapshot)
-        .where(CsHealthSnapshot.client_id == client.id, CsHealthSnapshot.as_of == as_of)
-        .order_by(col(CsHealthSnapshot.id).desc())
-    ).first()
-    reused = snapshot is not None and snapshot.inputs_hash == digest
-    if not reused:
-        snapshot = snapshot or CsHealthSnapshot(
-            client_id=client.id, as_of=as_of, score=0, band="", components="", weights="", inputs_hash=""
-        )
-        snapshot.score = score
-        snapshot.band = maths.band(score, hs.bands)
-        snapshot.components = json.dumps({c.name: c.score for c in components})
-        snapshot.weights = json.dumps(weights)
-        snapshot.missing = json.dumps(missing)
-        snapshot.inputs_hash = digest
-        session.add(snapshot)
-        session.flush()
-    assert snapshot is not None
-    assert snapshot.id is not None
-    return HealthResult(
-        client_id=client.id,
-        as_of=as_of,
-        score=snapshot.score,
-        band=snapshot.band,
-        unscored_reason=None,
-        components=components,
-        missing=missing,
-        inputs_hash=digest,
-        snapshot_id=snapshot.id,
-        reused=reused,
-    )
-
-
-def _unscored(
-    session: Session, client: CsClient, as_of: date, components: list[ComponentScore], hs: HealthSettings
-) -> HealthResult:
-    """No score: none of the required components has data. Nothing is stored, and a snapshot of
-    the same day scored from data that is gone is removed, so no list shows a stale number."""
-    assert client.id is not None
-    stale = session.exec(
-        select(CsHealthSnapshot).where(
-            CsHealthSnapshot.client_id == client.id, CsHealthSnapshot.as_of == as_of
-        )
-    ).all()
-    for row in stale:
-        session.delete(row)
-    session.flush()
-    needed = " or ".join(hs.required_any)
-    return HealthResult(
-        client_id=client.id,
-        as_of=as_of,
-        score=None,
-        band=None,
-        unscored_reason=f"Not scored: needs data for {needed} (record_usage_events, import_mixpanel_usage).",
-        components=components,
-        missing=sorted(c.name for c in components if c.score is None),
-        inputs_hash=inputs_hash(components, hs),
-        snapshot_id=None,
-        reused=False,
-    )
+    scope = Scope(client.tenant, client.id)
+    scored = evaluate(client, as_of, gather(session, scope, as_of, hs), hs)
+    store(session, scope, as_of, [scored])
+    return scored.result()
 
 
 def latest_snapshot_id(as_of: date | None = None) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import date, timedelta
@@ -15,7 +14,8 @@ from revops_cs.analytics import health as maths
 from revops_cs.models.clients import CsClient
 from revops_cs.models.health import CsHealthSnapshot
 from revops_cs.output import Out
-from revops_cs.services.health import HealthResult, compute_health, latest_snapshots
+from revops_cs.services.health import HealthResult, Scored, compute_health, evaluate, latest_snapshots, store
+from revops_cs.services.health_facts import Scope, gather
 from revops_cs.services.health_settings import HealthSettings
 
 Progress = Callable[[int, int], None]
@@ -50,26 +50,34 @@ def score_client(session: Session, client: CsClient, day: date, hs: HealthSettin
 
 
 def score_portfolio(
-    session: Session, clients: list[CsClient], day: date, hs: HealthSettings, progress: Progress
+    read: Session, write: Session, tenant: str, day: date, hs: HealthSettings, progress: Progress
 ) -> HealthCalc:
-    """Score every client (each snapshot stored or reused); `progress(done, total)` every 10 clients."""
+    """Score every live, non-churned client and store (or reuse) each snapshot.
+
+    The facts are gathered set-based and scored in `read` (no write lock held); only `store` runs
+    in `write`, in bulk. `progress(done, total)` after gathering, every 1 000 clients scored, and
+    when stored.
+    """
+    scope = Scope(tenant)
+    clients = scope.clients(read)
     if not clients:
         raise NotFound("There are no live clients to score.", field="scope", hint="Register clients first.")
-    lines: list[PortfolioScore] = []
+    total = len(clients)
+    facts = gather(read, scope, day, hs)
+    progress(0, total)
+    results: list[Scored] = []
     for i, client in enumerate(clients, start=1):
-        r = compute_health(session, client, day, hs)
-        lines.append(
-            PortfolioScore(
-                client_id=r.client_id,
-                name=client.name,
-                score=r.score,
-                band=r.band,
-                missing=r.missing,
-                reused=r.reused,
-            )
+        results.append(evaluate(client, day, facts, hs))
+        if i % 1000 == 0:
+            progress(i, total)
+    store(write, scope, day, results)
+    progress(total, total)
+    lines = [
+        PortfolioScore(
+            client_id=r.client_id, name=c.name, score=r.score, band=r.band, missing=r.missing, reused=r.reused
         )
-        if i % 10 == 0 or i == len(clients):
-            progress(i, len(clients))
+        for c, r in zip(clients, results, strict=True)
+    ]
     changed = sum(1 for line in lines if line.score is not None and not line.reused)  # unscored: none stored
     return HealthCalc(scope="portfolio", as_of=day, client=None, portfolio=lines, changed=changed)
 
@@ -183,5 +191,5 @@ def report(session: Session, clients: list[CsClient], day: date) -> HealthReport
         arr_at_risk_minor=risk,
         scored=len(snaps),
         unscored=[c.id or 0 for c in clients if (c.id or 0) not in snaps],
-        average_score=round(statistics.fmean(scores), 1) if scores else None,
+        average_score=maths.portfolio_average(scores),
     )

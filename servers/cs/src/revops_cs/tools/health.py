@@ -86,9 +86,8 @@ def calculate_health_score(
         def progress(done: int, total: int) -> None:
             call.progress(done, total, f"scored {done}/{total} clients")
 
-        result = health_reports.score_portfolio(
-            call.db, clients.portfolio(call.db, call.tenant), day, hs, progress
-        )
+        with call.reading() as read:
+            result = health_reports.score_portfolio(read, call.db, call.tenant, day, hs, progress)
         call.target = "cs_health_snapshot:portfolio"
         call.audit_details["changed"] = result.changed
     if result.changed == 0:
