@@ -1,4 +1,4 @@
-"""Churn model maths: encoding, L2 logistic regression (Newton), k-fold metrics. Pure numpy.
+"""Churn model maths: encoding, L2 logistic regression (Newton), grouped k-fold metrics. Pure numpy.
 
 Inputs are rows of {column: value}. Numeric columns are standardised (missing → training mean);
 text columns are one-hot encoded over the levels seen in training (unseen level → all zeros).
@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 
 Row = Mapping[str, Any]
 Array = NDArray[np.float64]
+Groups = Sequence[int] | NDArray[Any]  # one group id per row (a client; a CSV row is its own)
 
 
 @dataclass(frozen=True)
@@ -173,23 +174,45 @@ def brier(y: Array, p: Array) -> float:
     return float(np.mean((p - y) ** 2))
 
 
-def stratified_folds(y: Array, k: int, seed: int = 0) -> Array:
-    """Fold number per row; each class is shuffled (fixed seed) and dealt round-robin."""
+def group_labels(groups: Groups, y: Array) -> tuple[NDArray[Any], Array, NDArray[np.intp]]:
+    """(group ids ascending, each group's label, each row's index into the ids); a group (a client)
+    is positive when any of its rows is."""
+    ids, inverse = np.unique(groups, return_inverse=True)
+    labels = np.zeros(len(ids))
+    np.maximum.at(labels, inverse, y)
+    return ids, labels, inverse
+
+
+def grouped_folds(groups: Groups, y: Array, k: int, seed: int = 0) -> NDArray[np.intp]:
+    """Fold number per row: all rows of a group in one fold, stratified by the group's label.
+
+    Negative groups, then positive groups (each in ascending id order), are shuffled with a fixed
+    seed and dealt round-robin, so with at least k positive groups every fold holds one. With one
+    row per group (an imported dataset) this is the per-row stratified split.
+    """
+    _, labels, inverse = group_labels(groups, y)
     rng = np.random.default_rng(seed)
-    folds = np.empty(len(y), dtype=int)
+    fold_of = np.empty(len(labels), dtype=np.intp)
     for label in (0, 1):
-        idx = np.flatnonzero(y == label)
+        idx = np.flatnonzero(labels == label)
         rng.shuffle(idx)
-        folds[idx] = np.arange(len(idx)) % k
-    return folds
+        fold_of[idx] = np.arange(len(idx)) % k
+    return fold_of[inverse]
 
 
-def cross_validate(x: Array, y: Array, k: int, l2: float, seed: int = 0) -> Metrics:
-    """Out-of-fold predictions from k stratified folds, scored as one set."""
-    folds = stratified_folds(y, k, seed)
+def cross_validate(
+    rows: Sequence[Row], columns: Sequence[str], y: Array, groups: Groups, k: int, l2: float, seed: int = 0
+) -> Metrics:
+    """Out-of-fold predictions from k grouped, stratified folds, scored as one set. Each fold's
+    encoding (missing-value fill, levels) comes from its training rows only."""
+    folds = grouped_folds(groups, y, k, seed)
     oof = np.zeros(len(y))
     for f in range(k):
         test = folds == f
-        model = fit(x[~test], y[~test], l2)
-        oof[test] = model.predict(x[test])
+        train_rows = [r for r, held_out in zip(rows, test, strict=True) if not held_out]
+        spec = build_encoding(train_rows, columns)
+        model = fit(encode(train_rows, spec), y[~test], l2)
+        oof[test] = model.predict(
+            encode([r for r, held_out in zip(rows, test, strict=True) if held_out], spec)
+        )
     return Metrics(auc=auc(y, oof), top_decile_lift=top_decile_lift(y, oof), brier=brier(y, oof))

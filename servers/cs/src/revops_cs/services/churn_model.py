@@ -90,19 +90,20 @@ def train(
     day: date,
 ) -> ModelResult:
     """Fit on history (monthly observations labelled by churn within the horizon) or on a dataset;
-    k-fold AUC, top-decile lift and Brier. Refuses, saying how many labels it has, when too few."""
+    k-fold AUC, top-decile lift and Brier, the folds grouped by client and stratified by churn.
+    Refuses, saying how many labels it has, when too few."""
     cfg = thresholds.load(session, thresholds.ChurnModelConfig)
     if source == "dataset":
         if not dataset:
             raise ValidationFailed("source=dataset needs dataset.", field="dataset", hint="Import one first.")
-        rows, labels, columns = dataset_rows(session, dataset)
+        rows, labels, groups, columns = dataset_rows(session, dataset)
         if not rows:
             raise NotFound(
                 f"No imported dataset '{dataset}'.", field="dataset", hint="Import it with action=import."
             )
     else:
         clients = live_clients(session, tenant, include_churned=True)
-        rows, labels = history_rows(load_histories(session, clients), day, horizon_days, months)
+        rows, labels, groups = history_rows(load_histories(session, clients), day, horizon_days, months)
         columns = list(HISTORY_FEATURES)
     pos = sum(labels)
     neg = len(labels) - pos
@@ -117,12 +118,22 @@ def train(
         )
     from revops_cs.analytics import churn_model
 
-    spec = churn_model.build_encoding(rows, columns)
-    x = churn_model.encode(rows, spec)
     y = churn_model.labels_vector(labels)
-    folds = min(cfg.folds, pos, neg)
-    metrics = churn_model.cross_validate(x, y, folds, cfg.l2)
-    fitted = churn_model.fit(x, y, cfg.l2)
+    _, group_y, _ = churn_model.group_labels(groups, y)
+    churned_groups = int(group_y.sum())
+    retained_groups = len(group_y) - churned_groups
+    folds = min(cfg.folds, churned_groups, retained_groups)
+    if folds < 2:
+        raise ValidationFailed(
+            f"Too few clients to cross-validate: {churned_groups} churned and {retained_groups} "
+            "retained; need at least 2 of each (a client's observations stay in one fold).",
+            field="source",
+            hint="Record more churned and retained clients, or import a dataset.",
+            details={"churned_clients": churned_groups, "retained_clients": retained_groups},
+        )
+    metrics = churn_model.cross_validate(rows, columns, y, groups, folds, cfg.l2)
+    spec = churn_model.build_encoding(rows, columns)
+    fitted = churn_model.fit(churn_model.encode(rows, spec), y, cfg.l2)
     params = {
         "encoding": spec,
         "means": fitted.means.tolist(),

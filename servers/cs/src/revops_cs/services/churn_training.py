@@ -1,5 +1,11 @@
 """Training data for the churn model: live features from stored history, or an imported CSV.
 
+History features are measured as of each observation date from facts dated by then: usage,
+logins, tickets, escalations, NPS and failed payments by when they happened; ARR from the last
+recorded MRR change (none yet = missing, never today's ARR); health from a snapshot dated and
+computed by then. Every row carries its group (the client; a CSV row is its own group) so
+cross-validation keeps a client's observations in one fold.
+
 Imported CSV format ("historical accounts with outcome"): a header row; one column names the
 account (default `account_ref`), one holds the outcome (default `churned`: 1/0, yes/no, true/false);
 every other column is a feature — numbers are used as numbers, anything else as a category.
@@ -42,7 +48,8 @@ def features_as_of(h: History, as_of: date) -> dict[str, float | None]:
     cur, prev = h.usage_window(as_of, 30), h.usage_window(as_of, 30, back=1)
     last = h.last_login(as_of)
     nps = h.latest_nps(as_of)
-    health = h.latest_health(as_of)
+    health = h.known_health(as_of)
+    arr = h.arr_as_of(as_of)
     end = as_of + timedelta(days=1)
     start = h.client.contract_start or h.client.created_at.date()
     return {
@@ -56,22 +63,24 @@ def features_as_of(h: History, as_of: date) -> dict[str, float | None]:
         "failed_payments_60d": float(len(h.failed_payments_in(as_of, 60))),
         "health_score": health.score if health else None,
         "tenure_days": float(max(0, (as_of - start).days)),
-        "arr": h.client.arr_minor / 100.0,
+        "arr": arr / 100.0 if arr is not None else None,
     }
 
 
 def history_rows(
     histories: dict[int, History], observed_until: date, horizon_days: int, months: int
-) -> tuple[list[dict[str, Any]], list[int]]:
-    """Monthly observations (every 30 days back from observed_until − horizon) with churn labels.
+) -> tuple[list[dict[str, Any]], list[int], list[int]]:
+    """Monthly observations (every 30 days back from observed_until − horizon): rows, churn labels
+    and each row's client id (its cross-validation group).
 
     A client contributes an observation when it was a customer that day (started, not yet
     churned); the label is 1 when it churned within the following `horizon_days`.
     """
     rows: list[dict[str, Any]] = []
     labels: list[int] = []
+    groups: list[int] = []
     last_obs = observed_until - timedelta(days=horizon_days)
-    for h in histories.values():
+    for cid, h in histories.items():
         start = h.client.contract_start or h.client.created_at.date()
         churned = h.client.churned_at.date() if h.client.churned_at else None
         for k in range(months):
@@ -80,7 +89,8 @@ def history_rows(
                 continue
             rows.append(features_as_of(h, obs))
             labels.append(int(churned is not None and churned <= obs + timedelta(days=horizon_days)))
-    return rows, labels
+            groups.append(cid)
+    return rows, labels, groups
 
 
 def parse_label(value: str, line: int, column: str) -> bool:
@@ -146,7 +156,10 @@ def import_csv(
     return len(parsed), sum(1 for r in parsed if r.churned), features
 
 
-def dataset_rows(session: Session, dataset: str) -> tuple[list[dict[str, Any]], list[int], list[str]]:
+def dataset_rows(
+    session: Session, dataset: str
+) -> tuple[list[dict[str, Any]], list[int], list[int], list[str]]:
+    """Rows, labels, groups (one per row: a CSV holds one row per account) and feature columns."""
     rows = list(
         session.exec(
             select(CsChurnTrainingRow)
@@ -156,4 +169,4 @@ def dataset_rows(session: Session, dataset: str) -> tuple[list[dict[str, Any]], 
     )
     feats = [json.loads(r.features) for r in rows]
     columns = list(feats[0]) if feats else []
-    return feats, [int(r.churned) for r in rows], columns
+    return feats, [int(r.churned) for r in rows], list(range(len(rows))), columns

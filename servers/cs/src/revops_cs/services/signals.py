@@ -38,6 +38,8 @@ class History:
     nps: list[tuple[datetime, int]] = field(default_factory=list)
     failed_payments: list[datetime] = field(default_factory=list)
     health: list[CsHealthSnapshot] = field(default_factory=list)  # sorted by as_of
+    mrr_at: list[datetime] = field(default_factory=list)  # recorded MRR changes, sorted
+    mrr: list[int] = field(default_factory=list)  # the new MRR of each change, minor units
 
     # ------------------------------------------------------------------ measures
     def events_between(self, start: datetime, end: datetime) -> int:
@@ -82,6 +84,18 @@ class History:
         past = [h for h in self.health if h.as_of <= as_of]
         return past[-1] if past else None
 
+    def known_health(self, as_of: date) -> CsHealthSnapshot | None:
+        """The latest snapshot dated by as_of that was also computed by then (a score computed
+        later reads the client's fields as they are at computation time, not as they were)."""
+        end = end_of_day(as_of)
+        past = [h for h in self.health if h.as_of <= as_of and h.computed_at < end]
+        return past[-1] if past else None
+
+    def arr_as_of(self, as_of: date) -> int | None:
+        """ARR (12 × MRR, minor units) from the last recorded MRR change by as_of; None before any."""
+        i = bisect.bisect_left(self.mrr_at, end_of_day(as_of))
+        return 12 * self.mrr[i - 1] if i else None
+
     def failed_payments_in(self, as_of: date, days: int) -> list[date]:
         end = end_of_day(as_of)
         return [p.date() for p in self.failed_payments if end - timedelta(days=days) <= p < end]
@@ -123,7 +137,7 @@ class History:
 
 
 def load_histories(session: Session, clients: list[CsClient]) -> dict[int, History]:
-    """Every client's usage, tickets, escalations, NPS, failed payments and health snapshots."""
+    """Every client's usage, tickets, escalations, NPS, failed payments, MRR changes and health snapshots."""
     out = {c.id or 0: History(client=c) for c in clients}
     ids = list(out)
     if not ids:
@@ -166,6 +180,13 @@ def load_histories(session: Session, clients: list[CsClient]) -> dict[int, Histo
             .order_by(col(CsBillingEvent.occurred_at))
         ):
             out[cid].failed_payments.append(at)
+        for cid, at, amount in session.exec(
+            select(CsBillingEvent.client_id, CsBillingEvent.occurred_at, CsBillingEvent.amount_minor)
+            .where(col(CsBillingEvent.client_id).in_(chunk), CsBillingEvent.kind == "mrr_change")
+            .order_by(col(CsBillingEvent.occurred_at), col(CsBillingEvent.id))
+        ):
+            out[cid].mrr_at.append(at)
+            out[cid].mrr.append(amount)
         for snap in session.exec(
             select(CsHealthSnapshot)
             .where(col(CsHealthSnapshot.client_id).in_(chunk))
