@@ -1,7 +1,8 @@
 """Expansion signals: seat use, usage growth, plan limits, healthy promoters and renewal timing.
 
 Each signal states the numbers behind it; a signal that cannot be measured (no seats recorded, no
-previous quarter, no snapshot) is listed under `not_evaluated` with the reason, never guessed.
+previous quarter, no snapshot or one older than `max_snapshot_age_days`) is listed under
+`not_evaluated` with the reason, never guessed.
 """
 
 from __future__ import annotations
@@ -84,15 +85,21 @@ def signals(h: History, day: date, cfg: thresholds.ExpansionSignals) -> Opportun
             )
         )
     snap, nps = h.latest_health(day), h.latest_nps(day)
+    age = (day - snap.as_of).days if snap else 0
     if snap is None or nps is None:
         missing.append("healthy_promoter: " + ("no health snapshot" if snap is None else "no NPS answer"))
+    elif age > cfg.max_snapshot_age_days:
+        missing.append(
+            f"healthy_promoter: health snapshot {age} days old (> {cfg.max_snapshot_age_days}); "
+            "recompute with calculate_health_score"
+        )
     elif snap.score >= cfg.health_min and nps[0] >= cfg.promoter_min_score:
         fired.append(
             Signal(
                 signal="healthy_promoter",
                 motion="cross_sell",
-                evidence=f"Health {snap.score:.1f} on {snap.as_of.isoformat()} and NPS {nps[0]} on "
-                f"{nps[1].isoformat()}.",
+                evidence=f"Health {snap.score:.1f} on {snap.as_of.isoformat()} ({age} days old) and NPS "
+                f"{nps[0]} on {nps[1].isoformat()}.",
             )
         )
     if c.renewal_date is None:

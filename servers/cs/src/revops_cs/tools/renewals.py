@@ -18,7 +18,7 @@ def track_renewals(
     as_of: AsOf = None,
     limit: Top = 100,
 ) -> renewals.RenewalsResult:
-    """Upcoming renewals with churn-rule risk, plus expected renewal ARR = sum ARR x p(health band)."""
+    """Upcoming renewals with churn-rule risk; expected ARR = sum ARR x p(renew | band) from past renewals."""
     return renewals.upcoming(
         call.db, call.tenant, within_days=within_days, day=resolve_as_of(as_of), limit=limit
     )
