@@ -85,6 +85,7 @@ async def test_events_update_messages_contacts_and_metrics(cs_server, sent):
         "sent": 3,
         "bounces": 1,
         "delivered": 2,
+        "unknown": 0,
         "unique_opens": 1,
         "unique_clicks": 1,
         "unsubscribes": 1,

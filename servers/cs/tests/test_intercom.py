@@ -7,6 +7,7 @@ failure paths (no credential, 401, 429, 500, timeout, malformed body) are checke
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -20,9 +21,10 @@ from comm_helpers import (
 from comm_helpers import failure as _fail
 from factories import add_client, add_contact
 from sqlmodel import select
+from werkzeug.datastructures import Headers
 
 from revops_core.clock import FakeClock
-from revops_core.testing import call_error, connect, error_of, override_vendor
+from revops_core.testing import call_error, call_ok, connect, error_of, override_vendor
 from revops_core.vault import Vault
 from revops_cs.models.support import CsTicket
 from revops_cs.models.vendors import CsExternalRef
@@ -291,3 +293,107 @@ async def test_required_fields_and_ids_beyond_postgres_integer(ic):
     assert too_big["code"] == big_contact["code"] == "validation_error"
     assert route.call_count == 0
     assert count(server, CsExternalRef) == 0
+
+
+# ------------------------------------------------------------ first response (issue 7, finding 5)
+
+CREATED = 1_780_000_000  # 2026-05-28 20:26:40 UTC: a normal ticket's 4 h target runs past that day's end
+
+
+class _SpecResponse:
+    """An `httpx.Response` seen through openapi-core's response protocol (to check our fake answers)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.data = response.content
+        self.status_code = response.status_code
+        self.content_type = "application/json"
+        self.headers = Headers(dict(response.headers))
+
+
+def _statistics_fields() -> set[str]:
+    """The property names Intercom documents for `conversation_statistics`."""
+    schemas = sv.load(sv.INTERCOM).spec / "components" / "schemas"
+    return set((schemas / "conversation_statistics" / "properties").keys())
+
+
+def _conversation(cid: str, statistics: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "type": "conversation",
+        "id": cid,
+        "title": "Export broken",
+        "created_at": CREATED,
+        "updated_at": CREATED + 600,
+        "state": "open",
+        "priority": "not_priority",
+        "source": {"subject": "Export broken", "body": "<p>CSV export fails</p>"},
+        "contacts": {"type": "contact.list", "contacts": [{"type": "contact", "id": "6002"}]},
+        "statistics": statistics,
+    }
+
+
+async def _map_bob(ic: dict[str, Any]) -> None:
+    """push_contacts for bob: Intercom finds him as contact 6002 and the mapping is stored."""
+    with respx.mock(assert_all_called=True) as mock:
+        mock.post(f"{API}/contacts/search").mock(side_effect=search_answer)
+        mock.put(f"{API}/contacts/6002").respond(200, json={"type": "contact", "id": "6002"})
+        pushed = await tool(
+            ic["server"], action="push_contacts", client_id=ic["client"], contact_id=ic["bob"]
+        )
+    assert not pushed.is_error, pushed.content
+
+
+async def _import(ic: dict[str, Any], conversations: list[dict[str, Any]]) -> Any:
+    """Import one page of `conversations` (an answer checked against Intercom's description too)."""
+    await _map_bob(ic)
+    answer = httpx.Response(
+        200, json={"type": "conversation.list", "conversations": conversations, "pages": {"type": "pages"}}
+    )
+    with respx.mock(assert_all_called=True) as mock:
+        route = mock.get(f"{API}/conversations").mock(return_value=answer)
+        result = await tool(ic["server"], action="import_conversations")
+    assert sv.validate_all(sv.INTERCOM, route.calls) == 1
+    sv.load(sv.INTERCOM).validate_response(
+        sv.HttpxOpenAPIRequest(route.calls[0].request), _SpecResponse(answer)
+    )
+    return result
+
+
+async def test_imported_reply_time_feeds_first_response_sla(ic):
+    # Answered 5 minutes after it was opened: Intercom reports the first admin reply in `statistics`.
+    answered = {
+        "type": "conversation_statistics",
+        "first_contact_reply_at": CREATED,
+        "first_admin_reply_at": CREATED + 300,
+        "time_to_admin_reply": 300,
+    }
+    # Not answered yet (statistics may be null): unanswered, not a reply time of zero.
+    assert set(answered) <= _statistics_fields()
+    result = await _import(ic, [_conversation("201", answered), _conversation("202", None)])
+    assert [i["status"] for i in result.structured_content["items"]] == ["imported", "imported"]
+    async with connect(ic["server"]) as client:
+        same_day = await call_ok(client, "analyze_support_performance", as_of="2026-05-28")
+        next_day = await call_ok(client, "analyze_support_performance", as_of="2026-05-29")
+    # Same day: 201 met its 4 h target (5 min); 202 is 3 h 33 min old at the day's end, still pending.
+    assert same_day["first_response"] == {"tickets": 1, "median_min": 5.0, "p90_min": 5.0}
+    assert same_day["sla"][0]["first_response"] == [1, 0, 1]
+    assert same_day["first_response_compliance"] == 100.0
+    # A day later 202 is past its target with no reply: breached.
+    assert next_day["sla"][0]["first_response"] == [1, 1, 0]
+    assert next_day["first_response_compliance"] == 50.0
+    with ic["server"].runtime.db.session() as s:
+        replies = {t.external_id: t.first_response_at for t in s.exec(select(CsTicket))}
+    assert replies == {"201": datetime.fromtimestamp(CREATED + 300, UTC), "202": None}
+
+
+async def test_a_reply_time_that_is_not_a_time_stores_nothing(ic):
+    broken = {"type": "conversation_statistics", "first_admin_reply_at": "soon"}
+    server = ic["server"]
+    answer = {"type": "conversation.list", "conversations": [_conversation("203", broken)], "pages": {}}
+    await _map_bob(ic)
+    with respx.mock() as mock:
+        mock.get(f"{API}/conversations").respond(200, json=answer)
+        result = await tool(server, action="import_conversations")
+    err = error_of(result)
+    assert (err["code"], err["outcome"]) == ("integration_unavailable", "failed")
+    assert "first_admin_reply_at" in err["message"]
+    assert count(server, CsTicket) == 0

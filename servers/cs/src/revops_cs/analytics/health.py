@@ -59,7 +59,8 @@ def contract_score(
     per_failure: float = 25.0,
     overdue_penalty: float = 50.0,
 ) -> float:
-    """Contract/renewal: 100 − 25 per failed payment in the window − 50 when the renewal date has passed."""
+    """Contract/renewal: 100 − 25 per failed payment in the window − 50 when the renewal date has passed
+    (the REFERENCE-style defaults; the health settings configure both numbers)."""
     score = 100.0 - per_failure * failed_payments
     if days_to_renewal is not None and days_to_renewal < 0:
         score -= overdue_penalty
@@ -79,6 +80,11 @@ def weighted_mean(
     if total <= 0:
         raise ValueError("no component with data and a positive weight")
     return sum(weights[k] * v for k, v in present.items()) / total, missing
+
+
+def portfolio_average(scores: Sequence[float]) -> float | None:
+    """Mean of the clients' latest scores to one decimal; None without any (report and overview)."""
+    return round(sum(scores) / len(scores), 1) if scores else None
 
 
 def effective_weights(present: Sequence[str], weights: Mapping[str, float]) -> dict[str, float]:

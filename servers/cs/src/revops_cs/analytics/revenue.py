@@ -54,7 +54,10 @@ def retention(start: Mapping[int, int], end: Mapping[int, int]) -> Retention:
 
 
 def annualise(rate: float, days: int) -> float:
-    """Churn over `days` converted to a yearly rate: 1 − (1 − c)^(365/days)."""
+    """Churn over `days` converted to a yearly rate: 1 − (1 − c)^(365/days).
+
+    REFERENCE: only for periods that are not whole months; churn measured per month annualises with
+    `annualise_monthly`, so a 28-day February and a 31-day March with the same churn agree."""
     if days <= 0:
         raise ValueError("days must be positive")
     # typeshed types float ** float as Any (a negative base gives a complex); a churn rate is in 0..1.
@@ -68,6 +71,12 @@ def monthly_rate(rate: float, months: int) -> float:
         raise ValueError("months must be positive")
     # As in `annualise`: the base is in 0..1, so the power is a float.
     kept: float = (1 - rate) ** (1 / months)
+    return 1 - kept
+
+
+def annualise_monthly(monthly: float) -> float:
+    """A monthly churn rate compounded over a year: 1 − (1 − m)^12 (REFERENCE: Revenue)."""
+    kept: float = (1 - monthly) ** 12  # as in `annualise`: the base is in 0..1
     return 1 - kept
 
 

@@ -5,22 +5,28 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from datetime import date
+from fractions import Fraction
 from typing import TypeVar
 
 K = TypeVar("K")
 
 
 def abc_tiers(values: Mapping[K, int], *, a_share: float = 0.80, b_share: float = 0.15) -> dict[K, str]:
-    """ABC by cumulative share of value, largest first: A while the running share before the item is
-    < 80 %, B while < 95 %, C for the rest. Ties keep the input order (stable sort)."""
+    """ABC by cumulative share of value, largest first: an item's tier is decided by the running share
+    *before* it — A while < 80 %, B while < 95 %, C for the rest. So the item that crosses 80 % is A
+    (and the one crossing 95 % is B); an item starting exactly at 80 % is B, exactly at 95 % is C.
+    Shares are compared exactly (fractions), so 80 % + 15 % is 95 %, not 95.000…1 %.
+    Ties keep the input order (stable sort)."""
     total = sum(values.values())
     if total <= 0:
         return dict.fromkeys(values, "C")
+    a_cut = Fraction(str(a_share))
+    b_cut = a_cut + Fraction(str(b_share))
     out: dict[K, str] = {}
     running = 0
     for key, value in sorted(values.items(), key=lambda kv: -kv[1]):
-        share_before = running / total
-        out[key] = "A" if share_before < a_share else "B" if share_before < a_share + b_share else "C"
+        share_before = Fraction(running, total)
+        out[key] = "A" if share_before < a_cut else "B" if share_before < b_cut else "C"
         running += value
     return out
 
@@ -74,8 +80,8 @@ def lifecycle_segment(
 ) -> str:
     """onboarding (first 30 days) · adoption · mature · renewal window (≤ 90 days to renewal) · churned.
 
-    Adoption vs mature: mature once the contract is a year old (config). Without a contract start the
-    stored stage decides between onboarding/adoption/mature.
+    Adoption vs mature: mature once the contract is `mature_days` old (config: section onboarding,
+    default a year). Without a contract start the stored stage decides between onboarding/adoption/mature.
     """
     if stage == "churned":
         return "churned"

@@ -1,7 +1,8 @@
 """The one-screen CS overview: clients by stage, survey scores, open tickets, SLA and health.
 
 Each figure comes from the service that owns it (support_metrics, feedback); health reads the
-latest stored snapshot per live client, aggregated in SQL.
+latest stored snapshot per portfolio client (live, not churned: `health_facts.portfolio_ids`, the
+clients generate_health_report covers), aggregated in SQL, averaged as the report does.
 """
 
 from __future__ import annotations
@@ -13,15 +14,17 @@ from pydantic import Field
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from revops_cs.analytics.health import portfolio_average
 from revops_cs.models.clients import STAGES, CsClient
 from revops_cs.models.health import CsHealthSnapshot
 from revops_cs.output import Out
-from revops_cs.services.feedback import Surveys, feedback_rows, mean, survey_scores
+from revops_cs.services.feedback import Surveys, feedback_rows, survey_scores
+from revops_cs.services.health_facts import portfolio_ids
 from revops_cs.services.support_metrics import performance, period
 
 
 class HealthSummary(Out):
-    clients_scored: int = Field(description="Live clients with a health snapshot on or before as_of.")
+    clients_scored: int = Field(description="Non-churned clients with a snapshot on or before as_of.")
     average: float | None = Field(description="Mean of their latest scores.")
     by_band: dict[str, int] = Field(description="Latest band → clients.")
 
@@ -38,10 +41,10 @@ class CsOverview(Out):
     health: HealthSummary = Field(description="From the latest stored health snapshots.")
 
 
-def health_summary(session: Session, as_of: date) -> HealthSummary:
+def health_summary(session: Session, tenant: str, as_of: date) -> HealthSummary:
     latest = (
         select(CsHealthSnapshot.client_id, func.max(CsHealthSnapshot.as_of).label("d"))
-        .where(CsHealthSnapshot.as_of <= as_of)
+        .where(CsHealthSnapshot.as_of <= as_of, col(CsHealthSnapshot.client_id).in_(portfolio_ids(tenant)))
         .group_by(col(CsHealthSnapshot.client_id))
         .subquery()
     )
@@ -52,8 +55,6 @@ def health_summary(session: Session, as_of: date) -> HealthSummary:
             (col(CsHealthSnapshot.client_id) == latest.c.client_id)
             & (col(CsHealthSnapshot.as_of) == latest.c.d),
         )
-        .join(CsClient, col(CsClient.id) == col(CsHealthSnapshot.client_id))
-        .where(col(CsClient.deleted_at).is_(None))
         .order_by(col(CsHealthSnapshot.id))
     ).all()
     per_client = {cid: (score, band) for cid, score, band, _ in rows}  # later id wins on a same-day tie
@@ -62,12 +63,12 @@ def health_summary(session: Session, as_of: date) -> HealthSummary:
         bands[band] += 1
     return HealthSummary(
         clients_scored=len(per_client),
-        average=mean([s for s, _ in per_client.values()]),
+        average=portfolio_average([s for s, _ in per_client.values()]),
         by_band=dict(sorted(bands.items())),
     )
 
 
-def overview(session: Session, as_of: date, days: int) -> CsOverview:
+def overview(session: Session, tenant: str, as_of: date, days: int) -> CsOverview:
     window = period(None, as_of, as_of, days)
     stages = dict(
         session.exec(
@@ -86,5 +87,5 @@ def overview(session: Session, as_of: date, days: int) -> CsOverview:
         open_tickets=sum(sum(b.values()) for b in support.backlog.values()),
         first_response_compliance=support.first_response_compliance,
         resolution_compliance=support.resolution_compliance,
-        health=health_summary(session, as_of),
+        health=health_summary(session, tenant, as_of),
     )

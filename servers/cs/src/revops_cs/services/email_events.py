@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import Field
-from sqlalchemy import func
+from sqlalchemy import case, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -25,9 +25,10 @@ from revops_cs.output import Out
 
 
 class EmailMetrics(Out):
-    sent: int = Field(description="Emails SendGrid accepted (incl. unknown outcome).")
+    sent: int = Field(description="Emails SendGrid has (not unconfirmed timeouts).")
     bounces: int = Field(description="Bounced or dropped.")
-    delivered: int = Field(description="sent − bounces.")
+    delivered: int = Field(description="With a delivery event, not bounced.")
+    unknown: int = Field(description="No delivery or bounce event yet.")
     unique_opens: int = Field(description="Emails opened at least once.")
     unique_clicks: int = Field(description="Emails clicked at least once.")
     unsubscribes: int = Field(description="Unsubscribes.")
@@ -44,12 +45,21 @@ def _rate(num: int, den: int) -> float | None:
 
 
 def email_metrics(session: Session, client_ids: list[int] | None, since: date | None) -> EmailMetrics:
-    """REFERENCE.md email metrics over stored messages (one row per email sent)."""
+    """REFERENCE.md email metrics over stored messages (one row per e-mail SendGrid has or may have).
+
+    An e-mail counts as delivered on SendGrid's `delivered` event, not by subtraction: one with no
+    delivery or bounce event (still queued, deferred, or a timed-out send nobody confirmed) is
+    `unknown`, never delivered. `sent` leaves out the timed-out sends no event has confirmed since.
+    So delivered + bounces + unknown = every stored e-mail, and rates are over the delivered ones.
+    """
     m = CsEmailMessage
-    # COUNT(column) counts the non-null timestamps: one per e-mail bounced, opened, clicked…
+    no_outcome = col(m.delivered_at).is_(None) & col(m.bounced_at).is_(None)
+    # COUNT(column) counts the non-null values: one per e-mail bounced, opened, clicked…
     query = sa_select(
-        func.count(),
+        func.count(case((col(m.status) != "unknown", 1))),
         func.count(col(m.bounced_at)),
+        func.count(case((col(m.bounced_at).is_(None) & col(m.delivered_at).is_not(None), 1))),
+        func.count(case((no_outcome, 1))),
         func.count(col(m.first_open_at)),
         func.count(col(m.first_click_at)),
         func.count(col(m.unsubscribed_at)),
@@ -59,12 +69,12 @@ def email_metrics(session: Session, client_ids: list[int] | None, since: date | 
         query = query.where(col(m.client_id).in_(client_ids))
     if since is not None:
         query = query.where(col(m.sent_at) >= start_of_day(since))
-    sent, bounces, opens, clicks, unsubs, spam = session.execute(query).one()
-    delivered = sent - bounces
+    sent, bounces, delivered, unknown, opens, clicks, unsubs, spam = session.execute(query).one()
     return EmailMetrics(
         sent=sent,
         bounces=bounces,
         delivered=delivered,
+        unknown=unknown,
         unique_opens=opens,
         unique_clicks=clicks,
         unsubscribes=unsubs,

@@ -9,7 +9,8 @@ Defaults:
 - support: `max(0, 100 − 10·tickets opened in the last 30 days)`;
 - sentiment: `(NPS + 100)/2` over the client's NPS answers in the last 180 days;
 - adoption: features used at least once ÷ catalogue features eligible for the client's tier;
-- contract: `100 − 25·failed payments in 90 days − 50 if the renewal date has passed`, clamped to 0–100;
+- contract: `100 − 25·failed payments in 90 days − 50 if the renewal date has passed`, clamped to 0–100
+  (the 25 is `contract_per_failed_payment`, the 50 `contract_overdue_penalty`);
 - bands (half-open lower bounds): excellent 90, good 70, at risk 50;
 - a score needs at least one of `required_any` (default usage, engagement) with data, else it is
   null with the reason — absence of evidence is not health;
@@ -26,7 +27,7 @@ from functools import lru_cache
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from revops_cs.analytics.health import Bands
+from revops_cs.analytics.health import Bands, contract_score
 
 COMPONENTS: tuple[str, ...] = ("usage", "engagement", "support", "sentiment", "adoption", "contract")
 
@@ -53,6 +54,8 @@ class HealthSettings(BaseSettings):
     support_window_days: int = Field(default=30, ge=1, le=365)
     sentiment_window_days: int = Field(default=180, ge=1, le=730)
     payment_window_days: int = Field(default=90, ge=1, le=730)
+    contract_per_failed_payment: float = Field(default=25.0, ge=0, le=100)
+    contract_overdue_penalty: float = Field(default=50.0, ge=0, le=100)
     band_excellent: float = Field(default=90.0, ge=0, le=100)
     band_good: float = Field(default=70.0, ge=0, le=100)
     band_at_risk: float = Field(default=50.0, ge=0, le=100)
@@ -76,6 +79,23 @@ class HealthSettings(BaseSettings):
     @property
     def bands(self) -> Bands:
         return Bands(excellent=self.band_excellent, good=self.band_good, at_risk=self.band_at_risk)
+
+    @property
+    def contract_recipe(self) -> dict[str, float]:
+        """The contract sub-score's configured numbers (part of its inputs, so a change rescores)."""
+        return {
+            "per_failed_payment": self.contract_per_failed_payment,
+            "overdue_penalty": self.contract_overdue_penalty,
+        }
+
+    def contract(self, failed_payments: int, days_to_renewal: int | None) -> tuple[float, str]:
+        """The contract sub-score with the configured recipe, and how it was computed."""
+        per, penalty = self.contract_per_failed_payment, self.contract_overdue_penalty
+        score = contract_score(failed_payments, days_to_renewal, per_failure=per, overdue_penalty=penalty)
+        overdue = days_to_renewal is not None and days_to_renewal < 0
+        return score, f"100 − {per:g}·{failed_payments}" + (
+            f" − {penalty:g} (renewal date passed)" if overdue else ""
+        )
 
 
 @lru_cache(maxsize=1)

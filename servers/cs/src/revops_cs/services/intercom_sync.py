@@ -1,6 +1,10 @@
 """Intercom sync: push client contacts (and tags), write notes and replies as the admin, and import
 conversations as tickets.
 
+An imported ticket's first response is the conversation's `statistics.first_admin_reply_at` (a
+timestamp, so SLA compliance measures calendar time like every other ticket; `time_to_admin_reply`
+subtracts office hours and is not used); a conversation without one is unanswered.
+
 Vendor-first: the local rows a call needs are read in a short transaction of their own, Intercom is
 called with no write lock held, then the mapping (`CsExternalRef`) or the tickets are written in the
 call's transaction — a vendor failure leaves nothing local.
@@ -105,12 +109,39 @@ async def _resolve_remote(ic: intercom.IntercomClient, contact: CoreContact, ref
     return str(found["id"])
 
 
+def _unix(value: Any) -> datetime | None:
+    """A Unix time in seconds (how Intercom sends times) as an aware datetime; None if it is not one."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 10**11:
+        return datetime.fromtimestamp(value, UTC)
+    return None
+
+
 def _stamp(*values: Any) -> datetime:
     """The first Unix time among `values` that is one (Intercom sends seconds)."""
     for value in values:
-        if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 10**11:
-            return datetime.fromtimestamp(value, UTC)
+        if (stamp := _unix(value)) is not None:
+            return stamp
     raise IntegrationUnavailable("An Intercom conversation has no valid created_at.", outcome="failed")
+
+
+def _first_reply(conv: dict[str, Any], conv_id: str, created: datetime) -> datetime | None:
+    """When an admin first replied: `statistics.first_admin_reply_at` (API 2.14); None = not answered.
+
+    Absent or null (statistics are nullable) is an unanswered conversation; a value that is not a
+    time, or a reply before the conversation began, breaks the documented shape: the import fails.
+    """
+    stats = conv.get("statistics")
+    raw = stats.get("first_admin_reply_at") if isinstance(stats, dict) else stats
+    if raw is None:
+        return None
+    reply = _unix(raw) if isinstance(stats, dict) else None
+    if reply is None or reply < created:
+        raise IntegrationUnavailable(
+            f"Intercom conversation {conv_id} has an invalid statistics.first_admin_reply_at.",
+            outcome="failed",
+            retryable=False,
+        )
+    return reply
 
 
 def _store_conversations(
@@ -154,6 +185,7 @@ def _store_conversations(
         source: dict[str, Any] = raw_source if isinstance(raw_source, dict) else {}
         created = _stamp(conv.get("created_at"))
         updated = _stamp(conv.get("updated_at"), conv.get("created_at"))
+        first_reply = _first_reply(conv, conv_id, created)
         ticket = session.exec(
             select(CsTicket).where(CsTicket.external_source == "intercom", CsTicket.external_id == conv_id)
         ).first()
@@ -168,6 +200,7 @@ def _store_conversations(
         ticket.status = "open" if conv.get("state") in ("open", "snoozed") else "solved"
         ticket.priority = "high" if conv.get("priority") == "priority" else "normal"
         ticket.channel, ticket.created_at, ticket.updated_at = "intercom", created, updated
+        ticket.first_response_at = first_reply
         ticket.solved_at = updated if ticket.status == "solved" else None
         session.add(ticket)
         session.flush()

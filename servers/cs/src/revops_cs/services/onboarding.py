@@ -101,9 +101,18 @@ def _plan_out(
 
 
 def create_plan(session: Session, client: CsClient, template_name: str, start_date: date | None) -> PlanOut:
-    """A plan for the client from the template; start defaults to the contract start, else today."""
+    """A plan for the client from the template, starting on `start_date` or else the contract start.
+
+    With neither the plan is refused: anchoring it on today would date every milestone from a day
+    nobody chose."""
+    start = start_date or client.contract_start
+    if start is None:
+        raise ValidationFailed(
+            f"Client {client.id} has no contract start recorded, so the plan has no start date.",
+            field="start_date",
+            hint="Pass start_date, or record the contract start with update_client_info.",
+        )
     tpl = template(session, template_name)
-    start = start_date or client.contract_start or datetime.now(UTC).date()
     plan = CsOnboardingPlan(
         client_id=client.id or 0, template_id=tpl.id, name=tpl.name, start_date=start, owner=client.owner
     )

@@ -36,7 +36,7 @@ class RetentionResult(Out):
     churned_mrr_minor: int = Field(description="MRR lost to churn.")
     nrr: float | None = Field(description="NRR (1.0 = 100%).")
     grr: float | None = Field(description="Gross revenue retention, <= 1.")
-    annualised_gross_churn: float | None = Field(description="Annualised gross churn.")
+    annualised_gross_churn: float | None = Field(description="1 − (1 − monthly churn)^12.")
     ltv: Ltv = Field(description="Customer lifetime value.")
 
 
@@ -117,6 +117,6 @@ def analyse(
         churned_mrr_minor=r.churn,
         nrr=r.nrr,
         grr=r.grr,
-        annualised_gross_churn=revenue.annualise(lost, (end - start).days),
+        annualised_gross_churn=revenue.annualise_monthly(revenue.monthly_rate(lost, months)),
         ltv=_ltv(end_map, lost, months, margin),
     )

@@ -23,6 +23,7 @@ from revops_cs.models.health import CsHealthSnapshot
 from revops_cs.models.retention import CsBillingEvent
 from revops_cs.models.usage import CsSegmentRule
 from revops_cs.output import LeanIn, Out
+from revops_cs.services import thresholds
 from revops_cs.services.health import latest_snapshots
 
 ConditionField = Literal[
@@ -178,11 +179,16 @@ def _rfm(session: Session, clients: list[CsClient], day: date) -> Labels:
     }
 
 
-def _lifecycle(clients: list[CsClient], day: date) -> Labels:
+def _lifecycle(session: Session, clients: list[CsClient], day: date) -> Labels:
+    mature_days = thresholds.load(session, thresholds.Onboarding).mature_days
     return {
         c.id or 0: (
             seg.lifecycle_segment(
-                stage=c.stage, contract_start=c.contract_start, renewal_date=c.renewal_date, as_of=day
+                stage=c.stage,
+                contract_start=c.contract_start,
+                renewal_date=c.renewal_date,
+                as_of=day,
+                mature_days=mature_days,
             ),
             {"stage": c.stage, "contract_start": str(c.contract_start), "renewal_date": str(c.renewal_date)},
         )
@@ -231,7 +237,7 @@ def segment(
     if by == "rfm":
         return segmentation(by, clients, _rfm(session, clients, day), limit)
     if by == "lifecycle":
-        return segmentation(by, clients, _lifecycle(clients, day), limit)
+        return segmentation(by, clients, _lifecycle(session, clients, day), limit)
     if by == "health_band":
         snaps = latest_snapshots(session, [c.id or 0 for c in clients], day)
         labels = {cid: (s.band, {"score": s.score, "snapshot": str(s.as_of)}) for cid, s in snaps.items()}

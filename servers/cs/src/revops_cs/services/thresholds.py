@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal, TypeVar, cast, get_args
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from sqlmodel import Session
 
 from revops_core.db import utcnow
@@ -19,6 +19,7 @@ from revops_core.errors import ValidationFailed
 from revops_core.params import MAX_COUNT
 from revops_cs.analytics import sla
 from revops_cs.analytics.churn_rules import ChurnRules
+from revops_cs.analytics.health import BAND_NAMES
 from revops_cs.models.retention import CsThresholdConfig
 
 M = TypeVar("M", bound=BaseModel)
@@ -35,17 +36,38 @@ class ExpansionSignals(BaseModel):
     promoter_min_score: int = Field(9, ge=0, le=10)
     renewal_min_days: int = Field(60, ge=0, le=730)
     renewal_max_days: int = Field(120, ge=1, le=730)
+    max_snapshot_age_days: int = Field(
+        30, ge=0, le=3650, description="An older health snapshot is not used for healthy_promoter."
+    )
+
+
+def _default_renewal_priors() -> dict[str, float]:
+    return {"excellent": 0.95, "good": 0.85, "at_risk": 0.6, "critical": 0.3}
 
 
 class RenewalForecast(BaseModel):
-    """Renewal probability by health band (our documented default mapping)."""
+    """Renewal odds by health band: p = (renewed + k·m)/(n + k) over the tenant's own renewal outcomes
+    (REFERENCE: Revenue), with prior mean m per band (our documented defaults — an assumption) and
+    prior strength k pseudo-outcomes. An override of some bands keeps the others' defaults."""
 
     probability_by_band: dict[str, float] = Field(
-        default_factory=lambda: {"excellent": 0.95, "good": 0.85, "at_risk": 0.6, "critical": 0.3}
+        default_factory=_default_renewal_priors, description="Prior mean p(renew) per band (assumption)."
     )
+    prior_strength: float = Field(10.0, gt=0, le=10_000, description="Pseudo-outcomes behind each prior (k).")
+    max_snapshot_age_days: int = Field(
+        30, ge=0, le=3650, description="An older health snapshot gives no band (and no probability)."
+    )
+
+    @field_validator("probability_by_band", mode="before")
+    @classmethod
+    def _over_defaults(cls, value: Any) -> Any:
+        return {**_default_renewal_priors(), **value} if isinstance(value, dict) else value
 
     @model_validator(mode="after")
     def _probabilities(self) -> RenewalForecast:
+        unknown = sorted(set(self.probability_by_band) - set(BAND_NAMES))
+        if unknown:
+            raise ValueError(f"unknown band(s) {', '.join(unknown)}; bands are {', '.join(BAND_NAMES)}")
         for band, p in self.probability_by_band.items():
             if not 0 <= p <= 1:
                 raise ValueError(f"probability for {band} must be within 0..1")
@@ -62,6 +84,9 @@ class Onboarding(BaseModel):
         7, ge=0, le=365, description="Open milestones due within this many days are at risk."
     )
     certification_modules: list[str] = Field(default_factory=list, max_length=50)
+    mature_days: int = Field(
+        365, ge=1, le=3650, description="Lifecycle segment: adoption turns mature at this contract age."
+    )
 
 
 def _default_first_response_minutes() -> dict[Severity, int]:

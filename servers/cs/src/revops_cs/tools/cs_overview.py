@@ -18,4 +18,4 @@ def get_cs_metrics_overview(
     days: Annotated[int, Count("Look-back window in days.", ge=7, le=365)] = 90,
 ) -> CsOverview:
     """One-screen CS overview: clients by stage, NPS/CSAT/CES, open tickets, SLA compliance, health."""
-    return cs_overview.overview(call.db, resolve_as_of(as_of), days)
+    return cs_overview.overview(call.db, call.tenant, resolve_as_of(as_of), days)

@@ -44,7 +44,7 @@ def create_onboarding_plan(
     template: TemplateName,
     client_id: ClientId,
     start_date: Annotated[
-        date | None, Field(description="Start (default contract start, else today).")
+        date | None, Field(description="Start (default contract start; needed without one).")
     ] = None,
 ) -> onboarding.PlanOut:
     """A client's plan from a template: each milestone due start + its offset."""

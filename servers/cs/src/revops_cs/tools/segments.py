@@ -28,7 +28,8 @@ def segment_by_value_tier(
     b_min_minor: Annotated[int | None, Count("thresholds: ARR for tier B.")] = None,
     limit: Members = 200,
 ) -> segments.Segmentation:
-    """Value tiers A/B/C by ARR: ABC by cumulative share (80/15/5) or fixed ARR thresholds."""
+    """Value tiers A/B/C by ARR: ABC by cumulative share (80/15/5; the client crossing 80 % is A) or
+    fixed ARR thresholds."""
     live = clients.live_clients(call.db, call.tenant)
     tiers = segments.value_tiers(live, method, a_min_minor, b_min_minor)
     return segments.segmentation(f"value_tier:{method}", live, tiers, limit)
