@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
 from factories import add_client, at
-from sqlmodel import Session
 
-from revops_core.testing import call_error, connect, error_of
-from revops_cs.models.clients import CsClient
-from revops_cs.models.expansion import CsMrrMonth
+from revops_core.testing import call_error, call_ok, connect, error_of
 from revops_cs.models.feedback import CsFeedback
 from revops_cs.models.health import CsHealthSnapshot
 from revops_cs.models.usage import CsUsageEvent
@@ -19,21 +17,27 @@ pytestmark = pytest.mark.anyio
 AS_OF = date(2026, 6, 30)
 
 
-def mrr(s: Session, c: CsClient, month: str, amount: int) -> None:
-    s.add(CsMrrMonth(client_id=c.id or 0, month=date.fromisoformat(month), mrr_minor=amount))
+async def record_mrr(client: Any, changes: list[tuple[int, str, int]]) -> None:
+    """MRR changes (client id, day, new MRR) recorded through record_billing, as a team records them."""
+    events = [
+        {"client_id": cid, "kind": "mrr_change", "amount_minor": amount, "occurred_at": f"{day}T00:00:00Z"}
+        for cid, day, amount in changes
+    ]
+    report = await call_ok(client, "record_billing", events=events)
+    assert (report["recorded"], report["errors"]) == (len(events), [])
 
 
 async def test_nrr_grr_worked_example(cs_server):
     # Start base: A 1000, B 1000, C 500, D 500 (3000). End: A 1200 (+200), B 900 (−100), C 0 (churn),
     # D 500; E is new (excluded). NRR = 2600/3000, GRR = (1000+900+0+500)/3000 = 2400/3000.
     with cs_server.runtime.db.session(write=True) as s:
-        a, b, c, d, e = (add_client(s, n) for n in "ABCDE")
-        for cl, start, end in ((a, 1000_00, 1200_00), (b, 1000_00, 900_00), (d, 500_00, 500_00)):
-            mrr(s, cl, "2026-01-01", start)
-            mrr(s, cl, "2026-04-01", end)
-        mrr(s, c, "2026-01-01", 500_00)
-        mrr(s, e, "2026-04-01", 9999_00)
+        a, b, c, d, e = (add_client(s, n).id or 0 for n in "ABCDE")
+    changes = [(a, "2026-01-01", 1000_00), (a, "2026-04-01", 1200_00)]
+    changes += [(b, "2026-01-01", 1000_00), (b, "2026-04-01", 900_00)]
+    changes += [(d, "2026-01-01", 500_00), (c, "2026-01-01", 500_00), (c, "2026-03-10", 0)]
+    changes += [(e, "2026-04-01", 9999_00)]
     async with connect(cs_server) as client:
+        await record_mrr(client, changes)
         res = await client.call_tool(
             "analyze_revenue_retention", {"start_month": "2026-01-01", "end_month": "2026-04-01"}
         )
@@ -49,25 +53,21 @@ async def test_nrr_grr_worked_example(cs_server):
     )
     assert out["nrr"] == pytest.approx(2600 / 3000)
     assert out["grr"] == pytest.approx(2400 / 3000)
-    days = (date(2026, 4, 1) - date(2026, 1, 1)).days
-    assert out["annualised_gross_churn"] == pytest.approx(1 - (1 - 600 / 3000) ** (365 / days))
+    assert out["annualised_gross_churn"] == pytest.approx(1 - (1 - 600 / 3000) ** (12 / 3))  # 3 months
     ltv = out["ltv"]
     monthly = 1 - (2400 / 3000) ** (1 / 3)
     arpa = round((1200_00 + 900_00 + 500_00 + 9999_00) / 4)  # accounts active in end month
     assert ltv["arpa_minor"] == arpa
     assert ltv["gross_margin"] == 0.8
-    assert ltv["monthly_revenue_churn"] == pytest.approx(monthly, abs=1e-6)
-    assert ltv["ltv_minor"] == round(arpa * 0.8 / round(monthly, 6)) or ltv["ltv_minor"] == round(
-        arpa * 0.8 / monthly
-    )
+    assert ltv["monthly_revenue_churn"] == round(monthly, 6)
+    assert ltv["ltv_minor"] == round(arpa * 0.8 / monthly)
 
 
 async def test_grr_never_above_100_and_ltv_refused_without_churn(cs_server):
     with cs_server.runtime.db.session(write=True) as s:
-        a = add_client(s, "Grower")
-        mrr(s, a, "2026-01-01", 100_00)
-        mrr(s, a, "2026-02-01", 300_00)
+        a = add_client(s, "Grower").id or 0
     async with connect(cs_server) as client:
+        await record_mrr(client, [(a, "2026-01-01", 100_00), (a, "2026-02-01", 300_00)])
         res = await client.call_tool(
             "analyze_revenue_retention", {"start_month": "2026-01-01", "end_month": "2026-02-01"}
         )
@@ -179,7 +179,13 @@ async def test_renewal_forecast_uses_band_probabilities(cs_server):
         res = await client.call_tool("track_renewals", {"within_days": 90, "as_of": AS_OF.isoformat()})
     out = res.structured_content
     assert [r["client_id"] for r in out["renewals"]] == ids
+    # No renewal outcomes recorded: each band's p is its prior mean, labelled an assumption.
     assert [r["probability"] for r in out["renewals"]] == [None, 0.95, 0.3]
+    assert [r["health_age_days"] for r in out["renewals"]] == [None, 1, 1]
+    assert {o["band"]: (o["probability"], o["observations"], o["source"]) for o in out["odds"]} == {
+        band: (p, 0, "prior (assumption, no history)")
+        for band, p in (("excellent", 0.95), ("good", 0.85), ("at_risk", 0.6), ("critical", 0.3))
+    }
     fc = out["forecast"][0]
     assert fc["renewing_arr_minor"] == 160_000_00
     assert fc["expected_arr_minor"] == round(100_000_00 * 0.95 + 50_000_00 * 0.3)

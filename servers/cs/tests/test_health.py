@@ -11,7 +11,7 @@ from sqlalchemy import func
 from sqlmodel import select
 from test_clients import AS_OF, add_events, call, rows
 
-from revops_core.testing import connect, error_of
+from revops_core.testing import call_ok, connect, error_of
 from revops_cs.models.clients import CsStageChange
 from revops_cs.models.feedback import CsFeedback
 from revops_cs.models.health import CsHealthSnapshot
@@ -263,18 +263,22 @@ async def test_segmentations(cs_server):
             add_client(s, f"C{i}", arr_minor=arr, tier="enterprise" if arr > 200 else "smb").id
             for i, arr in enumerate([500, 300, 100, 60, 40])
         ]
-        s.add(
-            CsBillingEvent(
-                client_id=ids[0], kind="payment_succeeded", amount_minor=900, occurred_at=at("2026-03-30")
-            )
-        )
-        s.add(
-            CsBillingEvent(
-                client_id=ids[1], kind="payment_succeeded", amount_minor=100, occurred_at=at("2026-01-01")
-            )
-        )
         s.add(_snap(ids[2], date(2026, 3, 1), 45, "critical"))
+    payments = [(ids[0], 900, "2026-03-30"), (ids[1], 100, "2026-01-01")]
     async with connect(cs_server) as client:
+        await call_ok(  # RFM's payments, recorded as a team records them
+            client,
+            "record_billing",
+            events=[
+                {
+                    "client_id": cid,
+                    "kind": "payment_succeeded",
+                    "amount_minor": amount,
+                    "occurred_at": f"{day}T12:00:00Z",
+                }
+                for cid, amount, day in payments
+            ],
+        )
         abc = await call(client, "segment_by_value_tier", {})
         fixed = await call(
             client, "segment_by_value_tier", {"method": "thresholds", "a_min_minor": 300, "b_min_minor": 100}

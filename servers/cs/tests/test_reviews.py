@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from factories import add_client, add_contact, at
 from sqlmodel import select
+from test_expansion import record_mrr
 
 from revops_core.testing import call_error, call_ok, connect, count_rows, error_of
 from revops_cs.models.escalations import CsEscalation
-from revops_cs.models.expansion import CsMrrMonth
 from revops_cs.models.feedback import CsFeedback
 from revops_cs.models.health import CsHealthSnapshot
 from revops_cs.models.reviews import CsAdvocacy, CsAdvocacyPoints, CsBusinessReview
@@ -100,9 +100,6 @@ def seed(cs_server) -> dict[str, Any]:
         )
         s.add(_nps(aid, "2026-05-05", 9))
         s.add(_nps(aid, "2026-06-05", 6))
-        s.add(CsMrrMonth(client_id=aid, month=date(2026, 4, 1), mrr_minor=100_000))
-        s.add(CsMrrMonth(client_id=aid, month=date(2026, 6, 1), mrr_minor=120_000))
-        s.add(CsMrrMonth(client_id=aid, month=date(2026, 7, 1), mrr_minor=999_000))  # after as_of
         for opened, resolved in (("2026-06-15", None), ("2026-05-01", "2026-06-10"), ("2026-07-05", None)):
             s.add(
                 CsEscalation(
@@ -123,6 +120,15 @@ TOO_BIG = 2**31  # one past PostgreSQL INTEGER: a validation_error on every back
 
 async def test_pack_numbers_come_from_the_inserted_rows(seed):
     async with connect(seed["server"]) as client:
+        # Revenue as a team records it: MRR changes through record_billing (monthly MRR follows).
+        await record_mrr(
+            client,
+            [
+                (seed["a"], "2026-04-01", 100_000),
+                (seed["a"], "2026-06-01", 120_000),
+                (seed["a"], "2026-07-01", 999_000),  # after as_of
+            ],
+        )
         pack = await call_ok(client, "get_review_pack", client_id=seed["a"], as_of=AS_OF.isoformat())
     assert pack["period"] == {"start": "2026-04-02", "end": "2026-06-30", "days": 90}
     assert pack["missing"] == []

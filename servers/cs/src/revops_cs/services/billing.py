@@ -124,8 +124,9 @@ def _months(first: date, last: date) -> Iterable[date]:
         current = _next_month(current)
 
 
-def rebuild_mrr(session: Session, client_ids: set[int]) -> int:
-    """Rebuild `cs_mrr_month` of these clients from their MRR changes; the rows written."""
+def rebuild_mrr(session: Session, client_ids: set[int], *, until: date | None = None) -> int:
+    """Rebuild `cs_mrr_month` of these clients from their MRR changes, through the month of `until`
+    (default today); the rows written."""
     if not client_ids:
         return 0
     changes = session.exec(
@@ -142,7 +143,7 @@ def rebuild_mrr(session: Session, client_ids: set[int]) -> int:
     for client_id, at, amount, currency in changes:
         by_client.setdefault(client_id, []).append((at, amount, currency))
     written = 0
-    this_month = today().replace(day=1)
+    this_month = (until or today()).replace(day=1)
     for client_id, history in by_client.items():
         first = history[0][0].date().replace(day=1)
         session.exec(
