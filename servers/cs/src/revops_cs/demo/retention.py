@@ -79,12 +79,15 @@ def _churn(session: Session, rng: random.Random, c: CsClient, start: date, as_of
             col(CsUsageEvent.client_id) == c.id, col(CsUsageEvent.occurred_at) >= churned_at
         )
     )
-    # Usage fades over the 60 days before churn: drop a growing share of those events.
+    # Usage fades over the 60 days before churn: drop a growing share of those events. Ordered, so
+    # each random draw meets the same event on every backend (same seed, same rows).
     fading = session.exec(
-        select(CsUsageEvent).where(
+        select(CsUsageEvent)
+        .where(
             CsUsageEvent.client_id == c.id,
             col(CsUsageEvent.occurred_at) >= churned_at - timedelta(days=60),
         )
+        .order_by(col(CsUsageEvent.id))
     )
     for e in fading:
         closeness = 1 - (churned_at - e.occurred_at).days / 60
