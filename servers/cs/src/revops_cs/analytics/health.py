@@ -84,7 +84,12 @@ def weighted_mean(
 
 def portfolio_average(scores: Sequence[float]) -> float | None:
     """Mean of the clients' latest scores to one decimal; None without any (report and overview)."""
-    return round(sum(scores) / len(scores), 1) if scores else None
+    return mean_to_one_decimal(sum(scores), len(scores))
+
+
+def mean_to_one_decimal(total: float, count: int) -> float | None:
+    """`portfolio_average` from a sum and a count (a report that aggregates in SQL)."""
+    return round(total / count, 1) if count else None
 
 
 def effective_weights(present: Sequence[str], weights: Mapping[str, float]) -> dict[str, float]:

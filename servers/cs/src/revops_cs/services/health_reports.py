@@ -7,6 +7,8 @@ from collections.abc import Callable
 from datetime import date, timedelta
 
 from pydantic import Field
+from sqlalchemy import func
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from revops_core.errors import NotFound, ValidationFailed
@@ -14,8 +16,15 @@ from revops_cs.analytics import health as maths
 from revops_cs.models.clients import CsClient
 from revops_cs.models.health import CsHealthSnapshot
 from revops_cs.output import Out
-from revops_cs.services.health import HealthResult, Scored, compute_health, evaluate, latest_snapshots, store
-from revops_cs.services.health_facts import Scope, gather
+from revops_cs.services.health import (
+    HealthResult,
+    Scored,
+    compute_health,
+    evaluate,
+    latest_snapshot_id,
+    store,
+)
+from revops_cs.services.health_facts import Scope, gather, portfolio_ids
 from revops_cs.services.health_settings import HealthSettings
 
 Progress = Callable[[int, int], None]
@@ -170,26 +179,47 @@ class HealthReport(Out):
     average_score: float | None = Field(description="Mean score; null if none.")
 
 
-def report(session: Session, clients: list[CsClient], day: date) -> HealthReport:
-    """Clients and ARR per band of their latest stored snapshot; who has no snapshot yet."""
-    snaps = latest_snapshots(session, [c.id or 0 for c in clients], day)
+def report(session: Session, tenant: str, day: date) -> HealthReport:
+    """Clients and ARR per band of their latest stored snapshot (on or before `day`); who has none.
+
+    Aggregated in SQL over the portfolio (`health_facts.portfolio_ids`): each client joins its
+    latest snapshot through a correlated subquery on the (client, as_of) index, grouped by band and
+    currency — no client or snapshot is loaded, and no id list is bound.
+    """
+    latest = latest_snapshot_id(day)
+    in_portfolio = col(CsClient.id).in_(portfolio_ids(tenant))
+    grouped = session.execute(  # five columns: SQLAlchemy's select (SQLModel's types stop at four)
+        sa_select(
+            col(CsHealthSnapshot.band),
+            col(CsClient.currency),
+            func.count(),
+            func.sum(CsClient.arr_minor),
+            func.sum(CsHealthSnapshot.score),
+        )
+        .select_from(CsClient)
+        .join(CsHealthSnapshot, col(CsHealthSnapshot.id) == latest)
+        .where(in_portfolio)
+        .group_by(col(CsHealthSnapshot.band), col(CsClient.currency))
+        .order_by(col(CsHealthSnapshot.band), col(CsClient.currency))
+    ).all()
     lines = {b: BandLine(band=b, clients=0, arr_minor={}) for b in maths.BAND_NAMES}
     risk: dict[str, int] = {}
-    for c in clients:
-        s = snaps.get(c.id or 0)
-        if s is None:
-            continue
-        line = lines[s.band]
-        line.clients += 1
-        line.arr_minor[c.currency] = line.arr_minor.get(c.currency, 0) + c.arr_minor
-        if s.band in ("at_risk", "critical"):
-            risk[c.currency] = risk.get(c.currency, 0) + c.arr_minor
-    scores = [s.score for s in snaps.values()]
+    scored, score_sum = 0, 0.0
+    for band, currency, n, arr, scores in grouped:
+        line = lines[band]
+        line.clients += int(n)
+        line.arr_minor[currency] = line.arr_minor.get(currency, 0) + int(arr or 0)
+        if band in ("at_risk", "critical"):
+            risk[currency] = risk.get(currency, 0) + int(arr or 0)
+        scored, score_sum = scored + int(n), score_sum + float(scores or 0)
+    unscored = session.exec(
+        select(CsClient.id).where(in_portfolio, latest.is_(None)).order_by(col(CsClient.id))
+    ).all()
     return HealthReport(
         as_of=day,
         bands=list(lines.values()),
         arr_at_risk_minor=risk,
-        scored=len(snaps),
-        unscored=[c.id or 0 for c in clients if (c.id or 0) not in snaps],
-        average_score=maths.portfolio_average(scores),
+        scored=scored,
+        unscored=[cid or 0 for cid in unscored],
+        average_score=maths.mean_to_one_decimal(score_sum, scored),
     )

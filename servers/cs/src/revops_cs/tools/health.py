@@ -117,4 +117,4 @@ def analyze_health_trends(
 @toolset.tool(tier="read", title="Portfolio health report")
 def generate_health_report(call: Call, as_of: AsOf = None) -> health_reports.HealthReport:
     """Portfolio health (non-churned clients): clients and ARR per band, ARR at risk, who has no score."""
-    return health_reports.report(call.db, clients.portfolio(call.db, call.tenant), resolve_as_of(as_of))
+    return health_reports.report(call.db, call.tenant, resolve_as_of(as_of))
