@@ -154,6 +154,33 @@ async def test_renewal_rule_without_snapshot_says_so_and_portfolio_ranks(cs_serv
     assert "no health snapshot" in renewal["evidence"]
 
 
+async def test_a_stale_health_snapshot_is_named_and_not_scored_by_the_renewal_rule(cs_server):
+    """Issue 7: renewal risk read a snapshot of any age; past renewal_health_max_age_days it is stale."""
+    with cs_server.runtime.db.session(write=True) as s:
+        c = add_client(s, "Stale", renewal_date=AS_OF + timedelta(days=20))
+        usage(s, c, AS_OF - timedelta(days=1), 1, event="login")
+        snapshot(s, c, AS_OF - timedelta(days=40), 45.0, "critical")
+        cid = c.id
+    args = {"client_id": cid, "as_of": AS_OF.isoformat()}
+    async with connect(cs_server) as client:
+        stale = await call_ok(client, "identify_churn_risk", **args)
+        await call_ok(
+            client,
+            "configure_cs_thresholds",
+            section="churn_rules",
+            values={"renewal_health_max_age_days": 45},
+        )
+        fresh_enough = await call_ok(client, "identify_churn_risk", **args)
+
+    def renewal(out: dict[str, Any]) -> dict[str, Any]:
+        return next(r for r in out["clients"][0]["rules"] if r["rule"] == "renewal_low_health")
+
+    assert renewal(stale)["points"] == 0
+    assert "on 2026-05-21, 40 days old (older than 30), so not scored" in renewal(stale)["evidence"]
+    assert renewal(fresh_enough)["points"] == 15
+    assert "40 days old, threshold < 70" in renewal(fresh_enough)["evidence"]
+
+
 async def test_thresholds_are_config_and_bad_config_changes_nothing(cs_server):
     with cs_server.runtime.db.session(write=True) as s:
         cid = falling_client(s).id

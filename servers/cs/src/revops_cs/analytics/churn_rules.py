@@ -41,6 +41,9 @@ class ChurnRules(BaseModel):
     renewal_window_days: int = Field(90, ge=1, le=730)
     renewal_health_below: float = Field(70.0, ge=0, le=100)
     renewal_points: int = Field(15, ge=0, le=100)
+    renewal_health_max_age_days: int = Field(
+        30, ge=0, le=730, description="An older health snapshot is stale: the renewal rule is not scored."
+    )
     failed_payment_days: int = Field(
         30, ge=1, le=365, description="A failed payment within this many days counts (default 30)."
     )
@@ -160,8 +163,12 @@ def _renewal(f: RiskFacts, cfg: ChurnRules) -> RuleHit:
     if f.health is None:
         return RuleHit("renewal_low_health", 0, pts, when + "; no health snapshot, so not scored.")
     value, band, snap = f.health
-    text = f"{when}; latest health {value:.1f} ({band}) on {snap.isoformat()}, threshold < "
-    text += f"{cfg.renewal_health_below:g}."
+    age = (f.as_of - snap).days
+    seen = f"{when}; latest health {value:.1f} ({band}) on {snap.isoformat()}, {age} days old"
+    if age > cfg.renewal_health_max_age_days:
+        stale = f" (older than {cfg.renewal_health_max_age_days}), so not scored: run calculate_health_score."
+        return RuleHit("renewal_low_health", 0, pts, seen + stale)
+    text = f"{seen}, threshold < {cfg.renewal_health_below:g}."
     return RuleHit("renewal_low_health", pts if value < cfg.renewal_health_below else 0, pts, text)
 
 
