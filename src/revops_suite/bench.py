@@ -266,6 +266,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--starts", type=int, default=15)
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--skip-portfolio", action="store_true", help="Skip the 10 000-client CS run.")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("DATABASE_URL"),
+        help="PostgreSQL server for the portfolio run (a scratch database is created and dropped); "
+        "default $DATABASE_URL, none: SQLite only.",
+    )
     args = parser.parse_args(argv)
     from revops_core.logs import configure_logging
 
@@ -284,7 +290,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_portfolio:
             from revops_suite.bench_cs import portfolio_section
 
-            extra = portfolio_section(root, no_op_round_trip=subs[0].results["read_round_trip"])
+            extra = portfolio_section(
+                root, no_op_round_trip=subs[0].results["read_round_trip"], postgres_url=args.postgres
+            )
     text = render(subs, core, extra)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)

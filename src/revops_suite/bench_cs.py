@@ -1,9 +1,13 @@
-"""CS work at portfolio size for `make bench`: 10 000 clients, 1 000 000 usage events.
+"""CS work at portfolio size for `make bench`: 10 000 clients / 1 000 000 usage events, and a
+scaling table at 1 000 / 10 000 / 50 000 clients.
 
-The data is bulk-inserted straight into the tables (the demo generator is built for believability,
-not for a million rows), then the real `revops-cs` server is driven over stdio: the whole-portfolio
-`calculate_health_score` and a `get_client_overview` read, each reported with its ratio to the bare
-SDK server's no-op round trip measured in the same run.
+Every table the health score reads is loaded (usage events, the feature catalogue, tickets, NPS
+answers, billing events), so no component is skipped for want of data. The rows are bulk-inserted
+straight into the tables (the demo generator is built for believability, not for millions of
+rows); then the real `revops-cs` server is driven over stdio, on the embedded SQLite file and — when
+a PostgreSQL server is reachable — on a scratch PostgreSQL database. Each figure is the median of
+repeated calls with its spread (min–max), beside its ratio to the bare SDK server's no-op round
+trip measured in the same run.
 """
 
 from __future__ import annotations
@@ -11,16 +15,22 @@ from __future__ import annotations
 import random
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 CLIENTS = 10_000
 EVENTS = 1_000_000
+SCALES = (1_000, 10_000, 50_000)
+SCALE_EVENTS_PER_CLIENT = 20
 SEED = 7
 CHUNK = 20_000
 FEATURES = ("dashboards", "reports", "automations", "integrations", "api", "exports")
+ENTERPRISE_ONLY = ("api",)
+BENCH_DATABASE = "revops_bench"
 
 
 def write_tool() -> tuple[str, Callable[[int], dict[str, Any]]]:
@@ -45,26 +55,42 @@ def write_tool() -> tuple[str, Callable[[int], dict[str, Any]]]:
 
 def seed_write_target(data_dir: Path) -> None:
     """The write tool needs client 1 to exist."""
-    _populate(data_dir, clients=1, events=0)
+    populate(data_dir, None, clients=1, events_per_client=0)
 
 
-def _populate(data_dir: Path, *, clients: int, events: int) -> None:
+def populate(data_dir: Path, database_url: str | None, *, clients: int, events_per_client: int) -> None:
+    """Create the schema and load `clients` clients with every kind of row the health score reads."""
     from sqlalchemy import insert
 
     from revops_core.db import Database, upgrade
     from revops_core.models import CoreCompany
     from revops_core.settings import Settings
     from revops_cs.models.clients import CsClient
-    from revops_cs.models.usage import CsUsageEvent
+    from revops_cs.models.feedback import CsFeedback
+    from revops_cs.models.retention import CsBillingEvent
+    from revops_cs.models.support import CsTicket
+    from revops_cs.models.usage import CsFeature, CsUsageEvent
 
-    settings = Settings(data_dir=data_dir, database_url=None, redis_url=None, master_key=None)
+    settings = Settings(data_dir=data_dir, database_url=database_url, redis_url=None, master_key=None)
     db = Database(settings)
     upgrade(db)
     rng = random.Random(SEED)
-    today = datetime.now(UTC).date()
     now = datetime.now(UTC)
+    today = now.date()
     with db.session(write=True) as s:
         conn = s.connection()
+        conn.execute(
+            insert(CsFeature),
+            [
+                {
+                    "key": f,
+                    "name": f,
+                    "tiers": '["enterprise"]' if f in ENTERPRISE_ONLY else "[]",
+                    "created_at": now,
+                }
+                for f in FEATURES
+            ],
+        )
         conn.execute(
             insert(CoreCompany),
             [
@@ -93,63 +119,243 @@ def _populate(data_dir: Path, *, clients: int, events: int) -> None:
             ],
         )
         client_ids = [r[0] for r in conn.exec_driver_sql("SELECT id FROM cs_client ORDER BY id")]
-        per_client = events // max(1, len(client_ids))
-        batch: list[dict[str, Any]] = []
-        for cid in client_ids:
-            for k in range(per_client):
-                login = k % 3 == 0
-                batch.append(
-                    {
-                        "client_id": cid,
-                        "user_ref": f"u{k % 12}@c{cid}.example",
-                        "event": "login" if login else "feature_used",
-                        "feature": None if login else FEATURES[k % len(FEATURES)],
-                        "quantity": 1.0,
-                        "occurred_at": now
-                        - timedelta(days=rng.randint(0, 120), minutes=rng.randint(0, 1440)),
-                        "source": "bench",
-                    }
-                )
-                if len(batch) >= CHUNK:
-                    conn.execute(insert(CsUsageEvent), batch)
-                    batch.clear()
-        if batch:
-            conn.execute(insert(CsUsageEvent), batch)
+
+        def ago(max_days: int) -> datetime:
+            return now - timedelta(days=rng.randint(0, max_days), minutes=rng.randint(0, 1440))
+
+        for model, rows in (
+            (CsUsageEvent, _usage_rows(client_ids, events_per_client, ago)),
+            (CsTicket, _ticket_rows(client_ids, rng, ago)),
+            (CsFeedback, _nps_rows(client_ids, rng, ago)),
+            (CsBillingEvent, _billing_rows(client_ids, rng, ago)),
+        ):
+            for batch in _chunks(rows):
+                conn.execute(insert(model), batch)
+    if db.dialect == "postgresql":  # what autovacuum does after a bulk load, before we time reads
+        with db.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
     db.dispose()
 
 
-def portfolio_section(root: Path, *, no_op_round_trip: float) -> list[str]:
-    """Populate the big portfolio, drive revops-cs over stdio, return markdown lines."""
+def _usage_rows(
+    client_ids: list[int], per_client: int, ago: Callable[[int], datetime]
+) -> Iterator[dict[str, Any]]:
+    for cid in client_ids:
+        for k in range(per_client):
+            login = k % 3 == 0
+            yield {
+                "client_id": cid,
+                "user_ref": f"u{k % 12}@c{cid}.example",
+                "event": "login" if login else "feature_used",
+                "feature": None if login else FEATURES[k % len(FEATURES)],
+                "quantity": 1.0,
+                "occurred_at": ago(120),
+                "source": "bench",
+            }
+
+
+def _ticket_rows(
+    client_ids: list[int], rng: random.Random, ago: Callable[[int], datetime]
+) -> Iterator[dict[str, Any]]:
+    for cid in client_ids:
+        for _ in range(rng.randint(0, 4)):
+            at = ago(90)
+            yield {
+                "client_id": cid,
+                "subject": "bench",
+                "description": "",
+                "created_at": at,
+                "updated_at": at,
+            }
+
+
+def _nps_rows(
+    client_ids: list[int], rng: random.Random, ago: Callable[[int], datetime]
+) -> Iterator[dict[str, Any]]:
+    for cid in client_ids:
+        for _ in range(rng.randint(0, 2)):
+            yield {"client_id": cid, "kind": "nps", "score": rng.randint(0, 10), "submitted_at": ago(200)}
+
+
+def _billing_rows(
+    client_ids: list[int], rng: random.Random, ago: Callable[[int], datetime]
+) -> Iterator[dict[str, Any]]:
+    for cid in client_ids:
+        for _ in range(3):
+            kind = "payment_failed" if rng.random() < 0.1 else "payment_succeeded"
+            yield {"client_id": cid, "kind": kind, "amount_minor": 10_000, "occurred_at": ago(120)}
+
+
+def _chunks(rows: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= CHUNK:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    database_url: str | None  # None: the embedded SQLite file in the data directory
+
+
+@contextmanager
+def backends(postgres_url: str | None) -> Iterator[list[Backend]]:
+    """SQLite always; PostgreSQL on a scratch database when the server answers (dropped after)."""
+    found = [Backend("SQLite", None)]
+    admin = None
+    if postgres_url:
+        try:
+            import psycopg
+
+            admin = psycopg.connect(
+                postgres_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
+            )
+        except Exception:  # unreachable PostgreSQL: report SQLite only (the table names the backends)
+            admin = None
+    if admin is not None:
+        base = postgres_url.rsplit("/", 1)[0] if postgres_url else ""
+        found.append(Backend("PostgreSQL", f"{base}/{BENCH_DATABASE}"))
+    try:
+        yield found
+    finally:
+        if admin is not None:
+            admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
+            admin.close()
+
+
+def _fresh(backend: Backend, postgres_url: str | None) -> None:
+    """An empty database for the next load."""
+    if backend.database_url is None or not postgres_url:
+        return
+    import psycopg
+
+    with psycopg.connect(
+        postgres_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
+    ) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {BENCH_DATABASE}")
+
+
+@dataclass
+class Timing:
+    runs: list[float]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.runs)
+
+    def cell(self, unit: str = "s") -> str:
+        scale, digits = (1000, 0) if unit == "ms" else (1, 2)
+        lo, mid, hi = (v * scale for v in (min(self.runs), self.median, max(self.runs)))
+        return f"{mid:,.{digits}f} {unit} ({lo:,.{digits}f}–{hi:,.{digits}f})"
+
+
+def _time(peer: Any, tool: str, args: dict[str, Any], repeats: int) -> tuple[Timing, dict[str, Any]]:
+    runs: list[float] = []
+    result: dict[str, Any] = {}
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        result = peer.call(tool, args)
+        runs.append(time.perf_counter() - t0)
+    return Timing(runs), result
+
+
+def _peer(data_dir: Path, backend: Backend) -> Any:
     from revops_suite.bench import StdioPeer, _bin, _env
 
-    data_dir = root / "cs-portfolio"
-    t0 = time.perf_counter()
-    _populate(data_dir, clients=CLIENTS, events=EVENTS)
-    populate_s = time.perf_counter() - t0
-
-    peer = StdioPeer([_bin("revops-cs")], _env(data_dir))
+    env = _env(data_dir)
+    if backend.database_url is not None:
+        env["DATABASE_URL"] = backend.database_url
+    peer = StdioPeer([_bin("revops-cs")], env)
     peer.initialize()
+    peer.request("tools/list")  # the server loads its tools after the handshake: not part of a call
+    return peer
+
+
+def portfolio_rows(root: Path, backend: Backend, postgres_url: str | None, no_op: float) -> list[str]:
+    """Whole-portfolio health at 10 000 clients / 1 000 000 events: the first run stores every
+    snapshot; the repeats find the same inputs and reuse them."""
+    data_dir = root / f"cs-portfolio-{backend.name.lower()}"
+    _fresh(backend, postgres_url)
     t0 = time.perf_counter()
-    result = peer.call("calculate_health_score", {"scope": "portfolio"})
-    health_s = time.perf_counter() - t0
-    scored = len(result["structuredContent"]["portfolio"])
-    timings = []
-    for i in range(50):
-        t1 = time.perf_counter()
-        peer.call("get_client_overview", {"client_id": 1 + (i * 197) % CLIENTS})
-        timings.append(time.perf_counter() - t1)
-    overview_s = statistics.median(timings)
-    peer.close()
+    populate(data_dir, backend.database_url, clients=CLIENTS, events_per_client=EVENTS // CLIENTS)
+    load_s = time.perf_counter() - t0
+    peer = _peer(data_dir, backend)
+    try:
+        first, result = _time(peer, "calculate_health_score", {"scope": "portfolio"}, 1)
+        structured = result["structuredContent"]
+        scored = sum(1 for line in structured["portfolio"] if line["score"] is not None)
+        again, _ = _time(peer, "calculate_health_score", {"scope": "portfolio"}, 3)
+        overview, _ = _time(peer, "get_client_overview", {"client_id": 1 + CLIENTS // 2}, 30)
+    finally:
+        peer.close()
+    return [
+        f"| {backend.name} | `calculate_health_score` scope=portfolio, first run "
+        f"({scored:,} scored, {structured['changed']:,} snapshots written; loaded in {load_s:.0f} s) "
+        f"| {first.cell()} | {first.median / no_op:,.0f}× |",
+        f"| {backend.name} | the same, inputs unchanged (snapshots reused; median of 3) "
+        f"| {again.cell()} | {again.median / no_op:,.0f}× |",
+        f"| {backend.name} | `get_client_overview` (median of 30) | {overview.cell('ms')} "
+        f"| {overview.median / no_op:,.1f}× |",
+    ]
+
+
+READS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("list_clients", {"limit": 50}),
+    ("generate_health_report", {}),
+    ("identify_churn_risk", {}),
+)
+
+
+def scaling_rows(root: Path, backend: Backend, postgres_url: str | None) -> list[str]:
+    """Portfolio reads at each scale (after one portfolio recompute stored the snapshots)."""
+    lines: list[str] = []
+    for n in SCALES:
+        data_dir = root / f"cs-scale-{backend.name.lower()}-{n}"
+        _fresh(backend, postgres_url)
+        populate(data_dir, backend.database_url, clients=n, events_per_client=SCALE_EVENTS_PER_CLIENT)
+        peer = _peer(data_dir, backend)
+        try:
+            health, _ = _time(peer, "calculate_health_score", {"scope": "portfolio"}, 1)
+            cells = [health.cell()]
+            for tool, args in READS:
+                timing, _ = _time(peer, tool, args, 3)
+                cells.append(timing.cell("ms"))
+        finally:
+            peer.close()
+        lines.append(f"| {backend.name} | {n:,} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def portfolio_section(root: Path, *, no_op_round_trip: float, postgres_url: str | None = None) -> list[str]:
+    """Populate, drive revops-cs over stdio on each backend, return markdown lines."""
+    with backends(postgres_url) as found:
+        main: list[str] = []
+        scale: list[str] = []
+        for backend in found:
+            main += portfolio_rows(root, backend, postgres_url, no_op_round_trip)
+            scale += scaling_rows(root, backend, postgres_url)
+    names = " and ".join(b.name for b in found)
     return [
         "## Customer Success at portfolio size",
         "",
-        f"{CLIENTS:,} clients and {EVENTS:,} usage events bulk-loaded in {populate_s:.1f} s "
-        f"(embedded SQLite, {date.today():%Y-%m-%d}).",
+        f"{CLIENTS:,} clients, {EVENTS:,} usage events, 0–4 tickets, 0–2 NPS answers and 3 billing events a "
+        f"client, a 6-feature catalogue ({names}, {date.today():%Y-%m-%d}). Median (min–max).",
         "",
-        "| operation | time | ratio to the bare no-op round trip |",
-        "|---|---|---|",
-        f"| `calculate_health_score` scope=portfolio ({scored:,} clients scored, snapshots stored) "
-        f"| {health_s:.1f} s | {health_s / no_op_round_trip:,.0f}× |",
-        f"| `get_client_overview` (median of 50) | {overview_s * 1000:.1f} ms "
-        f"| {overview_s / no_op_round_trip:,.1f}× |",
+        "| backend | operation | time | ratio to the bare no-op round trip |",
+        "|---|---|---|---|",
+        *main,
+        "",
+        f"Scaling ({SCALE_EVENTS_PER_CLIENT} usage events a client; reads are medians of 3 after one "
+        "portfolio recompute stored the snapshots):",
+        "",
+        "| backend | clients | portfolio health | `list_clients` (page of 50) | `generate_health_report` "
+        "| `identify_churn_risk` (portfolio) |",
+        "|---|---|---|---|---|---|",
+        *scale,
     ]
