@@ -118,8 +118,7 @@ def gather(session: Session, scope: Scope, as_of: date, hs: HealthSettings) -> F
     """Every component's facts for the clients in `scope`, as of the end of `as_of`."""
     per_client: dict[int, ClientFacts] = defaultdict(ClientFacts)
     catalogue = _catalogue(session, scope.tenant)
-    _usage(session, scope, as_of, hs, per_client)
-    _adoption(session, scope, as_of, [key for key, _ in catalogue], per_client)
+    _usage(session, scope, as_of, hs, [key for key, _ in catalogue], per_client)
     _tickets(session, scope, as_of, hs, per_client)
     _nps(session, scope, as_of, hs, per_client)
     _billing(session, scope, as_of, hs, per_client)
@@ -131,18 +130,28 @@ def gather(session: Session, scope: Scope, as_of: date, hs: HealthSettings) -> F
 
 
 def _usage(
-    session: Session, scope: Scope, as_of: date, hs: HealthSettings, out: dict[int, ClientFacts]
+    session: Session,
+    scope: Scope,
+    as_of: date,
+    hs: HealthSettings,
+    keys: list[str],
+    out: dict[int, ClientFacts],
 ) -> None:
-    """Events ever, then logins: last login and distinct users in the usage window (two index-only
-    reads; one query doing both cannot use either covering index)."""
+    """Two reads of the usage events, each index-only: counts per (client, feature) — the events
+    ever and the catalogue features used, from one scan — then logins: the last one and the
+    distinct users in the usage window (distinct counts do not add up across features)."""
     start, upper = window(as_of, hs.usage_window_days)
-    events = (
-        select(CsUsageEvent.client_id, func.count())
+    catalogue = set(keys)
+    per_feature = (
+        select(CsUsageEvent.client_id, CsUsageEvent.feature, func.count())
         .where(scope.matches(CsUsageEvent.client_id), CsUsageEvent.occurred_at < upper)
-        .group_by(col(CsUsageEvent.client_id))
+        .group_by(col(CsUsageEvent.client_id), col(CsUsageEvent.feature))
     )
-    for client_id, n in session.exec(events):
-        out[client_id].usage_events_ever = int(n)
+    for client_id, feature, n in session.exec(per_feature):
+        facts = out[client_id]
+        facts.usage_events_ever += int(n)
+        if feature in catalogue:
+            facts.used_features.add(feature)
     in_window = case((col(CsUsageEvent.occurred_at) >= start, col(CsUsageEvent.user_ref)))
     logins = (
         select(
@@ -158,25 +167,6 @@ def _usage(
     for client_id, active, last_login in session.exec(logins):
         facts = out[client_id]
         facts.active_users, facts.last_login = int(active), last_login
-
-
-def _adoption(
-    session: Session, scope: Scope, as_of: date, keys: list[str], out: dict[int, ClientFacts]
-) -> None:
-    if not keys:
-        return
-    query = (
-        select(CsUsageEvent.client_id, CsUsageEvent.feature)
-        .where(
-            scope.matches(CsUsageEvent.client_id),
-            col(CsUsageEvent.feature).in_(keys),
-            CsUsageEvent.occurred_at < end_of_day(as_of),
-        )
-        .distinct()
-    )
-    for client_id, feature in session.exec(query):
-        if feature:
-            out[client_id].used_features.add(feature)
 
 
 def _tickets(
