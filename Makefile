@@ -13,9 +13,9 @@ help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
 
 .PHONY: setup
-setup: ## Install uv if missing, then the locked environment (uv sync --frozen)
+setup: ## Install uv if missing, then the locked environment (uv sync --frozen), bytecode compiled
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --user --quiet uv
-	@$(UV) sync --frozen --all-packages
+	@$(UV) sync --frozen --all-packages --compile-bytecode
 
 .PHONY: demo
 demo: setup ## Run the walkthrough on the embedded SQLite default

@@ -24,7 +24,7 @@ class ServerInfo(BaseModel):
     tool_count: int = Field(description="Number of tools listed.")
     read_only: bool = Field(description="True when the server only lists read tools.")
     role: str = Field(description="The caller's role.")
-    audit_entries: int = Field(description="Entries in the audit log.")
+    audit_entries: int = Field(description="Entries ever appended (the chain tip's sequence).")
     uptime_seconds: float = Field(description="Seconds since the server started.")
 
 
@@ -40,8 +40,11 @@ def register_server_info(server_name: str, description: str) -> Toolset:
 
         runtime = call.runtime
         server = runtime.state["server"]
-        # Plain SQL: this is the cheap liveness call clients poll; the ORM adds ~0.3 ms per query.
-        audit_count = call.db.connection().exec_driver_sql("SELECT count(*) FROM core_audit").scalar_one()
+        # The chain tip's sequence, one index read: this is the cheap liveness call clients poll,
+        # and count(*) grew with the log (22 ms at 1 M entries). Sequences start at 1 with no gaps.
+        from revops_core.audit import chain_tip
+
+        audit_count, _ = chain_tip(call.db.connection())
         # Package metadata and the schema checked at start-up do not change while the server runs;
         # reading them once keeps this the cheap liveness call clients use it as.
         if "info_static" not in runtime.state:
