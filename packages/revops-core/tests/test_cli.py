@@ -408,7 +408,7 @@ def test_console_script_keys_and_audit_verify(tmp_path):
 
     verified = _uv_revops(["audit", "verify"], env)
     assert verified.returncode == 0, verified.stderr
-    assert "OK: 2 entries" in verified.stdout
+    assert "OK: 3 entries" in verified.stdout  # apikey.create, then the two written above
     usage = _uv_revops(["vault", "delete", "zendesk"], env, stdin="")
     assert usage.returncode == 2
 

@@ -11,15 +11,17 @@ so `revops db upgrade` upgrades whatever servers are installed.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, Engine, TypeDecorator, create_engine, event, text
+from sqlalchemy import Connection, DateTime, Engine, TypeDecorator, create_engine, event, make_url, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Field, Session, SQLModel
 
@@ -74,7 +76,7 @@ class Database:
         # One bound on lock waits for both backends: past it a write answers database_busy.
         busy_ms = round(settings.db_busy_timeout_seconds * 1000)
         if self.dialect == "sqlite":
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            _private_sqlite_files(settings.data_dir, self.url)
             self.engine = create_engine(
                 self.url,
                 echo=echo,
@@ -108,6 +110,27 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _private_sqlite_files(data_dir: Path, url: str) -> None:
+    """The data dir 0700 when we create it; the database file and its -wal/-shm 0600.
+
+    The file is created empty with 0600 before SQLite opens it (an empty file is an empty
+    database), and files an earlier version left looser are tightened. SQLite gives the -wal and
+    -shm files it creates later the database file's mode, so no process-wide umask is needed.
+    An existing data dir's mode is the operator's (`revops doctor` warns when others can list it).
+    """
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:") or os.name != "posix":
+        return
+    path = Path(database)
+    with suppress(OSError):  # exists already; or a folder SQLite itself will report on connect
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for name in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
+        with suppress(FileNotFoundError, PermissionError):  # PermissionError: a file we do not own
+            if name.stat().st_mode & 0o077:
+                name.chmod(0o600)
 
 
 def _install_pg_lock_timeout(engine: Engine, *, lock_timeout_ms: int) -> None:

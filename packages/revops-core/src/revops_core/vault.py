@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import builtins
 import hashlib
 import json
 import os
@@ -93,6 +94,20 @@ class VaultEntryInfo(BaseModel):
     key_id: str = PydField(description="Id of the key-encryption key wrapping this secret's data key.")
     created_at: datetime = PydField(description="When the secret was first stored (UTC).")
     updated_at: datetime = PydField(description="When the secret was last changed (UTC).")
+
+
+@dataclass(frozen=True)
+class KeyProbe:
+    """Outcome of decrypt-testing one secret wrapped by a key id (`Vault.probe_keys()`)."""
+
+    key_id: str
+    secrets: int
+    """How many of this tenant's secrets the key id wraps."""
+    tested: str
+    """The secret tested (`provider/name`): the first stored under this key id."""
+    error: str | None
+    """Why its data key did not open (never a value); None when it opened."""
+    hint: str | None = None
 
 
 class RotationReport(BaseModel):
@@ -245,7 +260,7 @@ def _write_key_file(path: Path, keys: dict[str, bytes], active_id: str, *, creat
         "active": active_id,
         "keys": [{"id": kid, "key": _b64(k)} for kid, k in keys.items()],
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the data dir, when this creates it
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".vault-keyring-")  # mkstemp creates it 0600
     try:
         with os.fdopen(fd, "w") as fh:
@@ -588,6 +603,44 @@ class Vault:
         else:
             s.execute(text("SELECT 1"))  # the first statement starts SQLite's BEGIN IMMEDIATE
         return self.keyring(refresh=True)
+
+    def probe_keys(self) -> builtins.list[KeyProbe]:  # `list` is the method above
+        """Decrypt-test one secret per key id in use: unwrap its data key with the keyring.
+
+        Read-only, for `revops doctor`: never creates a key file (a missing one is an empty
+        keyring), opens no field value, writes and audits nothing. A key file replaced by another
+        valid key, a key dropped from REVOPS_MASTER_KEY or a damaged wrapped key shows here.
+        """
+        if self.settings.master_key is None and not (self.settings.data_dir / KEY_FILE_NAME).exists():
+            ring = Keyring(source="key_file", keys={}, active_id="")
+        else:
+            ring = load_keyring(self.settings)
+        with self.db.session() as s:
+            groups = s.exec(
+                select(VaultSecret.kek_id, func.count(), func.min(VaultSecret.id))
+                .where(VaultSecret.tenant == self.tenant)
+                .group_by(col(VaultSecret.kek_id))
+                .order_by(col(VaultSecret.kek_id))
+            ).all()
+            probes = []
+            for key_id, count, first_id in groups:
+                row = s.get(VaultSecret, first_id)
+                assert row is not None
+                what = f"{row.provider}/{row.name}"
+                error = hint = None
+                try:
+                    if row.format_version != FORMAT_VERSION:
+                        raise IntegrityError(f"Vault data for {what} has an unknown format version.")
+                    unseal(
+                        ring.key(key_id, what=what),
+                        _unb64(row.wrapped_dek, what=what),
+                        self._dek_aad(row, key_id),
+                        what=what,
+                    )
+                except IntegrityError as exc:
+                    error, hint = exc.message, exc.hint
+                probes.append(KeyProbe(key_id, int(count), what, error, hint))
+        return probes
 
     def signing_key(self, name: str) -> Ed25519PrivateKey:
         """The Ed25519 key `name` (e.g. the audit log's checkpoint key), generated on first use.

@@ -157,11 +157,58 @@ def vendor_specs(server: str) -> list[VendorSpec]:
     return found
 
 
-def check_vendor_credentials(db: Database, settings: Settings) -> list[Check]:
+def check_data_dir(settings: Settings) -> Check:
+    """The data dir (SQLite database, vault key file) should be 0700: created so, never chmod-ed by us."""
+    path = settings.data_dir
+    if not path.exists():
+        return Check("data_dir", "ok", f"{path} is created (0700) on first use")
+    mode = path.stat().st_mode & 0o777
+    if os.name == "posix" and mode & 0o077:
+        return Check(
+            "data_dir",
+            "warn",
+            f"{path} has mode {oct(mode)}: other users can list it",
+            f"Run `chmod 700 {path}`.",
+        )
+    return Check("data_dir", "ok", f"{path} ({mode:04o})")
+
+
+def check_vault_keys(db: Database, settings: Settings) -> list[Check]:
+    """Decrypt-test one stored secret per key id (its data key is unwrapped, no value is opened).
+
+    A key file replaced by another valid key or a key dropped from REVOPS_MASTER_KEY passes the
+    key-material check but leaves every secret it wrapped unreadable: that is an error here.
+    Read-only: creates no key file and writes no audit entry.
+    """
+    from revops_core.errors import RevOpsError
+    from revops_core.vault import Vault
+
+    try:
+        probes = Vault(db, settings).probe_keys()
+    except RevOpsError as err:
+        return [Check("vault_keys", "error", err.message, err.hint)]
+    if not probes:
+        return [Check("vault_keys", "ok", "No secrets stored yet")]
+    checks = []
+    for p in probes:
+        where = f"on {p.tested} ({p.secrets} secret(s) under this key)"
+        if p.error is None:
+            checks.append(Check(f"vault_key:{p.key_id}", "ok", f"Decrypt test passed {where}"))
+        else:
+            checks.append(
+                Check(f"vault_key:{p.key_id}", "error", f"Decrypt test failed {where}: {p.error}", p.hint)
+            )
+    return checks
+
+
+def check_vendor_credentials(
+    db: Database, settings: Settings, failed_keys: frozenset[str] = frozenset()
+) -> list[Check]:
     """Vendors are optional (tools work on local data), so a missing credential is a warning.
 
     Reads entry metadata only (never a value), picking the entry the vendor kit would use: the
-    server's own, else the suite-wide one, whole.
+    server's own, else the suite-wide one, whole. An entry whose key id failed the decrypt test
+    (`failed_keys`) is an error: every call would fail.
     """
     from revops_core.vault import Vault
     from revops_core.vendor_kit import SUITE_WIDE
@@ -170,20 +217,29 @@ def check_vendor_credentials(db: Database, settings: Settings) -> list[Check]:
     checks = []
     for server in installed_servers():
         for spec in vendor_specs(server):
-            entries = {
-                e.server: set(e.fields) for e in stored if e.provider == spec.provider and e.name == "default"
-            }
-            fields = entries.get(server, entries.get(SUITE_WIDE, set()))
-            missing = [f for f in spec.fields if f not in fields]
+            entries = {e.server: e for e in stored if e.provider == spec.provider and e.name == "default"}
+            entry = entries.get(server, entries.get(SUITE_WIDE))
             name = f"credentials:{server}:{spec.provider}"
+            if entry is not None and entry.key_id in failed_keys:
+                checks.append(
+                    Check(
+                        name,
+                        "error",
+                        f"{spec.title} credential stored but its key failed the decrypt test "
+                        f"({entry.key_id})",
+                        f"See the vault_key:{entry.key_id} check.",
+                    )
+                )
+                continue
+            missing = [f for f in spec.fields if entry is None or f not in entry.fields]
             if missing:
+                detail = "" if entry is None else f" (missing {', '.join(missing)})"
                 example = " ".join(f"{f}=-" for f in missing)
                 checks.append(
                     Check(
                         name,
                         "warn",
-                        f"{spec.title} not connected (missing {', '.join(missing)}); "
-                        f"{server} uses local data",
+                        f"{spec.title} not configured{detail}; {server} uses local data",
                         f"`revops vault set {spec.provider} {example}` (values read from stdin).",
                     )
                 )
@@ -212,15 +268,22 @@ def run_checks() -> list[Check]:
     except RevOpsError as err:
         return [*checks, Check("settings", "error", err.message, err.hint)]
     checks.append(Check("settings", "ok", f"Valid (tenant {settings.tenant}, data dir {settings.data_dir})"))
-    checks.append(check_key_material(settings))
+    checks.append(check_data_dir(settings))
+    key_material = check_key_material(settings)
+    checks.append(key_material)
     db = Database(settings)
     try:
         checks.append(check_database(db))
         if checks[-1].status == "ok":
             checks.append(check_migrations(db))
-            key_ok = checks[-3].status != "error"
-            if checks[-1].status == "ok" and key_ok:  # reading the vault needs the schema and the key
-                checks.extend(check_vendor_credentials(db, settings))
+            # Reading the vault needs the schema and the key.
+            if checks[-1].status == "ok" and key_material.status != "error":
+                key_checks = check_vault_keys(db, settings)
+                checks.extend(key_checks)
+                failed = frozenset(
+                    c.name.removeprefix("vault_key:") for c in key_checks if c.status == "error"
+                )
+                checks.extend(check_vendor_credentials(db, settings, failed))
         checks.append(check_redis(settings))
     finally:
         db.dispose()

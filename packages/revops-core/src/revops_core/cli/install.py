@@ -1,7 +1,9 @@
 """`revops install claude --server sales|marketing|cs|all`: add the servers to Claude Desktop's config.
 
 Idempotent; writes a timestamped backup before changing an existing file; keeps every other entry;
-refuses (and writes nothing) when the existing file is not valid JSON.
+refuses (and writes nothing) when the existing file is not valid JSON. The config holds other
+servers' secrets: the new file keeps the old one's mode (0600 for a new file), as does the backup,
+and both are written through a private temporary file, so no byte is ever readable by others.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ import argparse
 import json
 import os
 import shutil
+import stat
 import sys
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -102,15 +106,36 @@ def install_claude(
     if config.exists() and merged == existing:
         return False, None
     backup = None
-    config.parent.mkdir(parents=True, exist_ok=True)
+    config.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the mode applies only when created
+    mode = stat.S_IMODE(config.stat().st_mode) if config.exists() else 0o600
     if config.exists():
         stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%fZ")
         backup = config.with_name(f"{config.name}.{stamp}.bak")
-        shutil.copy2(config, backup)
-    tmp = config.with_name(f".{config.name}.tmp")
-    tmp.write_text(json.dumps(merged, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, config)  # atomic: Claude never reads a half-written file
+        _write_private(backup, config.read_bytes(), mode, replace=False)
+    _write_private(config, (json.dumps(merged, indent=2) + "\n").encode(), mode, replace=True)
     return True, backup
+
+
+def _write_private(path: Path, data: bytes, mode: int, *, replace: bool) -> None:
+    """Write `path` atomically with `mode`: a 0600 temporary file, fsync, chmod, rename.
+
+    Claude never reads a half-written file and nobody else can read it while it is written.
+    Without `replace`, an existing `path` is never overwritten (FileExistsError).
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # created 0600
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def install_claude_cmd(args: argparse.Namespace) -> int:

@@ -1,4 +1,7 @@
-"""`revops keys create | list | revoke`: API keys for the HTTP transport."""
+"""`revops keys create | list | revoke`: API keys for the HTTP transport.
+
+Creating and revoking are audited under the operator (`REVOPS_ACTOR`, default `local:$USER`).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     keys = sub.add_parser("keys", help="API keys for HTTP clients: create, list, revoke.")
     cmds = keys.add_subparsers(dest="keys_command", required=True)
     create = cmds.add_parser("create", help="Create a key; the raw key is printed once, never again.")
-    create.add_argument("--name", required=True, help="Who or what uses the key (shown in the audit log).")
+    create.add_argument(
+        "--name", required=True, help="Who or what uses the key; unique (the audit log records it)."
+    )
     create.add_argument(
         "--role", required=True, choices=["viewer", "member", "admin"], help="Role of the key."
     )
@@ -31,7 +36,8 @@ def create_cmd(args: argparse.Namespace) -> int:
     name = args.name.strip()
     if not name or len(name) > 100:
         raise ValidationFailed("The key name must be 1–100 characters.", field="name")
-    key, raw = create_key(open_db(load_settings()), name=name, role=args.role)
+    settings = load_settings()
+    key, raw = create_key(open_db(settings), name=name, role=args.role, actor=settings.actor)
     print(f"Created key {key.id} ({key.name}, role {key.role}). Store it now; it is not shown again:")
     print(raw)
     return EXIT_OK
@@ -66,6 +72,7 @@ def list_cmd(args: argparse.Namespace) -> int:
 def revoke_cmd(args: argparse.Namespace) -> int:
     from revops_core.apikeys import revoke_key
 
-    key = revoke_key(open_db(load_settings()), args.key_id)
+    settings = load_settings()
+    key = revoke_key(open_db(settings), args.key_id, actor=settings.actor)
     print(f"Revoked key {key.id} ({key.name}).")
     return EXIT_OK
