@@ -1,4 +1,4 @@
-"""A viewer can use every read tool of every server, and no write tool (one tier per tool)."""
+"""A viewer sees and can use every read tool of every server, and no write tool (one tier per tool)."""
 
 from __future__ import annotations
 
@@ -30,15 +30,24 @@ def _minimal_arguments(schema: dict[str, Any]) -> dict[str, Any]:
 async def test_a_viewer_may_call_every_read_tool_and_no_write_tool(
     server_name: str, make_settings: Any
 ) -> None:
+    admin_view = make_settings(toolsets=["all"])  # the default local role: admin, every tool
     settings: Settings = make_settings(role="viewer", toolsets=["all"])
+    full = factory(server_name)(admin_view)
+    try:
+        async with connect(full, "legacy") as client:
+            schemas = {tool.name: tool.input_schema for tool in (await client.list_tools()).tools}
+    finally:
+        full.runtime.db.dispose()
     server = factory(server_name)(settings)
     tiers = {tool.name: tool.tier for tool in server.tools}
     codes: dict[str, str | None] = {}
     try:
         async with connect(server, "legacy") as client:
-            for tool in (await client.list_tools()).tools:
-                result = await client.call_tool(tool.name, _minimal_arguments(tool.input_schema))
-                codes[tool.name] = (
+            listed = {tool.name for tool in (await client.list_tools()).tools}
+            # Every tool by name, listed or not: a hidden write must still be refused when called.
+            for name, schema in schemas.items():
+                result = await client.call_tool(name, _minimal_arguments(schema))
+                codes[name] = (
                     (result.meta or {}).get("revops/error", {}).get("code") if result.is_error else None
                 )
         audit_entries = count_rows(server.runtime.db, AuditEntry)
@@ -47,6 +56,9 @@ async def test_a_viewer_may_call_every_read_tool_and_no_write_tool(
     reads = {name for name, tier in tiers.items() if tier == "read"}
     writes = set(tiers) - reads
     assert reads, f"{server_name} has no read tools"
+    assert set(schemas) == set(tiers)
+    # tools/list shows a viewer exactly what it may call.
+    assert listed == reads
     assert {name for name in reads if codes[name] == "permission_denied"} == set(), (
         "a viewer was refused a read"
     )

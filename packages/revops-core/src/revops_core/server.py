@@ -48,6 +48,7 @@ from revops_core.settings import ROLE_RANK, Role, Settings, get_settings
 if TYPE_CHECKING:
     # Imported lazily at run time: SQLAlchemy and prometheus cost more to import than the whole
     # handshake, and a deferred server answers `initialize` before it needs them.
+    from mcp.server.context import CallNext, HandlerResult, ServerMiddleware, ServerRequestContext
     from sqlmodel import Session
 
     from revops_core.db import Database
@@ -655,6 +656,58 @@ class ToolLoader:
         return await call_next(ctx)
 
 
+def hidden_tools(tools: Iterable[ToolDef], role: Role) -> set[str]:
+    """The tools `role` may not call (their tier needs a higher role)."""
+    rank = ROLE_RANK[role]
+    return {tool.name for tool in tools if rank < ROLE_RANK[TIER_ROLE[tool.tier]]}
+
+
+async def caller_role(runtime: Runtime, request: Any) -> Role | None:
+    """The role of whoever sent `request`: the configured local role over stdio (no HTTP request),
+    else the bearer key's role (as the HTTP gate resolved it, or resolved here); None for no valid key.
+    """
+    if request is None:
+        return runtime.settings.role
+    state = getattr(request, "scope", {}).get("state") or {}
+    principal = state.get("revops_principal")
+    if principal is not None:
+        return typing.cast("Role", principal[1])
+    headers = getattr(request, "headers", None)
+    if headers is None:
+        return runtime.settings.role
+    try:
+        _, role = await anyio.to_thread.run_sync(runtime.resolve_bearer, headers)
+    except PermissionDenied:
+        return None
+    return role
+
+
+def role_filtered_tools_list(server: RevOpsServer) -> ServerMiddleware[Any]:
+    """Server middleware: `tools/list` lists only the tools the caller's role may call.
+
+    A viewer's list holds no write tool it would be refused; a hidden tool called by name is still
+    refused for its role by the wrapper (never reported as unknown). The page is the SDK's own
+    (one complete page; any cursor or list_changed behaviour unchanged), minus the hidden entries;
+    the admin view is the whole list the tools/list budgets measure. A request without a valid key
+    lists nothing.
+    """
+
+    async def filter_tools_list(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if ctx.method != "tools/list" or ctx.request_id is None:
+            return await call_next(ctx)
+        role = await caller_role(server.runtime, ctx.request)
+        result = await call_next(ctx)
+        if isinstance(result, dict) and isinstance(result.get("tools"), list):
+            hidden = hidden_tools(server.tools, role) if role is not None else None
+            tools = [t for t in result["tools"] if hidden is not None and t.get("name") not in hidden]
+            result = {**result, "tools": tools}
+            if "cacheScope" in result:  # the list depends on who asks: never shared between callers
+                result["cacheScope"] = "private"
+        return result
+
+    return filter_tools_list
+
+
 def selected_toolsets(toolsets: list[Toolset], requested: list[str] | None) -> set[str]:
     """The toolsets to list: the default ones (no request), every one (`all`), or those named.
 
@@ -708,6 +761,8 @@ def build_server(
     # so a toolset's own @mcp.completion() replaces the default.
     protocol_extras.install(mcp, runtime)
     server = RevOpsServer(mcp=mcp, runtime=runtime, tools=[])
+    # After the loading gate: tools/list is filtered by the caller's role once the tools are there.
+    mcp.middleware.append(role_filtered_tools_list(server))
     runtime.state["server"] = server  # server_info reports what was registered
     loader = ToolLoader(server, toolsets, check_schema=check_schema)
     loader_holder.append(loader)
