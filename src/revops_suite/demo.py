@@ -58,7 +58,7 @@ def build_portfolio(data_dir: Path, as_of: date) -> None:
     from revops_cs.models.support import CsTicket
     from revops_cs.models.usage import CsUsageEvent
 
-    for stale in data_dir.glob("revops.db*"):
+    for stale in [*data_dir.glob("revops.db*"), *data_dir.parent.glob(f"{data_dir.name}-witness/*")]:
         stale.unlink()
     settings = Settings(data_dir=data_dir, database_url=None, redis_url=None, master_key=None)
     db = Database(settings)

@@ -245,15 +245,18 @@ def test_export_jsonl_time_window(db):
     assert seqs == [e.seq for e in entries if entries[5].ts <= e.ts < entries[15].ts]
 
 
-def test_vault_held_key_signs_and_verifies_checkpoints(db, settings):
-    from revops_core.audit_checkpoint import checkpoint_with_vault, verify_with_vault
+def test_vault_held_key_signs_and_pinned_key_verifies_checkpoints(db, settings):
+    from revops_core.audit_checkpoint import checkpoint_with_vault
+    from revops_core.audit_witness import verify_witnessed
 
     with db.session(write=True) as s:
         append_many(s, (AuditInput(actor="u", action=f"a{i}") for i in range(3)))
     checkpoint = checkpoint_with_vault(db, settings)
-    # Reading the key from the vault is itself audited, so the checkpoint covers that entry too.
-    assert checkpoint.seq >= 3
-    report = verify_with_vault(db, settings)
+    # Reading the key from the vault and pinning its public half are audited, so the checkpoint
+    # covers those entries too: vault.set (the key is generated) and audit.key_pinned.
+    assert checkpoint.seq == 5
+    report = verify_witnessed(db, settings)
     assert (report.ok, report.checkpoints_checked, report.signatures_checked) == (True, 1, True)
-    create_checkpoint(db, Ed25519PrivateKey.generate())  # a key the vault does not hold
-    assert verify_with_vault(db, settings).kind == "bad_signature"
+    assert report.witnessed_seq == 5
+    create_checkpoint(db, Ed25519PrivateKey.generate())  # a key that is not the pinned one
+    assert verify_witnessed(db, settings).kind == "bad_signature"

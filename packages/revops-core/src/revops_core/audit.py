@@ -7,10 +7,12 @@ entry's position: assigned densely (last + 1) under the append lock, so a gap is
 Appends are serialised: SQLite write transactions start with BEGIN IMMEDIATE; PostgreSQL takes a
 transaction-scoped advisory lock, and UNIQUE(prev_hash) makes a forked chain impossible.
 
-Signed checkpoints (core_audit_checkpoint) pin (seq, hash) so tail truncation and same-length
-rewrites are caught; signed segments (core_audit_segment) record archived ranges so retention can
-delete old rows without breaking verification. Creating them lives in `revops_core.audit_checkpoint`;
-checking them is part of `verify` here.
+Signed checkpoints pin (seq, hash) so tail truncation and same-length rewrites are caught; signed
+segments (core_audit_segment) record archived ranges so retention can delete old rows without
+breaking verification. A checkpoint is stored in core_audit_checkpoint *and* published to witnesses
+outside the database (`revops_core.audit_witness`), so deleting rows here hides nothing; creating
+them lives in `revops_core.audit_checkpoint` (automatically: `revops_core.audit_auto`). `verify`
+here checks all of it and is read-only: its snapshot is a read-only transaction on both backends.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import base64
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -288,7 +290,30 @@ def append(
     entry = AuditEntry(**_row(seq + 1, prev, AuditInput(actor, action, target, details, tenant), utcnow()))
     session.add(entry)
     session.flush()
+    if _append_listeners:
+        _notify(1)
     return entry
+
+
+AppendListener = Callable[[int], None]
+_append_listeners: tuple[AppendListener, ...] = ()
+
+
+def add_append_listener(listener: AppendListener) -> None:
+    """Call `listener(count)` after every append in this process (the automatic checkpointer's
+    counter). Listeners run on the appending thread inside its transaction: they must be O(1)."""
+    global _append_listeners
+    _append_listeners = (*_append_listeners, listener)
+
+
+def remove_append_listener(listener: AppendListener) -> None:
+    global _append_listeners
+    _append_listeners = tuple(x for x in _append_listeners if x is not listener)
+
+
+def _notify(count: int) -> None:
+    for listener in _append_listeners:
+        listener(count)
 
 
 def append_many(session: Session, items: Iterable[AuditInput], *, chunk: int = 1000) -> int:
@@ -309,6 +334,8 @@ def append_many(session: Session, items: Iterable[AuditInput], *, chunk: int = 1
     if batch:
         session.execute(insert(_T), batch)
         count += len(batch)
+    if _append_listeners and count:
+        _notify(count)
     return count
 
 
@@ -357,6 +384,9 @@ Kind = Literal[
     "rewritten",
     "bad_signature",
     "segment_mismatch",
+    "checkpoint_missing",
+    "key_missing",
+    "witness_missing",
 ]
 
 
@@ -386,6 +416,12 @@ class VerifyReport(BaseModel):
     signatures_checked: bool = PydField(description="True when checkpoint/segment signatures were verified.")
     archived: list[ArchivedRange] = PydField(
         description="Ranges archived by retention (no longer in the table)."
+    )
+    witnessed_seq: int | None = PydField(
+        default=None, description="Seq of the latest checkpoint held by a witness outside the database."
+    )
+    witnesses: list[str] = PydField(
+        default_factory=list, description="Witnesses outside the database that were read."
     )
 
 
@@ -457,10 +493,15 @@ class ChainWalker:
         """After the last row: a checkpoint beyond the head means entries were cut off the end."""
         if self.failure is None and self._cp < len(self.checkpoints):
             cp_seq = self.checkpoints[-1][0]
+            first_missing = self.expected_seq
+            missing = (
+                f"entry {cp_seq} is" if first_missing == cp_seq else f"entries {first_missing}..{cp_seq} are"
+            )
             self._fail(
-                self.expected_seq,
+                first_missing,
                 "truncated",
-                f"a checkpoint covers entry {cp_seq} but the log ends at {self.expected_seq - 1}",
+                f"{missing} missing: a signed checkpoint covers entry {cp_seq} "
+                f"but the log ends at {first_missing - 1}",
             )
 
     def _fail(self, seq: int, kind: Kind, message: str, suspect_from_seq: int | None = None) -> None:
@@ -551,12 +592,23 @@ def stream_rows(
 
 @contextmanager
 def read_snapshot(db: Database) -> Iterator[Connection]:
-    """One consistent snapshot for the whole read (verification must not see retention half-done)."""
+    """One consistent, read-only snapshot for the whole read (verification must not see retention
+    half-done, and must not be able to write: the database refuses it on both backends)."""
     with db.engine.connect() as conn:
         if db.dialect == "postgresql":
             conn = conn.execution_options(isolation_level="REPEATABLE READ")
-        with conn.begin():
-            yield conn
+            with conn.begin():
+                conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+                yield conn
+            return
+        # On the DB-API connection: through SQLAlchemy the PRAGMA would open the transaction.
+        raw: Any = conn.connection.dbapi_connection
+        raw.execute("PRAGMA query_only = ON")
+        try:
+            with conn.begin():
+                yield conn
+        finally:
+            raw.execute("PRAGMA query_only = OFF")  # the connection goes back to the pool
 
 
 def _segments_problem(
@@ -576,16 +628,33 @@ def _segments_problem(
     return None
 
 
+@dataclass(frozen=True)
+class WitnessedCheckpoint:
+    """A checkpoint as a witness outside the database holds it (`source` names the witness)."""
+
+    source: str
+    checkpoint: AuditCheckpoint
+
+    @property
+    def seq(self) -> int:
+        return self.checkpoint.seq
+
+
 def verify(
     db: Database,
     *,
     public_keys: Mapping[str, Ed25519PublicKey] | Iterable[Ed25519PublicKey] | None = None,
+    witnessed: Sequence[WitnessedCheckpoint] = (),
 ) -> VerifyReport:
     """Verify the whole log: every link and hash, archived segments, and every checkpoint.
 
     With `public_keys` (trusted Ed25519 keys, as a list or {key_id: key}) checkpoint and segment
     signatures are verified too; without, checkpoints still pin the chain but a forger who can
-    write the checkpoint table could forge them. Reports the first failure at its seq, with a kind:
+    write the checkpoint table could forge them. `witnessed` are checkpoints read from witnesses
+    outside the database (they need `public_keys`): each must carry a trusted signature, match the
+    chain, and still be in the checkpoint table. Read-only: nothing is written, nothing decrypted.
+    Most callers want `audit_witness.verify_witnessed`, which reads the pinned key and witnesses.
+    Reports the first failure at its seq, with a kind:
 
     - `edited`: the entry's content no longer matches its hash (or it was re-hashed, which its
       successor's link gives away);
@@ -595,33 +664,70 @@ def verify(
     - `reordered`: an entry that belongs elsewhere in the chain (or its content) sits here;
     - `truncated` / `rewritten`: a checkpoint vouches for entries that are gone / differ; for a
       rewrite, `suspect_from_seq` is the first entry not covered by an earlier good checkpoint;
-    - `bad_signature` / `segment_mismatch`: a checkpoint or archived segment record was forged.
+    - `bad_signature` / `segment_mismatch`: a checkpoint or archived segment record was forged;
+    - `checkpoint_missing`: a witnessed checkpoint's row was deleted from the checkpoint table.
 
     A deletion that also renumbered the following entries is indistinguishable from re-hashing
     the entry before it, and is reported as `edited` one position earlier.
     """
     keys = public_key_map(public_keys)
+    if witnessed and keys is None:
+        raise ValueError("witnessed checkpoints can only be checked against trusted public keys")
     with read_snapshot(db) as conn:
         with Session(conn) as s:
             segments = list(s.exec(select(AuditSegment).order_by(col(AuditSegment.first_seq))))
             checkpoints = list(s.exec(select(AuditCheckpoint).order_by(col(AuditCheckpoint.seq))))
         start_seq = segments[-1].last_seq + 1 if segments else 1
         start_prev = segments[-1].last_hash if segments else GENESIS_HASH
-        walker = ChainWalker(start_seq, start_prev, [(c.seq, c.hash) for c in checkpoints])
+        pins = {(c.seq, c.hash) for c in checkpoints} | {(w.seq, w.checkpoint.hash) for w in witnessed}
+        walker = ChainWalker(start_seq, start_prev, pins)
         failure = _segments_problem(segments, keys)
         if failure is None and keys is not None:
-            for cp in checkpoints:
-                if problem := signature_problem(cp, keys):
-                    failure = Failure(
-                        cp.seq, "bad_signature", f"checkpoint {cp.id} at entry {cp.seq}: {problem}"
-                    )
-                    break
+            failure = _checkpoint_signatures_problem(checkpoints, witnessed, keys)
         if failure is None:
             lookup = _DbLookup(conn)
             walker.feed(stream_rows(conn, after=start_seq - 1), lookup)
             walker.finish()
             failure = walker.failure
-        return build_report(walker, failure, keys is not None, segments)
+            if failure is not None and failure.kind == "truncated":
+                sources = sorted({w.source for w in witnessed if w.seq == walker.checkpoints[-1][0]})
+                if sources:
+                    failure.message += f" (the checkpoint is held by {', '.join(sources)})"
+        if failure is None:
+            failure = _missing_checkpoint_problem(checkpoints, witnessed)
+        report = build_report(walker, failure, keys is not None, segments)
+        report.witnessed_seq = max((w.seq for w in witnessed), default=None)
+        return report
+
+
+def _checkpoint_signatures_problem(
+    checkpoints: list[AuditCheckpoint],
+    witnessed: Sequence[WitnessedCheckpoint],
+    keys: Mapping[str, Ed25519PublicKey],
+) -> Failure | None:
+    for w in sorted(witnessed, key=lambda w: w.seq):
+        if problem := signature_problem(w.checkpoint, keys):
+            return Failure(w.seq, "bad_signature", f"checkpoint at entry {w.seq} in {w.source}: {problem}")
+    for cp in checkpoints:
+        if problem := signature_problem(cp, keys):
+            return Failure(cp.seq, "bad_signature", f"checkpoint {cp.id} at entry {cp.seq}: {problem}")
+    return None
+
+
+def _missing_checkpoint_problem(
+    checkpoints: list[AuditCheckpoint], witnessed: Sequence[WitnessedCheckpoint]
+) -> Failure | None:
+    """A checkpoint is stored before it is published, so every witnessed one must be in the table."""
+    stored = {c.signature for c in checkpoints}
+    for w in sorted(witnessed, key=lambda w: w.seq):
+        if w.checkpoint.signature not in stored:
+            return Failure(
+                w.seq,
+                "checkpoint_missing",
+                f"the checkpoint at entry {w.seq} held by {w.source} is missing from the "
+                "database's checkpoint table: its row was deleted",
+            )
+    return None
 
 
 def build_report(

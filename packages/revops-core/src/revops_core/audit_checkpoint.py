@@ -2,15 +2,20 @@
 
 A hash chain alone cannot show that its *end* is missing or was rewritten consistently: the
 remaining rows still link up. A checkpoint is an Ed25519 signature over (seq, hash, entry_count,
-signed_at, key_id) of the head at some moment; `audit.verify` compares the live chain with every
-checkpoint, so cutting rows off the end or recomputing the tail no longer goes unnoticed.
+signed_at, key_id) of the head at some moment; it is stored in core_audit_checkpoint and then
+published to witnesses outside the database (`audit_witness`). `audit_witness.verify_witnessed`
+compares the live chain with every checkpoint, trusting only the public key pinned outside the
+database, so cutting rows off the end or recomputing the tail no longer goes unnoticed — not even
+when the checkpoint rows or the vault's key row are deleted too.
 
 Retention moves a prefix of old entries to a JSONL archive file and deletes them, leaving a signed
 segment record (first/last seq and hash, the file's SHA-256). Verification then starts from the last
 segment's hash, and `verify_archive` re-checks an archive file against its segment.
 
-Keys are parameters: the private key signs, trusted public keys verify. `vault_signing_key` gets the
-suite's audit key from the vault for callers that have one.
+Keys are parameters: the private key signs, trusted public keys verify. `checked_signing_key` gets
+the suite's audit key from the vault and refuses one that is not the pinned key (pinning it on the
+very first checkpoint); `checkpoint_and_publish` is what `revops audit checkpoint` and the running
+servers' automatic checkpoints (`audit_auto`) call.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import delete, func
 from sqlalchemy import select as sa_select
+from sqlmodel import Session, col, select
 
 from revops_core.audit import (
     AuditCheckpoint,
@@ -37,6 +43,8 @@ from revops_core.audit import (
     Failure,
     Row,
     VerifyReport,
+    _DbLookup,
+    append,
     build_report,
     chain_tip,
     jsonl_line,
@@ -48,10 +56,13 @@ from revops_core.audit import (
     verify,
 )
 from revops_core.db import Database, utcnow
-from revops_core.errors import IntegrityError, ValidationFailed
+from revops_core.errors import ConfigurationError, IntegrityError, ValidationFailed
+from revops_core.logs import get_logger
 from revops_core.settings import Settings
 
 AUDIT_KEY_NAME = "audit-signing"
+
+log = get_logger(__name__)
 
 
 def _sign(record: AuditCheckpoint | AuditSegment, signing_key: Ed25519PrivateKey) -> None:
@@ -72,25 +83,58 @@ def _require_intact(db: Database) -> VerifyReport:
 
 
 def create_checkpoint(
-    db: Database, signing_key: Ed25519PrivateKey, *, now: datetime | None = None
+    db: Database,
+    signing_key: Ed25519PrivateKey,
+    *,
+    now: datetime | None = None,
+    incremental: bool = False,
 ) -> AuditCheckpoint:
     """Verify the chain, then sign and store a checkpoint of its current head.
 
     Runs under the append lock, so the signed head is exactly the head that was verified.
     Raises IntegrityError (and stores nothing) if the chain does not verify, or if it is empty.
+    With `incremental`, only the entries after the latest checkpoint this key signed (and that
+    still matches its row) are walked, so the append lock is held for O(new entries), not O(log).
+    Storing is not publishing: see `checkpoint_and_publish`.
     """
+    checkpoint = _checkpoint(db, signing_key, now=now, incremental=incremental, only_if_new=False)
+    assert checkpoint is not None
+    return checkpoint
+
+
+def checkpoint_if_new(
+    db: Database, signing_key: Ed25519PrivateKey, *, now: datetime | None = None
+) -> AuditCheckpoint | None:
+    """`create_checkpoint(incremental=True)`, or None when the log is empty or its head is already signed."""
+    return _checkpoint(db, signing_key, now=now, incremental=True, only_if_new=True)
+
+
+def _checkpoint(
+    db: Database,
+    signing_key: Ed25519PrivateKey,
+    *,
+    now: datetime | None,
+    incremental: bool,
+    only_if_new: bool,
+) -> AuditCheckpoint | None:
     with db.session(write=True) as s:
         lock_chain(s)
         seq, head = chain_tip(s)  # also opens the write transaction: appenders wait from here on
         if seq == 0:
+            if only_if_new:
+                return None
             raise ValidationFailed(
                 "The audit log is empty; there is nothing to checkpoint.",
                 field="audit",
                 hint="Checkpoint after the first write.",
             )
-        report = _require_intact(db)
-        if (report.head_seq, report.head_hash) != (seq, head):
-            raise IntegrityError("The audit head moved while it was being verified; nothing was signed.")
+        base = _latest_own_checkpoint(s, signing_key) if incremental or only_if_new else None
+        if only_if_new and base is not None and (base.seq, base.hash) == (seq, head):
+            return None
+        if not (incremental and base is not None and _verified_since(s, base, seq, head)):
+            report = _require_intact(db)
+            if (report.head_seq, report.head_hash) != (seq, head):
+                raise IntegrityError("The audit head moved while it was being verified; nothing was signed.")
         checkpoint = AuditCheckpoint(
             seq=seq, hash=head, entry_count=seq, signed_at=now or utcnow(), key_id="", signature=""
         )
@@ -98,6 +142,34 @@ def create_checkpoint(
         s.add(checkpoint)
         s.flush()
         return checkpoint
+
+
+def _latest_own_checkpoint(s: Session, signing_key: Ed25519PrivateKey) -> AuditCheckpoint | None:
+    """The newest stored checkpoint that carries this key's valid signature."""
+    public = signing_key.public_key()
+    keys = {key_id_of(public): public}
+    rows = s.exec(
+        select(AuditCheckpoint)
+        .where(AuditCheckpoint.key_id == key_id_of(public))
+        .order_by(col(AuditCheckpoint.seq).desc(), col(AuditCheckpoint.id).desc())
+        .limit(10)
+    ).all()
+    return next((cp for cp in rows if signature_problem(cp, keys) is None), None)
+
+
+def _verified_since(s: Session, base: AuditCheckpoint, seq: int, head: str) -> bool:
+    """Do the entries after `base` still start from its hash and link up to (seq, head)?
+
+    False sends the caller to the full verification, which names the failure (or, when retention
+    archived `base`'s entry, simply checks from the archived segment).
+    """
+    conn = s.connection()
+    at_base = next(stream_rows(conn, after=base.seq - 1, until=base.seq), None)
+    if at_base is None or at_base[8] != base.hash:
+        return False
+    walker = ChainWalker(base.seq + 1, base.hash, [])
+    walker.feed(stream_rows(conn, after=base.seq), _DbLookup(conn))
+    return walker.failure is None and (walker.expected_seq - 1, walker.expected_prev) == (seq, head)
 
 
 def archive_old_entries(
@@ -249,29 +321,112 @@ def verify_archive(
 def vault_signing_key(db: Database, settings: Settings) -> Ed25519PrivateKey:
     """The suite's audit signing key from the vault (the vault generates it on first use).
 
-    Call outside an open write transaction: on SQLite the vault takes the write lock itself.
+    Reading it is audited (`vault.decrypt`). Call outside an open write transaction: on SQLite the
+    vault takes the write lock itself. Signers want `checked_signing_key`.
     """
     from revops_core.vault import Vault  # lazy: key files and AES are only needed to sign
 
     return Vault(db, settings).signing_key(AUDIT_KEY_NAME)
 
 
+def checked_signing_key(db: Database, settings: Settings) -> Ed25519PrivateKey:
+    """The vault's audit key, provided its public half is the pinned one.
+
+    No key is pinned yet: on a log that was never checkpointed (no checkpoint row, segment or
+    witnessed checkpoint) the key is pinned now — the key file is written and an
+    `audit.key_pinned` entry appended. Anywhere else a missing pin is a ConfigurationError and a
+    different key an IntegrityError: the vault's key row was deleted or replaced, and signing with
+    the newcomer would bless whatever the intruder did.
+    """
+    from revops_core.audit_witness import (
+        KEY_PINNED_ACTION,
+        configured_witnesses,
+        encode_public_key,
+        log_evidence,
+        pin_public_key,
+        pinned_public_keys,
+        public_key_file,
+        read_witnesses,
+    )
+
+    pinned = pinned_public_keys(settings)
+    witnesses = configured_witnesses(settings)  # a misconfigured witness fails before the vault is read
+    key = vault_signing_key(db, settings)
+    public = key.public_key()
+    key_id = key_id_of(public)
+    if pinned:
+        if key_id not in pinned:
+            log.error("audit.signing_key_not_pinned", key_id=key_id, pinned=sorted(pinned))
+            raise IntegrityError(
+                f"The vault's audit signing key ({key_id}) is not the pinned key "
+                f"({', '.join(sorted(pinned))}): it was deleted or replaced. Nothing was signed.",
+                hint="Restore the vault's revops-signing/audit-signing record from a backup. If the key "
+                "was replaced on purpose, pin the new public key (REVOPS_AUDIT_PUBLIC_KEY) first.",
+            )
+        return key
+    held, problems = read_witnesses(witnesses)
+    evidence = log_evidence(db)
+    if held or problems or evidence is not None:
+        what = (
+            f"{evidence[1]} at entry {evidence[0]}"
+            if evidence
+            else ("a witnessed checkpoint" if held else f"an unreadable witness ({problems[0]})")
+        )
+        raise ConfigurationError(
+            f"No audit public key is pinned ({public_key_file(settings)}), yet this log was "
+            f"checkpointed before ({what}). Refusing to pin a key now.",
+            field="audit_public_key_file",
+            hint="Restore the key file from a backup, or set REVOPS_AUDIT_PUBLIC_KEY to the key "
+            "that signed the earlier checkpoints.",
+        )
+    path = pin_public_key(settings, public)
+    with db.session(write=True) as s:
+        append(
+            s,
+            actor=settings.actor,
+            action=KEY_PINNED_ACTION,
+            target="audit:checkpoint-key",
+            details={"key_id": key_id, "public_key": encode_public_key(public), "file": str(path)},
+            tenant=settings.tenant,
+        )
+    return key
+
+
+def checkpoint_and_publish(
+    db: Database,
+    settings: Settings,
+    *,
+    signing_key: Ed25519PrivateKey | None = None,
+    only_if_new: bool = False,
+) -> tuple[AuditCheckpoint | None, Any]:
+    """Sign and store a checkpoint of the head, then publish it to every witness.
+
+    `signing_key` is a key the caller already checked with `checked_signing_key` (the automatic
+    checkpointer keeps it, so the vault is decrypted once per process, not once per checkpoint).
+    `only_if_new` (automatic checkpoints): verify incrementally, and do nothing — returning
+    (None, None) — when the head is already signed. Otherwise returns (checkpoint,
+    `audit_witness.Publication`). A witness that fails is logged and reported, never fatal.
+    """
+    from revops_core.audit_witness import configured_witnesses, publish
+
+    key = signing_key or checked_signing_key(db, settings)
+    checkpoint = checkpoint_if_new(db, key) if only_if_new else create_checkpoint(db, key)
+    if checkpoint is None:
+        return None, None
+    return checkpoint, publish(checkpoint, configured_witnesses(settings))
+
+
 def checkpoint_with_vault(db: Database, settings: Settings) -> AuditCheckpoint:
-    """Sign a checkpoint of the current head with the vault's audit key."""
-    return create_checkpoint(db, vault_signing_key(db, settings))
+    """Sign a checkpoint of the current head with the (pinned) vault key and publish it."""
+    checkpoint, _ = checkpoint_and_publish(db, settings)
+    assert checkpoint is not None
+    return checkpoint
 
 
 def archive_with_vault(db: Database, settings: Settings, directory: Path) -> AuditSegment | None:
-    """Apply retention (`settings.audit_retention_days`), signing the segment with the vault's audit key."""
-    return archive_old_entries(db, vault_signing_key(db, settings), directory)
-
-
-def verify_with_vault(db: Database, settings: Settings) -> VerifyReport:
-    """Verify the chain, trusting the vault's audit key for checkpoint and segment signatures.
-
-    Raises NotFound when no audit key was ever generated (then no checkpoint can exist either:
-    use `verify(db)`).
-    """
-    from revops_core.vault import Vault
-
-    return verify(db, public_keys=[Vault(db, settings).verify_key(AUDIT_KEY_NAME)])
+    """Apply retention (`settings.audit_retention_days`), signing the segment with the pinned vault
+    key; then checkpoint the head and publish it, so the witnesses vouch for the log as it now is."""
+    key = checked_signing_key(db, settings)
+    segment = archive_old_entries(db, key, directory)
+    checkpoint_and_publish(db, settings, signing_key=key, only_if_new=True)
+    return segment

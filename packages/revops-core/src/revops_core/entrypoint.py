@@ -59,17 +59,21 @@ def run(name: str, factory: ServerFactory, argv: Sequence[str] | None = None) ->
     try:
         settings = Settings(**overrides)
         configure_logging(settings.log_level)
-        if args.transport == "http":
-            # A service must fail fast on a bad schema or toolset, before its health check passes.
-            server = factory(settings)
-            from revops_core.http_transport import serve_http
+        from revops_core.audit_auto import automatic_checkpoints
 
-            serve_http(server, settings)
-        else:
-            from revops_core.server import run_stdio
+        # HTTP: a service must fail fast on a bad schema or toolset, before its health check passes.
+        # stdio: answer the client's handshake at once, load tools in the background.
+        server = factory(settings) if args.transport == "http" else factory(settings, defer=True)
+        # Audit checkpoints every N entries / T seconds while serving, and one at shutdown.
+        with automatic_checkpoints(server.runtime):
+            if args.transport == "http":
+                from revops_core.http_transport import serve_http
 
-            # stdio: answer the client's handshake at once, load tools in the background.
-            run_stdio(factory(settings, defer=True))
+                serve_http(server, settings)
+            else:
+                from revops_core.server import run_stdio
+
+                run_stdio(server)
     except RevOpsError as err:
         get_logger("revops.start").error("start_failed", code=err.code, message=err.message, hint=err.hint)
         print(f"revops-{name}: {err.client_text()}", file=sys.stderr)

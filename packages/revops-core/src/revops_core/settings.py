@@ -152,6 +152,49 @@ class Settings(BaseSettings):
         description="Audit entries older than this are archived by `revops audit archive`.",
     )
 
+    # Audit tail protection: signed checkpoints, published to witnesses outside the database
+    audit_witness_dir: Path | None = Field(
+        default=None,
+        description="Folder (outside the data folder) of the append-only checkpoint witness file and "
+        "the pinned public key; default: `<data_dir>-witness` beside the data folder.",
+    )
+    audit_public_key: str | None = Field(
+        default=None,
+        description="Base64 Ed25519 public key(s), comma-separated, that audit checkpoints must be "
+        "signed with (`revops audit key` prints it); overrides the pinned key file.",
+    )
+    audit_public_key_file: Path | None = Field(
+        default=None,
+        description="Pinned checkpoint public key (PEM); default `audit-signing.pub` in "
+        "audit_witness_dir, written by the first checkpoint.",
+    )
+    audit_witness_redis_url: str | None = Field(
+        default=None, description="Also publish audit checkpoints to a Redis list at this URL."
+    )
+    audit_witness_database_url: str | None = Field(
+        default=None,
+        description="Also publish audit checkpoints to this second PostgreSQL database (never the main one).",
+    )
+    audit_witness_name: str = Field(
+        default="revops",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
+        description="Name of this log in the Redis and PostgreSQL witnesses (one per deployment).",
+    )
+    audit_checkpoint_every_entries: int = Field(
+        default=1000,
+        ge=1,
+        le=1_000_000,
+        description="A running server checkpoints the audit log after this many new entries.",
+    )
+    audit_checkpoint_every_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        le=86_400,
+        description="A running server checkpoints new audit entries at least this often (and at shutdown).",
+    )
+
     @field_validator("toolsets", mode="before")
     @classmethod
     def _split_toolsets(cls, value: Any) -> Any:

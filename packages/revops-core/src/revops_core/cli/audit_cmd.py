@@ -1,4 +1,4 @@
-"""`revops audit verify | query | export | checkpoint | archive`: the hash-chained audit log."""
+"""`revops audit verify | query | export | checkpoint | key | archive`: the hash-chained audit log."""
 
 from __future__ import annotations
 
@@ -10,9 +10,13 @@ from revops_core.cli.common import EXIT_FAILED, EXIT_OK, load_settings, open_db,
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    audit = sub.add_parser("audit", help="Audit log: verify, query, export, checkpoint, archive.")
+    audit = sub.add_parser("audit", help="Audit log: verify, query, export, checkpoint, key, archive.")
     cmds = audit.add_subparsers(dest="audit_command", required=True)
-    verify = cmds.add_parser("verify", help="Check every link, checkpoint and signature; exit 1 if tampered.")
+    verify = cmds.add_parser(
+        "verify",
+        help="Read-only: check every link, and every checkpoint against the pinned key and the "
+        "witnesses; exit 1 if tampered.",
+    )
     verify.add_argument("--json", action="store_true", help="Print the full report as JSON.")
     verify.set_defaults(func=verify_cmd)
     query = cmds.add_parser("query", help="Entries matching every filter, oldest first.")
@@ -32,8 +36,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     export.add_argument("--since", type=parse_time, help="From this time (inclusive).")
     export.add_argument("--until", type=parse_time, help="Before this time (exclusive).")
     export.set_defaults(func=export_cmd)
-    checkpoint = cmds.add_parser("checkpoint", help="Verify, then sign a checkpoint of the current head.")
+    checkpoint = cmds.add_parser(
+        "checkpoint", help="Verify, sign a checkpoint of the head and publish it to the witnesses."
+    )
     checkpoint.set_defaults(func=checkpoint_cmd)
+    key = cmds.add_parser("key", help="Print the pinned checkpoint public key (for REVOPS_AUDIT_PUBLIC_KEY).")
+    key.set_defaults(func=key_cmd)
     archive = cmds.add_parser(
         "archive", help="Move entries older than the retention period to a signed JSONL archive."
     )
@@ -55,25 +63,35 @@ def parse_time(value: str) -> datetime:
 
 
 def verify_cmd(args: argparse.Namespace) -> int:
-    """Signatures are checked with the vault's audit key when one exists (i.e. once checkpoints exist)."""
-    from revops_core.audit import verify
-    from revops_core.audit_checkpoint import verify_with_vault
-    from revops_core.errors import NotFound
+    """Read-only: the pinned public key and the witnesses, never the vault; nothing is written."""
+    from revops_core.audit_witness import verify_witnessed
 
     settings = load_settings()
-    db = open_db(settings)
+    db = open_db(settings, migrate=False)  # verifying must not migrate (or otherwise write) either
     try:
-        report = verify_with_vault(db, settings)
-    except NotFound:  # no audit key yet, so no signed checkpoint can exist
-        report = verify(db)
+        report = verify_witnessed(db, settings)
+    finally:
+        db.dispose()
     if args.json:
         print_json(report.model_dump(mode="json"))
     elif report.ok:
-        signed = "signatures checked" if report.signatures_checked else "no signed checkpoints yet"
-        print(
-            f"OK: {report.entries_checked} entries verified up to seq {report.head_seq}; "
-            f"{report.checkpoints_checked} checkpoint(s), {signed}."
-        )
+        print(f"OK: {report.entries_checked} entries verified up to seq {report.head_seq}.")
+        if report.witnessed_seq is None:
+            print(
+                "WARNING: no checkpoint has been witnessed yet, so the end of the log is not protected. "
+                "Servers checkpoint every "
+                f"{settings.audit_checkpoint_every_entries} entries, every "
+                f"{settings.audit_checkpoint_every_seconds:g} s and at shutdown; "
+                "or run `revops audit checkpoint`."
+            )
+        else:
+            unprotected = report.head_seq - report.witnessed_seq
+            tail = f"; {unprotected} later entries not yet checkpointed" if unprotected > 0 else ""
+            print(
+                f"Latest witnessed checkpoint: seq {report.witnessed_seq}{tail}; "
+                f"{report.checkpoints_checked} checkpoint(s) matched, signatures checked against the "
+                f"pinned key; witnesses: {', '.join(report.witnesses)}."
+            )
     else:
         print(f"TAMPERED: first_bad_seq={report.first_bad_seq} kind={report.kind}", file=sys.stderr)
         if report.message:
@@ -120,13 +138,35 @@ def export_cmd(args: argparse.Namespace) -> int:
 
 
 def checkpoint_cmd(args: argparse.Namespace) -> int:
-    from revops_core.audit_checkpoint import checkpoint_with_vault
+    from revops_core.audit_checkpoint import checkpoint_and_publish
 
     settings = load_settings()
-    checkpoint = checkpoint_with_vault(open_db(settings), settings)
+    checkpoint, publication = checkpoint_and_publish(open_db(settings), settings)
+    assert checkpoint is not None
     print(
         f"Signed checkpoint at seq {checkpoint.seq} (hash {checkpoint.hash[:16]}…, key {checkpoint.key_id})."
     )
+    for name in publication.published:
+        print(f"Published to {name}.")
+    for name, error in publication.failed:
+        print(f"NOT published to {name}: {error}", file=sys.stderr)
+    return EXIT_FAILED if publication.failed else EXIT_OK
+
+
+def key_cmd(args: argparse.Namespace) -> int:
+    from revops_core.audit_witness import encode_public_key, pinned_public_keys, public_key_file
+
+    settings = load_settings()
+    keys = pinned_public_keys(settings)
+    if not keys:
+        print(
+            f"No checkpoint key is pinned yet ({public_key_file(settings)}); the first checkpoint pins it.",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    source = "REVOPS_AUDIT_PUBLIC_KEY" if settings.audit_public_key else str(public_key_file(settings))
+    print(f"# pinned by {source}; key id(s): {', '.join(sorted(keys))}")
+    print(",".join(encode_public_key(k) for k in keys.values()))
     return EXIT_OK
 
 
