@@ -669,6 +669,61 @@ async def test_a_cancelled_probe_frees_its_lease_at_once(
     await client.aclose()
 
 
+async def test_a_cancelled_probe_frees_its_lease_while_another_process_empties_the_script_cache(
+    tmp_path: Path, router: respx.MockRouter, clock: FakeClock
+) -> None:
+    """The race behind the flaky test above: its SCRIPT FLUSH, run by a parallel session against the
+    same Redis, landed between another run's SCRIPT LOAD and EVALSHA. Here every EVALSHA answers
+    NOSCRIPT (a flush just before each call) without flushing anything for real."""
+    import redis.asyncio
+    from redis.exceptions import NoScriptError
+
+    class Flushed(redis.asyncio.Redis):
+        async def evalsha(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+            raise NoScriptError("No matching script. Please use EVAL.")
+
+    redis_client = Flushed.from_url(redis_url())
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=None,
+        redis_url=None,
+        tenant=f"t{uuid.uuid4().hex[:10]}",
+        http_max_attempts=1,
+        breaker_min_calls=4,
+        breaker_open_seconds=30,
+    )
+    client = IntegrationClient(
+        "acme",
+        BASE,
+        settings=settings,
+        transport=httpx.MockTransport(router.async_handler),
+        clock=clock,
+        redis=redis_client,
+    )
+    try:
+        await _open_breaker(client, router)
+        clock.advance(30)
+        arrived = anyio.Event()
+
+        async def hang(request: httpx.Request) -> httpx.Response:
+            arrived.set()
+            await anyio.sleep_forever()
+            raise AssertionError("unreachable")
+
+        router.get("/hang").mock(side_effect=hang)
+        router.get("/ok").mock(return_value=httpx.Response(200, json={}))
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(client.request, "GET", "/hang")
+            await arrived.wait()
+            tg.cancel_scope.cancel()
+        await client.request("GET", "/ok")  # the new probe at once: the lease was released
+        assert (await client.breaker_for().snapshot()).state == "closed"
+        assert clock.sleeps == []
+    finally:
+        await client.aclose()
+        await redis_client.aclose()
+
+
 async def test_stream_lines_retries_before_the_first_line(
     make_client: Callable[..., IntegrationClient], router: respx.MockRouter
 ) -> None:

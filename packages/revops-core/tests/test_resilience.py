@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 from revops_core.clock import FakeClock, SystemClock
-from revops_core.errors import CircuitOpen, RateLimited
+from revops_core.errors import CircuitOpen, ConfigurationError, RateLimited
 from revops_core.resilience import (
     Backoff,
     BreakerPolicy,
@@ -186,6 +186,76 @@ async def test_sync_redis_client_works_through_a_worker_thread() -> None:
             await breaker.admit()
     finally:
         client.close()
+
+
+# --- a script cache emptied by someone else ----------------------------------------------------
+
+
+def _flushed_clients() -> tuple[Any, Any]:
+    """Async and sync Redis clients whose server has "just" forgotten every script.
+
+    Each EVALSHA answers NOSCRIPT, as it does when another process runs SCRIPT FLUSH (or Redis
+    restarts, or fails over) right before it: the worst interleaving, made deterministic. Nothing
+    is flushed for real, so tests running against the same Redis are not disturbed.
+    """
+    import redis
+    import redis.asyncio
+    from redis.exceptions import NoScriptError
+
+    class AsyncFlushed(redis.asyncio.Redis):
+        async def evalsha(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+            raise NoScriptError("No matching script. Please use EVAL.")
+
+    class SyncFlushed(redis.Redis):
+        def evalsha(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+            raise NoScriptError("No matching script. Please use EVAL.")
+
+    return AsyncFlushed.from_url(redis_url()), SyncFlushed.from_url(redis_url())
+
+
+@pytest.mark.parametrize("flavour", ["async", "sync"])
+async def test_every_transition_survives_a_script_cache_flushed_before_each_call(flavour: str) -> None:
+    """Before: NOSCRIPT → SCRIPT LOAD → EVALSHA, and a flush between the last two (another session's
+    SCRIPT FLUSH) surfaced as 'Redis is unreachable' — a cancelled probe's lease was never freed."""
+    async_client, sync_client = _flushed_clients()
+    store = RedisStore(async_client if flavour == "async" else sync_client)
+    try:
+        clock = FakeClock()
+        breaker = CircuitBreaker("acme", _key(), policy=POLICY, store=store, clock=clock)
+        await _open(breaker)  # admit + record, four times
+        clock.advance(POLICY.open_seconds)
+        probe = await breaker.admit()
+        assert probe.is_probe
+        await probe.release()  # the lease is freed at once ...
+        second = await breaker.admit()  # ... so the next caller is the probe, with no wait
+        assert second.is_probe
+        assert await second.success() == "closed"
+        bucket = TokenBucket("acme", _key(), RateLimit(rate_per_second=1, burst=1), store=store, clock=clock)
+        await bucket.acquire(deadline=clock.monotonic() + 10)
+        await store.hold("k-" + _key(), clock.time(), 5)
+        assert (await breaker.snapshot()).state == "closed"
+    finally:
+        await async_client.aclose()
+        sync_client.close()
+
+
+async def test_a_release_that_cannot_reach_the_store_never_replaces_the_cancellation() -> None:
+    """The lease then runs out by itself; the caller still sees its own cancellation."""
+
+    class Unreachable(MemoryStore):
+        async def release(self, key: str, probe_token: str) -> None:
+            raise ConfigurationError("Redis is unreachable (ConnectionError).")
+
+    breaker, _ = await _half_open(Unreachable())
+    probe = await breaker.admit()
+    with anyio.CancelScope() as scope:
+        try:
+            scope.cancel()
+            await anyio.sleep_forever()
+        except BaseException:
+            await probe.release()
+            raise
+    assert scope.cancelled_caught  # the cancellation, not a ConfigurationError, ended the block
 
 
 # --- token bucket ----------------------------------------------------------------------------

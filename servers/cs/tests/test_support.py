@@ -339,7 +339,8 @@ async def test_readers_search_the_knowledge_base_and_read_tickets_but_write_noth
             ticket = await call(client, "get_ticket", ticket_id=ticket_id)
             listed = await call(client, "list_tickets")
             routing = await call(client, "list_routing")
-            # --read-only does not even list the writes; a viewer sees them but is refused
+            # Neither --read-only nor a viewer lists the writes (issue 10: lists follow roles); a
+            # viewer who calls one by name anyway is refused for its role
             refused = (
                 None
                 if who.get("read_only")
@@ -350,7 +351,7 @@ async def test_readers_search_the_knowledge_base_and_read_tickets_but_write_noth
     reads = {"search_knowledge_base", "get_kb_article", "get_ticket", "list_tickets", "list_routing"}
     assert reads <= names
     writes = {"create_ticket", "update_ticket", "manage_knowledge_base", "route_ticket", "manage_routing"}
-    assert (writes & names == set()) if who.get("read_only") else writes <= names
+    assert writes & names == set()
     assert [h["title"] for h in hits["results"]] == ["Export data to CSV"]
     assert article["body"] == "Open Reports and click Export."
     assert ticket["ticket"]["subject"] == "Export"

@@ -60,6 +60,32 @@ def redact(value: Any, key: str | None = None) -> Any:
     return value
 
 
+def is_secret_key(name: str) -> bool:
+    """True for a field or key whose value is a credential (`api_token`, `password`…)."""
+    return bool(_SECRET_KEYS.search(name))
+
+
+def mask_emails(text: str) -> str:
+    """E-mail addresses as the audit log keeps them: first letter and domain (`j***@example.com`)."""
+    return _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
+
+
+def redact_log(value: Any, key: str | None = None) -> Any:
+    """`redact` plus e-mail addresses masked as in the audit log: what a log line may carry.
+
+    Log lines keep free text and numbers (they are diagnostics); an address is personal data either
+    way, and the audit log already hides it, so a log line must not be the place it leaks.
+    """
+    clean = redact(value, key)
+    if isinstance(clean, str):
+        return mask_emails(clean)
+    if isinstance(clean, dict):
+        return {k: redact_log(v, str(k)) for k, v in clean.items()}
+    if isinstance(clean, list):
+        return [redact_log(v) for v in clean]
+    return clean
+
+
 def _mask_phone(match: re.Match[str]) -> str:
     # Dates (2026-11-21) and short ids have fewer digits than any dialable number.
     return "[phone]" if sum(ch.isdigit() for ch in match.group()) >= 9 else match.group()
@@ -79,7 +105,7 @@ def redact_pii(value: Any, key: str | None = None) -> Any:
         return REDACTED
     if isinstance(value, str):
         masked = _SECRET_VALUES.sub(REDACTED, value)
-        masked = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", masked)
+        masked = mask_emails(masked)
         return _PHONE.sub(_mask_phone, masked)
     if isinstance(value, dict):
         return {k: redact_pii(v, str(k)) for k, v in value.items()}
@@ -92,7 +118,7 @@ def _redact_processor(_: Any, __: str, event: MutableMapping[str, Any]) -> Mutab
     for key in list(event):
         if key in ("timestamp", "level", "logger"):
             continue
-        event[key] = redact(event[key], key if key != "event" else None)
+        event[key] = redact_log(event[key], key if key != "event" else None)
     return event
 
 

@@ -12,6 +12,7 @@ monotonic clocks of different processes do not agree.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import threading
 import uuid
@@ -23,11 +24,13 @@ import anyio
 
 from revops_core.clock import SYSTEM_CLOCK, Clock
 from revops_core.errors import CircuitOpen, ConfigurationError, RateLimited
+from revops_core.logs import get_logger
 
 if TYPE_CHECKING:
     from revops_core.settings import Settings
 
 BreakerState = Literal["closed", "open", "half_open"]
+_log = get_logger("revops.resilience")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -332,7 +335,7 @@ class RedisStore:
         self._prefix = prefix
         self._async = _is_async_client(client)
         self._scripts = {
-            name: client.register_script(src)
+            name: (hashlib.sha1(src.encode()).hexdigest(), src)  # noqa: S324 - Redis names scripts by SHA-1
             for name, src in (
                 ("admit", _LUA_ADMIT),
                 ("record", _LUA_RECORD),
@@ -360,8 +363,34 @@ class RedisStore:
                 outcome="not_sent",
             ) from None
 
+    # A script runs as EVALSHA; when Redis no longer has it cached (SCRIPT FLUSH, a restart, a
+    # fail-over to a replica that never saw it) the one retry is EVAL with the source, which runs it
+    # and caches it in one atomic step. redis-py's own fallback (SCRIPT LOAD, then EVALSHA again)
+    # takes two round trips: a flush between them answers NOSCRIPT a second time, which surfaced as
+    # "Redis is unreachable" — for a cancelled probe, a lease never released (the flaky
+    # test_a_cancelled_probe_frees_its_lease_at_once[redis], whose own SCRIPT FLUSH, run by a
+    # parallel test session on the same Redis, hit another run between its load and its EVALSHA).
+    def _script_sync(self, sha: str, source: str, keys: list[str], args: list[Any]) -> Any:
+        from redis.exceptions import NoScriptError
+
+        try:
+            return self._client.evalsha(sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return self._client.eval(source, len(keys), *keys, *args)
+
+    async def _script_async(self, sha: str, source: str, keys: list[str], args: list[Any]) -> Any:
+        from redis.exceptions import NoScriptError
+
+        try:
+            return await self._client.evalsha(sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await self._client.eval(source, len(keys), *keys, *args)
+
     async def _script(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        return await self._run(self._scripts[name], keys=keys, args=args)
+        sha, source = self._scripts[name]
+        return await self._run(
+            self._script_async if self._async else self._script_sync, sha, source, keys, args
+        )
 
     def _keys(self, key: str) -> list[str]:
         # One hash tag per breaker keeps its three keys on one Redis Cluster slot.
@@ -475,8 +504,14 @@ class Permit:
             # cancelled scope the store call would be cancelled at its first await. On Redis that
             # await is the EVALSHA reply: a NOSCRIPT answer (script not yet cached) was never
             # followed by the load-and-run, and the lease stayed held until it ran out.
+            # Best effort: release runs while another exception (usually the cancellation) is on
+            # its way out, and must not replace it. If the store cannot be reached, the lease
+            # simply runs out after `probe_lease_seconds`.
             with anyio.CancelScope(shield=True):
-                await self._breaker.store.release(self._breaker.key, self.probe_token)
+                try:
+                    await self._breaker.store.release(self._breaker.key, self.probe_token)
+                except ConfigurationError as exc:
+                    _log.warning("breaker.release_failed", provider=self._breaker.provider, error=exc.message)
 
     async def _finish(self, *, ok: bool) -> BreakerState:
         if self._done:

@@ -9,17 +9,16 @@ carried forward until the next; a month at 0 MRR has no row (no MRR = churned, a
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field
 from pydantic import ValidationError as PydanticValidationError
 from sqlmodel import Session, col, delete, select
 
-from revops_core.params import MAX_ID, today
+from revops_core.csv_input import TEXT_INPUT, read_csv
+from revops_core.params import MAX_ID, WholeNumber, today
 from revops_cs.models.clients import CsClient
 from revops_cs.models.expansion import CsMrrMonth
 from revops_cs.models.retention import CsBillingEvent
@@ -32,9 +31,11 @@ MAX_AMOUNT = 2**31 - 1  # the billing and MRR columns are INTEGER on PostgreSQL
 
 
 class BillingEventIn(LeanIn):
-    client_id: int = Field(ge=1, le=MAX_ID, description="Client id.")
+    client_id: Annotated[int, WholeNumber] = Field(ge=1, le=MAX_ID, description="Client id.")
     kind: Kind = Field(description="mrr_change sets the MRR from then on.")
-    amount_minor: int = Field(ge=0, le=MAX_AMOUNT, description="Minor units (mrr_change: new MRR).")
+    amount_minor: Annotated[int, WholeNumber] = Field(
+        ge=0, le=MAX_AMOUNT, description="Minor units (mrr_change: new MRR)."
+    )
     currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$", description="ISO 4217 currency.")
     occurred_at: AwareDatetime = Field(description="When, with a time zone.")
 
@@ -49,19 +50,20 @@ class BillingReport(Out):
 
 def parse_csv(text: str) -> tuple[list[tuple[int, BillingEventIn]], list[RowError]]:
     """(line, event) for each valid row, and a RowError for each invalid one."""
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
+    table = read_csv(text, field="csv")
+    missing = [c for c in CSV_COLUMNS if c not in table.header]
     if missing:
         return [], [RowError(row=1, field=missing[0], message=f"Missing column(s): {', '.join(missing)}.")]
     good: list[tuple[int, BillingEventIn]] = []
-    bad: list[RowError] = []
-    for line, raw in enumerate(reader, start=2):
+    bad = [RowError(row=p.line, field=p.column, message=p.message) for p in table.problems]
+    for row in table.rows:
+        values = {k: row.values.get(k) for k in CSV_COLUMNS}
         try:
-            good.append((line, BillingEventIn.model_validate({k: raw.get(k) for k in CSV_COLUMNS})))
+            good.append((row.line, BillingEventIn.model_validate(values, context=TEXT_INPUT)))
         except PydanticValidationError as exc:
             first = exc.errors(include_input=False, include_url=False)[0]
-            bad.append(RowError(row=line, field=str(first["loc"][0]), message=first["msg"]))
-    return good, bad
+            bad.append(RowError(row=row.line, field=str(first["loc"][0]), message=first["msg"]))
+    return good, sorted(bad, key=lambda e: e.row)
 
 
 def record(

@@ -13,14 +13,13 @@ every other column is a feature — numbers are used as numbers, anything else a
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from datetime import date, timedelta
 from typing import Any
 
 from sqlmodel import Session, col, delete, select
 
+from revops_core.csv_input import echo, read_csv
 from revops_core.errors import ValidationFailed
 from revops_core.params import start_of_day
 from revops_cs.models.retention import CsChurnTrainingRow
@@ -100,7 +99,7 @@ def parse_label(value: str, line: int, column: str) -> bool:
     if text in FALSE:
         return False
     raise ValidationFailed(
-        f"Line {line}: '{value}' in column '{column}' is not a churn outcome.",
+        f"Line {line}: '{echo(value, 100)}' in column '{column}' is not a churn outcome.",
         field="csv_text",
         hint="Use 1/0, yes/no or true/false for the outcome column.",
     )
@@ -110,12 +109,12 @@ def import_csv(
     session: Session, dataset: str, csv_text: str, id_column: str, label_column: str, replace: bool
 ) -> tuple[int, int, list[str]]:
     """Store the rows; returns (rows, churned, feature columns). Validates everything before writing."""
-    reader = csv.DictReader(io.StringIO(csv_text))
-    header = reader.fieldnames or []
+    table = read_csv(csv_text, field="csv_text")
+    header = table.header
     for name, field in ((id_column, "id_column"), (label_column, "label_column")):
         if name not in header:
             raise ValidationFailed(
-                f"Column '{name}' is not in the CSV header ({', '.join(header[:12])}).",
+                f"Column '{name}' is not in the CSV header ({echo(', '.join(header[:12]))}).",
                 field=field,
                 hint="Name the account and outcome columns as they appear in the header.",
             )
@@ -124,13 +123,15 @@ def import_csv(
         raise ValidationFailed(
             "The CSV has no feature columns.", field="csv_text", hint="Add feature columns."
         )
+    table.raise_first_problem("csv_text")  # all or nothing: extra values, oversize fields
     parsed: list[CsChurnTrainingRow] = []
     seen: set[str] = set()
-    for line, rec in enumerate(reader, start=2):
+    for row in table.rows:
+        line, rec = row.line, row.values
         ref = (rec.get(id_column) or "").strip()
         if not ref or ref in seen:
             raise ValidationFailed(
-                f"Line {line}: account reference '{ref}' is empty or repeated.",
+                f"Line {line}: account reference '{echo(ref, 100)}' is empty or repeated.",
                 field="csv_text",
                 hint="Give every row a unique account reference.",
             )

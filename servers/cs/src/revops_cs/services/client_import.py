@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable
 
 from pydantic import Field
 from pydantic import ValidationError as PydanticValidationError
 from sqlmodel import Session
 
+from revops_core.csv_input import TEXT_INPUT, echo, read_csv
 from revops_core.errors import Conflict, ValidationFailed
 from revops_core.money import to_minor
 from revops_cs.output import Out
@@ -49,27 +48,24 @@ class ImportReport(Out):
     dry_run: bool = Field(description="Nothing written.")
 
 
-def _header(reader: csv.DictReader[str]) -> None:
-    header = [h.strip() for h in reader.fieldnames or []]
+def _header(header: list[str]) -> None:
     unknown = [h for h in header if h not in CSV_COLUMNS]
-    if not header or "name" not in header or "tier" not in header or unknown:
+    if "name" not in header or "tier" not in header or unknown:
         raise ValidationFailed(
             "Bad CSV header: "
-            + (f"unknown columns {', '.join(unknown)}." if unknown else "needs name and tier."),
+            + (f"unknown columns {echo(', '.join(unknown))}." if unknown else "needs name and tier."),
             field="csv_text",
             hint="Columns allowed: " + ", ".join(CSV_COLUMNS) + "; nothing was imported.",
         )
 
 
-def _parse(line: int, raw: dict[str | None, str | None]) -> ClientIn | list[RowError]:
+def _parse(line: int, raw: dict[str, str]) -> ClientIn | list[RowError]:
     """The row as a ClientIn, or what is wrong with it (arr is in major units in the file)."""
-    values: dict[str, object] = {
-        k.strip(): v.strip() for k, v in raw.items() if k is not None and isinstance(v, str) and v.strip()
-    }
+    values: dict[str, object] = {k: v.strip() for k, v in raw.items() if v.strip()}
     try:
         if "arr" in values:
             values["arr_minor"] = to_minor(str(values.pop("arr")), str(values.get("currency", "USD")))
-        return ClientIn.model_validate(values)
+        return ClientIn.model_validate(values, context=TEXT_INPUT)  # seats arrive as text
     except PydanticValidationError as exc:
         errors = []
         for err in exc.errors():
@@ -86,18 +82,18 @@ def import_csv(
     session: Session, csv_text: str, *, tenant: str, actor: str, dry_run: bool, progress: Progress
 ) -> ImportReport:
     """Create a client per valid row (`dry_run`: only check them); report the others by row and field."""
-    reader = csv.DictReader(io.StringIO(csv_text))
-    _header(reader)
-    rows = list(reader)
-    errors: list[RowError] = []
+    table = read_csv(csv_text, field="csv_text")
+    _header(table.header)
+    rows = table.rows
+    errors = [RowError(row=p.line, field=p.column, message=p.message) for p in table.problems]
     created: list[int] = []
     seen_domains: set[str] = set()
     seen_emails: set[str] = set()
     valid = 0
     for index, raw in enumerate(rows):
         try:
-            line = index + 2
-            data = _parse(line, raw)
+            line = raw.line
+            data = _parse(line, raw.values)
             if isinstance(data, list):
                 errors.extend(data)
                 continue
@@ -129,5 +125,10 @@ def import_csv(
             if (index + 1) % 25 == 0 or index + 1 == len(rows):
                 progress(index + 1, len(rows))
     return ImportReport(
-        rows=len(rows), imported=len(created), valid=valid, errors=errors, client_ids=created, dry_run=dry_run
+        rows=len(rows) + len(table.problems),
+        imported=len(created),
+        valid=valid,
+        errors=sorted(errors, key=lambda e: e.row),
+        client_ids=created,
+        dry_run=dry_run,
     )

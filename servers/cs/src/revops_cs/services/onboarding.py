@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime, timedelta
+from typing import Annotated
 
 from pydantic import Field
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from revops_core.errors import Conflict, NotFound, ValidationFailed
-from revops_core.params import resolve_as_of
+from revops_core.params import MultiLine, SingleLine, WholeNumber, resolve_as_of
 from revops_cs.analytics import onboarding as maths
 from revops_cs.models.clients import CsClient
 from revops_cs.models.onboarding import CsOnboardingMilestone, CsOnboardingPlan, CsOnboardingTemplate
@@ -21,9 +22,11 @@ STATUSES = ("done", "overdue", "at_risk", "on_track")
 
 
 class MilestoneSpec(LeanIn):
-    name: str = Field(min_length=1, max_length=200, description="Milestone name.")
-    offset_days: int = Field(ge=0, le=730, description="Days after start.")
-    description: str | None = Field(default=None, max_length=1000, description="What done means.")
+    name: Annotated[str, SingleLine] = Field(min_length=1, max_length=200, description="Milestone name.")
+    offset_days: Annotated[int, WholeNumber] = Field(ge=0, le=730, description="Days after start.")
+    description: Annotated[str | None, MultiLine] = Field(
+        default=None, max_length=1000, description="What done means."
+    )
 
 
 class TemplateOut(Out):

@@ -7,13 +7,14 @@ always inserted. Importers call `ingest_usage_events`; the `record_usage_events`
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Annotated
 
 from pydantic import Field, field_validator
 from sqlalchemy import func, insert
 from sqlmodel import Session, col, select
 
 from revops_core.errors import NotFound, ValidationFailed
-from revops_core.params import MAX_ID, end_of_day, start_of_day
+from revops_core.params import MAX_ID, SingleLine, WholeNumber, end_of_day, start_of_day
 from revops_cs.models.clients import CsClient
 from revops_cs.models.usage import CsUsageEvent
 from revops_cs.output import LeanIn, Out
@@ -22,15 +23,23 @@ from revops_cs.output import LeanIn, Out
 class UsageEventIn(LeanIn):
     """One usage event to store."""
 
-    client_id: int = Field(ge=1, le=MAX_ID, description="Client id (see list_clients).")
-    user_ref: str = Field(min_length=1, max_length=200, description="End user (email or product user id).")
+    client_id: Annotated[int, WholeNumber] = Field(
+        ge=1, le=MAX_ID, description="Client id (see list_clients)."
+    )
+    user_ref: Annotated[str, SingleLine] = Field(
+        min_length=1, max_length=200, description="End user (email or product user id)."
+    )
     event: str = Field(
         min_length=1, max_length=100, pattern=r"^[a-z0-9_.:-]+$", description="Event name; 'login' = session."
     )
-    feature: str | None = Field(default=None, max_length=100, description="Feature used, if any.")
+    feature: Annotated[str | None, SingleLine] = Field(
+        default=None, max_length=100, description="Feature used, if any."
+    )
     quantity: float = Field(default=1.0, ge=0, le=1e9, description="Amount (default 1).")
     occurred_at: datetime = Field(description="When it happened (ISO 8601 with timezone).")
-    external_id: str | None = Field(default=None, max_length=200, description="Source's event id (dedupe).")
+    external_id: Annotated[str | None, SingleLine] = Field(
+        default=None, max_length=200, description="Source's event id (dedupe)."
+    )
 
     @field_validator("occurred_at")
     @classmethod

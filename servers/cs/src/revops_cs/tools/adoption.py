@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from revops_core.params import AsOf, Count, Text, resolve_as_of
+from revops_core.params import AsOf, Count, SingleLine, Text, resolve_as_of
 from revops_core.server import Call
 from revops_cs.models.clients import Tier
 from revops_cs.params import OptClient
@@ -64,7 +64,9 @@ def define_milestone(
     name: Annotated[str, Text("Display name.")],
     kind: Annotated[adoption.MilestoneKind, Field(description="What is counted.")],
     threshold: Annotated[int, Count("Count to reach.", ge=1, le=1_000_000)] = 1,
-    event: Annotated[str | None, Field(max_length=100, description="kind=event_count: the event.")] = None,
+    event: Annotated[
+        str | None, Field(max_length=100, description="kind=event_count: the event."), SingleLine
+    ] = None,
 ) -> adoption.MilestoneDef:
     """Add an adoption milestone (replaces the defaults once any is defined)."""
     return adoption.define_milestone(

@@ -22,7 +22,12 @@ def manage_churn_model(
     dataset: Annotated[str | None, Text("Dataset (import; train source=dataset).", max_length=100)] = None,
     csv_text: Annotated[
         str | None,
-        Text("import: CSV; header, account, outcome (1/0), features.", max_length=MAX_CSV),
+        # Not `Text`: read_csv reports a control character by line and column, not by offset.
+        Field(
+            min_length=1,
+            max_length=MAX_CSV,
+            description="import: CSV; header, account, outcome (1/0), features.",
+        ),
     ] = None,
     id_column: Annotated[str, Text("import: account column.", max_length=100)] = "account_ref",
     label_column: Annotated[str, Text("import: churn outcome column.", max_length=100)] = "churned",

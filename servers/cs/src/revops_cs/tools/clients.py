@@ -9,7 +9,18 @@ from pydantic import ValidationError as PydanticValidationError
 
 from revops_core.errors import ValidationFailed
 from revops_core.paging import Page
-from revops_core.params import AsOf, Count, Cursor, End, Limit, Start, Text, resolve_as_of
+from revops_core.params import (
+    AsOf,
+    Count,
+    Cursor,
+    End,
+    Limit,
+    MultiLine,
+    SingleLine,
+    Start,
+    Text,
+    resolve_as_of,
+)
 from revops_core.server import Call
 from revops_cs.models.clients import Stage, Tier
 from revops_cs.params import ClientId
@@ -63,7 +74,7 @@ def register_client(
     renewal_date: RenewalDate | None = None,
     contact_email: Email | None = None,
     contact_name: Annotated[
-        str | None, Field(max_length=200, description="Primary contact full name.")
+        str | None, Field(max_length=200, description="Primary contact full name."), SingleLine
     ] = None,
 ) -> clients.Registered:
     """Register a new client: shared company record, CS client and optional primary contact."""
@@ -110,7 +121,9 @@ def update_client_info(
     contract_start: ContractStart | None = None,
     renewal_date: RenewalDate | None = None,
     stage: StageField | None = None,
-    reason: Annotated[str | None, Field(max_length=500, description="Why (required for churned).")] = None,
+    reason: Annotated[
+        str | None, Field(max_length=500, description="Why (required for churned)."), MultiLine
+    ] = None,
     external_ids: Annotated[
         dict[VendorName, Annotated[str, Field(min_length=1, max_length=100)]] | None,
         Field(max_length=10, description='Vendor ids to link, merged in, e.g. {"zendesk": "501"}.'),

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from revops_core.params import Id, Text, require
+from revops_core.params import Id, Text, WholeNumber, require
 from revops_core.server import Call
 from revops_cs.services import intercom_sync
 from revops_cs.toolsets import communication as toolset
@@ -27,7 +27,7 @@ def sync_intercom(
     conversation_id: Annotated[
         str | None, Field(pattern=r"^\d{1,30}$", description="reply: Intercom conversation id.")
     ] = None,
-    max_pages: Annotated[int, Field(ge=1, le=50, description="import: pages of 50.")] = 5,
+    max_pages: Annotated[int, Field(ge=1, le=50, description="import: pages of 50."), WholeNumber] = 5,
 ) -> intercom_sync.IntercomResult:
     """Push contacts to Intercom, add notes/replies there, or import conversations as tickets."""
     when = f"action={action}"

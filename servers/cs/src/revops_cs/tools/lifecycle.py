@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import Field
 
+from revops_core.params import MultiLine
 from revops_core.server import Call
 from revops_cs.models.clients import Stage
 from revops_cs.params import ClientId
@@ -30,7 +31,9 @@ def move_lifecycle_stage(
     call: Call,
     client_id: ClientId,
     to_stage: Annotated[Stage, Field(description="Target stage.")],
-    reason: Annotated[str | None, Field(max_length=500, description="Why; required for churned.")] = None,
+    reason: Annotated[
+        str | None, Field(max_length=500, description="Why; required for churned."), MultiLine
+    ] = None,
 ) -> lifecycle.Lifecycle:
     """Move a client to another stage if the rules allow it (churn needs a reason); the move is recorded."""
     client = clients.get_client(call.db, client_id)

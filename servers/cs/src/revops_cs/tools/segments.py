@@ -6,16 +6,16 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from revops_core.params import AsOf, Count, resolve_as_of, today
+from revops_core.params import AsOf, Count, SingleLine, WholeNumber, resolve_as_of, today
 from revops_core.server import Call
 from revops_cs.services import clients, segments
 from revops_cs.toolsets import segments as toolset
 
-Members = Annotated[int, Field(ge=1, le=500, description="Members to list.")]
+Members = Annotated[int, Field(ge=1, le=500, description="Members to list."), WholeNumber]
 Conditions = Annotated[
     list[segments.Condition], Field(min_length=1, max_length=20, description="ANDed conditions.")
 ]
-RuleName = Annotated[str, Field(min_length=1, max_length=100, description="Saved rule name.")]
+RuleName = Annotated[str, Field(min_length=1, max_length=100, description="Saved rule name."), SingleLine]
 
 
 @toolset.tool(tier="read", title="Segment by value tier")
@@ -45,7 +45,7 @@ def segment_customers(
         list[segments.Condition] | None, Field(min_length=1, max_length=20, description="custom: ANDed.")
     ] = None,
     rule_name: Annotated[
-        str | None, Field(max_length=100, description="custom: saved rule to apply.")
+        str | None, Field(max_length=100, description="custom: saved rule to apply."), SingleLine
     ] = None,
     limit: Members = 200,
     as_of: AsOf = None,

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from revops_core.paging import Page
-from revops_core.params import Cursor, Limit, Text
+from revops_core.params import Cursor, Limit, Text, WholeNumber
 from revops_core.server import Call
 from revops_cs.models.support import Priority, TicketStatus
 from revops_cs.params import ClientId, OptClient, Tags, TicketId
@@ -102,7 +102,7 @@ async def update_ticket(
     public: Annotated[bool, Field(description="Comment is public.")] = True,
     from_agent: Annotated[bool, Field(description="Comment by an agent, not the customer.")] = True,
     author: Annotated[str | None, Text("Comment author (default you).")] = None,
-    csat: Annotated[int | None, Field(ge=1, le=5, description="CSAT 1–5.")] = None,
+    csat: Annotated[int | None, Field(ge=1, le=5, description="CSAT 1–5."), WholeNumber] = None,
 ) -> TicketResult:
     """Edit, comment on, resolve or escalate (with an SLA due time) a ticket; mirrored to Zendesk."""
     change = TicketChange(

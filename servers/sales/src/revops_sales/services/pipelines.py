@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field
 from sqlmodel import Session, col, select
 
 from revops_core.errors import Conflict, NotFound, ValidationFailed
 from revops_core.outputs import Out
+from revops_core.params import SingleLine, WholeNumber
 from revops_core.records import live
 from revops_sales.models.pipelines import SalesPipeline, SalesStage, StageKind
 
@@ -26,8 +29,10 @@ DEFAULT_STAGES: tuple[tuple[str, int, StageKind], ...] = (
 
 
 class StageIn(Out):
-    name: str = Field(min_length=1, max_length=100, description="Stage name, unique in the pipeline.")
-    probability_pct: int = Field(
+    name: Annotated[str, SingleLine] = Field(
+        min_length=1, max_length=100, description="Stage name, unique in the pipeline."
+    )
+    probability_pct: Annotated[int, WholeNumber] = Field(
         ge=0, le=100, description="Win probability of a deal in this stage, percent."
     )
     kind: StageKind = Field(default="open", description="open, won (closed won) or lost (closed lost).")

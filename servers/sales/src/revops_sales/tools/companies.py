@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import Field
 
 from revops_core.paging import Page
-from revops_core.params import Count, Cursor, Id, Limit, Text
+from revops_core.params import Count, Cursor, Id, Limit, SingleLine, Text
 from revops_core.server import Call
 from revops_sales.params import CompanyId, ContactId
 from revops_sales.services import companies
@@ -22,15 +22,17 @@ Domain = Annotated[
         description="Web domain, e.g. acme.com.",
     ),
 ]
-Industry = Annotated[str | None, Field(min_length=1, max_length=100, description="Industry.")]
+Industry = Annotated[str | None, Field(min_length=1, max_length=100, description="Industry."), SingleLine]
 Employees = Annotated[int | None, Count("Employee count.")]
 Email = Annotated[
-    str, Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", description="E-mail.")
+    str,
+    Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", description="E-mail."),
+    SingleLine,
 ]
-Name = Annotated[str | None, Field(min_length=1, max_length=100, description="Name part.")]
-JobTitle = Annotated[str | None, Field(min_length=1, max_length=150, description="Job title.")]
+Name = Annotated[str | None, Field(min_length=1, max_length=100, description="Name part."), SingleLine]
+JobTitle = Annotated[str | None, Field(min_length=1, max_length=150, description="Job title."), SingleLine]
 SearchText = Annotated[
-    str | None, Field(min_length=1, max_length=100, description="Text to find (any part).")
+    str | None, Field(min_length=1, max_length=100, description="Text to find (any part)."), SingleLine
 ]
 
 
@@ -112,6 +114,7 @@ def update_contact(
     email: Annotated[
         str | None,
         Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", description="New e-mail."),
+        SingleLine,
     ] = None,
     company_id: Annotated[
         int | None, Id("company", see="search_companies", optional="the new company")

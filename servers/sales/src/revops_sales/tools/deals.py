@@ -8,14 +8,27 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from revops_core.paging import Page
-from revops_core.params import AsOf, Currency, Cursor, Id, Limit, MinorUnits, Text, resolve_as_of
+from revops_core.params import (
+    AsOf,
+    Currency,
+    Cursor,
+    Id,
+    Limit,
+    MinorUnits,
+    SingleLine,
+    Text,
+    WholeNumber,
+    resolve_as_of,
+)
 from revops_core.server import Call
 from revops_sales.analytics.stalls import STALL_FACTOR
 from revops_sales.params import DealId, OptPipeline, PipelineId, StageId
 from revops_sales.services import deal_health, deals
 from revops_sales.toolsets import deals as toolset
 
-Owner = Annotated[str | None, Field(min_length=1, max_length=200, description="Rep who owns the deal.")]
+Owner = Annotated[
+    str | None, Field(min_length=1, max_length=200, description="Rep who owns the deal."), SingleLine
+]
 Category = Literal["pipeline", "best_case", "most_likely", "commit", "omitted"]
 
 
@@ -59,7 +72,7 @@ def update_deal(
     deal_id: DealId,
     name: Annotated[str | None, Text("New name.")] = None,
     amount_minor: Annotated[
-        int | None, Field(ge=0, le=10**15, description="New amount, minor units.")
+        int | None, Field(ge=0, le=10**15, description="New amount, minor units."), WholeNumber
     ] = None,
     owner: Owner = None,
     close_date: Annotated[date | None, Field(description="New expected close date.")] = None,

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from revops_core.params import MAX_MINOR
+from revops_core.params import MAX_MINOR, WholeNumber
 from revops_core.server import Call
 from revops_sales.analytics.forecast import DEFAULT_SEED
 from revops_sales.params import OptPipeline
@@ -25,14 +25,16 @@ def forecast_period(
         str | None, Field(pattern=r"^[A-Z]{3}$", description="Needed when deals use several.")
     ] = None,
     quota_minor: Annotated[
-        int | None, Field(ge=1, le=MAX_MINOR, description="Quota for the period, minor units.")
+        int | None, Field(ge=1, le=MAX_MINOR, description="Quota for the period, minor units."), WholeNumber
     ] = None,
-    seed: Annotated[int, Field(ge=0, le=2**32 - 1, description="Monte Carlo seed.")] = DEFAULT_SEED,
+    seed: Annotated[
+        int, Field(ge=0, le=2**32 - 1, description="Monte Carlo seed."), WholeNumber
+    ] = DEFAULT_SEED,
     probabilities: Annotated[
         Literal["configured", "historical"], Field(description="Stage probabilities or win rates by stage.")
     ] = "configured",
     lookback_days: Annotated[
-        int, Field(ge=30, le=1830, description="Win-rate look-back (historical).")
+        int, Field(ge=30, le=1830, description="Win-rate look-back (historical)."), WholeNumber
     ] = 365,
 ) -> forecast.ForecastOut:
     """Weighted pipeline, won to date and a 10 000-run Monte Carlo (P10/P50/P90, P(total ≥ quota))."""

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from revops_core.params import Currency
+from revops_core.params import Currency, SingleLine
 from revops_core.server import Call
 from revops_sales.params import OptPipeline
 from revops_sales.services import metrics, waterfall
@@ -21,7 +21,7 @@ def get_pipeline_metrics(
     end: Annotated[date | None, Field(description="Last day; default today.")] = None,
     pipeline_id: OptPipeline = None,
     owner: Annotated[
-        str | None, Field(min_length=1, max_length=200, description="One rep; omit for all.")
+        str | None, Field(min_length=1, max_length=200, description="One rep; omit for all."), SingleLine
     ] = None,
     currency: Currency = "USD",
 ) -> metrics.PipelineMetrics:

@@ -7,13 +7,13 @@ from typing import Annotated
 
 from pydantic import Field
 
-from revops_core.params import AsOf, Currency, MinorUnits, resolve_as_of
+from revops_core.params import AsOf, Currency, MinorUnits, SingleLine, resolve_as_of
 from revops_core.server import Call
 from revops_sales.services import quotas
 from revops_sales.toolsets import forecasting as toolset
 
 QuotaOwner = Annotated[
-    str, Field(min_length=1, max_length=200, description="Rep, or '*' for the whole team.")
+    str, Field(min_length=1, max_length=200, description="Rep, or '*' for the whole team."), SingleLine
 ]
 
 
@@ -38,7 +38,9 @@ def set_quota(
 def get_quota_attainment(
     call: Call,
     owner: Annotated[
-        str | None, Field(min_length=1, max_length=200, description="One rep or '*'; omit for all.")
+        str | None,
+        Field(min_length=1, max_length=200, description="One rep or '*'; omit for all."),
+        SingleLine,
     ] = None,
     as_of: AsOf = None,
 ) -> list[quotas.Attainment]:
