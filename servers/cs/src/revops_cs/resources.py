@@ -19,8 +19,8 @@ from revops_core.errors import NotFound
 from revops_core.params import MAX_ID, today
 from revops_core.server import Runtime
 from revops_cs.models.clients import CsClient
-from revops_cs.services.clients import get_client, live_clients
-from revops_cs.services.health import latest_snapshots
+from revops_cs.services.clients import get_client, live_clients, live_ids
+from revops_cs.services.health import latest_snapshot, latest_snapshots
 from revops_cs.services.overview import build_overview
 
 MAX_COMPLETIONS = 100
@@ -52,7 +52,7 @@ def client_json(runtime: Runtime, client_id: str) -> str:
 def health_json(runtime: Runtime, client_id: str) -> str:
     with runtime.db.session() as session:
         client = _client_or_error(session, client_id)
-        snap = latest_snapshots(session, [client.id or 0]).get(client.id or 0)
+        snap = latest_snapshot(session, client.id or 0)
         if snap is None:
             body: dict[str, Any] = {
                 "client_id": client.id,
@@ -90,7 +90,7 @@ def at_risk_text(runtime: Runtime) -> str:
     with runtime.db.session() as session:
         tenant = runtime.settings.tenant
         clients = {c.id or 0: c for c in live_clients(session, tenant)}
-        snaps = latest_snapshots(session, list(clients))
+        snaps = latest_snapshots(session, live_ids(tenant))
         rows = [
             {
                 "client_id": cid,

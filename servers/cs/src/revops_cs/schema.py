@@ -54,10 +54,20 @@ def _usage_covering_indexes(connection: Connection) -> None:
         connection.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {name} ON cs_usage_event ({columns})")
 
 
+def _latest_snapshot_index(connection: Connection) -> None:
+    """(client_id, as_of, id) replaces (client_id, as_of), its prefix (new databases have it from
+    step 1, hence IF [NOT] EXISTS)."""
+    connection.exec_driver_sql(
+        "CREATE INDEX IF NOT EXISTS ix_cs_health_client_asof_id ON cs_health_snapshot (client_id, as_of, id)"
+    )
+    connection.exec_driver_sql("DROP INDEX IF EXISTS ix_cs_health_client_asof")
+
+
 CS = Component(
     name="cs",
     steps=[
         Migration(1, "customer success tables", _create_cs_tables),
         Migration(2, "covering indexes for set-based health scoring", _usage_covering_indexes),
+        Migration(3, "latest-snapshot index (client, as_of, id)", _latest_snapshot_index),
     ],
 )

@@ -14,7 +14,9 @@ class CsHealthSnapshot(SQLModel, table=True):
     """A computed health score with its explanation, stored for trends."""
 
     __tablename__ = "cs_health_snapshot"
-    __table_args__ = (Index("ix_cs_health_client_asof", "client_id", "as_of"),)
+    # (client, as_of, id) serves "latest snapshot per client" (ordered by as_of, then id) from the
+    # index alone: the correlated subquery behind list_clients' band filter and the report.
+    __table_args__ = (Index("ix_cs_health_client_asof_id", "client_id", "as_of", "id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     client_id: int = Field(foreign_key="cs_client.id")

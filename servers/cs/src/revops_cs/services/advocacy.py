@@ -8,6 +8,7 @@ who are not already active advocates.
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from pydantic import Field
 from sqlalchemy import func
@@ -22,6 +23,7 @@ from revops_cs.models.reviews import CsAdvocacy, CsAdvocacyPoints
 from revops_cs.output import Out
 from revops_cs.services.business_reviews import contact_of
 from revops_cs.services.health import latest_snapshots
+from revops_cs.services.health_facts import portfolio_ids
 from revops_cs.services.signals import live_clients
 
 PROMOTER_MIN = 9
@@ -141,11 +143,11 @@ def record_points(
     return row, before + points
 
 
-def _latest_nps(session: Session, client_ids: list[int], as_of: date) -> dict[int, CsFeedback]:
+def _latest_nps(session: Session, among: Any, as_of: date) -> dict[int, CsFeedback]:
     query = (
         select(CsFeedback)
         .where(
-            col(CsFeedback.client_id).in_(client_ids),
+            col(CsFeedback.client_id).in_(among),
             CsFeedback.kind == "nps",
             col(CsFeedback.score).is_not(None),
             col(CsFeedback.submitted_at) < end_of_day(as_of),
@@ -168,7 +170,8 @@ def candidates(session: Session, tenant: str, as_of: date, limit: int) -> list[C
     ids = [c.id or 0 for c in live_clients(session, tenant) if c.id not in active]
     if not ids:
         return []
-    nps, health = _latest_nps(session, ids, as_of), latest_snapshots(session, ids, as_of)
+    portfolio = portfolio_ids(tenant)  # the clients `live_clients` lists; active advocates are skipped below
+    nps, health = _latest_nps(session, portfolio, as_of), latest_snapshots(session, portfolio, as_of)
     out = []
     for cid in ids:
         answer, snap = nps.get(cid), health.get(cid)

@@ -28,7 +28,7 @@ from revops_cs.models.reviews import CsBusinessReview
 from revops_cs.models.support import CsTicket
 from revops_cs.output import FromJson, Out
 from revops_cs.services.feedback import Surveys, feedback_rows, survey_scores
-from revops_cs.services.health import latest_snapshots
+from revops_cs.services.health import latest_snapshot
 from revops_cs.services.support_metrics import performance
 from revops_cs.services.usage import usage_rows
 
@@ -191,7 +191,7 @@ class ReviewPack(Out):
 
 
 def _health(session: Session, client_id: int, window: DateRange) -> HealthSection | None:
-    now = latest_snapshots(session, [client_id], window.end).get(client_id)
+    now = latest_snapshot(session, client_id, window.end)
     if now is None:
         return None
     snaps = list(

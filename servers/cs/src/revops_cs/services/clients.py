@@ -19,7 +19,7 @@ from revops_core.db import utcnow
 from revops_core.errors import NotFound, ValidationFailed
 from revops_core.models import CoreCompany, CoreContact
 from revops_core.paging import Page, paginate
-from revops_core.params import MAX_COUNT, Count
+from revops_core.params import MAX_COUNT, Count, SingleLine, WholeNumber
 from revops_core.records import ensure_unique
 from revops_cs.models.clients import CsClient, CsStageChange, Stage, Tier
 from revops_cs.models.health import CsHealthSnapshot
@@ -29,20 +29,22 @@ from revops_cs.services.health import latest_snapshot_id
 
 # --------------------------------------------------------------------------- the client fields
 
-Name = Annotated[str, Field(min_length=1, max_length=200, description="Client (company) name.")]
+Name = Annotated[str, Field(min_length=1, max_length=200, description="Client (company) name."), SingleLine]
 TierField = Annotated[Tier, Field(description="Service tier.")]
 StageField = Annotated[Stage, Field(description="Lifecycle stage.")]
-Domain = Annotated[str, Field(max_length=253, description="Web domain (e.g. example.com); unique.")]
+Domain = Annotated[
+    str, Field(max_length=253, description="Web domain (e.g. example.com); unique."), SingleLine
+]
 # ARR is stored in an INTEGER column today, so its bound is the column's (see the report on BIGINT).
-ArrMinor = Annotated[int, Field(ge=0, le=MAX_COUNT, description="ARR in minor units (cents).")]
+ArrMinor = Annotated[int, Field(ge=0, le=MAX_COUNT, description="ARR in minor units (cents)."), WholeNumber]
 CurrencyCode = Annotated[str, Field(pattern=r"^[A-Za-z]{3}$", description="ISO 4217 currency.")]
-Owner = Annotated[str, Field(min_length=1, max_length=200, description="CSM responsible.")]
-Plan = Annotated[str, Field(min_length=1, max_length=100, description="Product plan.")]
+Owner = Annotated[str, Field(min_length=1, max_length=200, description="CSM responsible."), SingleLine]
+Plan = Annotated[str, Field(min_length=1, max_length=100, description="Product plan."), SingleLine]
 Seats = Annotated[int, Count("Seats in the contract.")]
 ContractStart = Annotated[date, Field(description="Contract start (YYYY-MM-DD).")]
 RenewalDate = Annotated[date, Field(description="Next renewal (YYYY-MM-DD); after contract_start.")]
-Email = Annotated[str, Field(max_length=320, description="Primary contact email.")]
-PersonName = Annotated[str, Field(max_length=100, description="Primary contact name.")]
+Email = Annotated[str, Field(max_length=320, description="Primary contact email."), SingleLine]
+PersonName = Annotated[str, Field(max_length=100, description="Primary contact name."), SingleLine]
 
 UPDATABLE: tuple[str, ...] = (
     "name",
@@ -195,6 +197,11 @@ def live_clients(session: Session, tenant: str) -> list[CsClient]:
     )
 
 
+def live_ids(tenant: str) -> Any:
+    """SQL: ids of the tenant's non-archived clients (`live_clients` as a subquery, never a list)."""
+    return select(CsClient.id).where(CsClient.tenant == tenant, col(CsClient.deleted_at).is_(None))
+
+
 def portfolio(session: Session, tenant: str, client_id: int | None = None) -> list[CsClient]:
     """One client, or the portfolio: live clients that have not churned (a churned account has no
     health to manage and would only add noise: no usage reads as a 100 % drop, its ARR as ARR at risk)."""
@@ -229,15 +236,22 @@ def page(
             field="arr_max_minor",
             hint="Give a maximum at or above the minimum.",
         )
+    # The domain and the latest snapshot's score and band are scalar subqueries, not joins: they
+    # are evaluated for the rows of the page only (the band for every client only when filtering
+    # on it), so counting the matches reads the client rows alone.
+    latest = latest_snapshot_id()
+    score, band = (
+        sql_select(column).where(col(CsHealthSnapshot.id) == latest).scalar_subquery()
+        for column in (col(CsHealthSnapshot.score), col(CsHealthSnapshot.band))
+    )
+    domain = sql_select(col(CoreCompany.domain)).where(col(CoreCompany.id) == col(CsClient.company_id))
     query = (
         sql_select(
             *_ROW_COLUMNS,
-            col(CoreCompany.domain),
-            col(CsHealthSnapshot.score).label("health_score"),
-            col(CsHealthSnapshot.band).label("health_band"),
+            domain.scalar_subquery().label("domain"),
+            score.label("health_score"),
+            band.label("health_band"),
         )
-        .join(CoreCompany, col(CoreCompany.id) == col(CsClient.company_id))
-        .outerjoin(CsHealthSnapshot, col(CsHealthSnapshot.id) == latest_snapshot_id())
         .where(col(CsClient.tenant) == tenant)
         .where(col(CsClient.deleted_at).is_not(None) if archived else col(CsClient.deleted_at).is_(None))
     )
@@ -245,7 +259,7 @@ def page(
         (col(CsClient.tier), tier),
         (col(CsClient.stage), stage),
         (col(CsClient.owner), owner),
-        (col(CsHealthSnapshot.band), health_band),
+        (band, health_band),
     ):
         if value is not None:
             query = query.where(column == value)

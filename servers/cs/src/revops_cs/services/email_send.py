@@ -48,7 +48,7 @@ from revops_cs.models.communication import CsEmailMessage
 from revops_cs.output import Out
 from revops_cs.services.clients import get_client
 from revops_cs.services.email_templates import HEALTH_VARIABLES, render, template_variables, variable_values
-from revops_cs.services.health import latest_snapshots
+from revops_cs.services.health import latest_snapshot
 from revops_cs.vendors import sendgrid
 
 if TYPE_CHECKING:
@@ -175,7 +175,8 @@ def prepare(
     `allow_empty` (a scheduled send to a segment simply mails nobody there)."""
     used = template_variables(subject, body)
     clients = [get_client(session, cid) for cid in dict.fromkeys(client_ids)]
-    snaps = latest_snapshots(session, [c.id or 0 for c in clients]) if HEALTH_VARIABLES & set(used) else {}
+    health = bool(HEALTH_VARIABLES & set(used))
+    snaps = {c.id or 0: latest_snapshot(session, c.id or 0) for c in clients} if health else {}
     outgoing: list[Outgoing] = []
     skipped: list[Recipient] = []
     matched: set[int] = set()

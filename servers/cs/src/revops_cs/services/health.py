@@ -352,21 +352,30 @@ def latest_snapshot_id(as_of: date | None = None) -> Any:
     )
 
 
-def latest_snapshots(
-    session: Session, client_ids: list[int] | None = None, as_of: date | None = None
-) -> dict[int, CsHealthSnapshot]:
-    """The most recent stored snapshot per client (on or before `as_of` when given)."""
-    query = select(CsHealthSnapshot)
-    if client_ids is not None:
-        if not client_ids:
-            return {}
-        query = query.where(col(CsHealthSnapshot.client_id).in_(client_ids))
+def latest_snapshot(session: Session, client_id: int, as_of: date | None = None) -> CsHealthSnapshot | None:
+    """One client's most recent stored snapshot (on or before `as_of` when given), or None."""
+    query = select(CsHealthSnapshot).where(CsHealthSnapshot.client_id == client_id)
     if as_of is not None:
         query = query.where(CsHealthSnapshot.as_of <= as_of)
-    query = query.order_by(
-        col(CsHealthSnapshot.client_id), col(CsHealthSnapshot.as_of).desc(), col(CsHealthSnapshot.id).desc()
+    order = (col(CsHealthSnapshot.as_of).desc(), col(CsHealthSnapshot.id).desc())
+    return session.exec(query.order_by(*order).limit(1)).first()
+
+
+def latest_snapshots(
+    session: Session, among: Scope | Any, as_of: date | None = None
+) -> dict[int, CsHealthSnapshot]:
+    """The most recent stored snapshot (on or before `as_of` when given) of each client in `among`.
+
+    `among` is a `health_facts.Scope` or a SQL selectable of client ids (`portfolio_ids(tenant)`,
+    `services.clients.live_ids(tenant)`): each client in it joins its latest snapshot through
+    `latest_snapshot_id`, so a portfolio of any size binds a constant number of parameters and
+    loads one snapshot per client, not its history. One client: `latest_snapshot`.
+    """
+    in_scope = among.matches(CsClient.id) if isinstance(among, Scope) else col(CsClient.id).in_(among)
+    query = (
+        select(CsHealthSnapshot)
+        .select_from(CsClient)
+        .join(CsHealthSnapshot, col(CsHealthSnapshot.id) == latest_snapshot_id(as_of))
+        .where(in_scope)
     )
-    out: dict[int, CsHealthSnapshot] = {}
-    for snap in session.exec(query):
-        out.setdefault(snap.client_id, snap)
-    return out
+    return {snap.client_id: snap for snap in session.exec(query)}

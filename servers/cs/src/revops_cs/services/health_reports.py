@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable
 from datetime import date, timedelta
+from typing import Any
 
 from pydantic import Field
-from sqlalchemy import func
+from sqlalchemy import Date, Integer, cast, func, literal, or_, union_all
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -16,6 +16,7 @@ from revops_cs.analytics import health as maths
 from revops_cs.models.clients import CsClient
 from revops_cs.models.health import CsHealthSnapshot
 from revops_cs.output import Out
+from revops_cs.services.clients import get_client
 from revops_cs.services.health import (
     HealthResult,
     Scored,
@@ -111,57 +112,145 @@ class Trends(Out):
 
 
 def trends(
-    session: Session, clients: list[CsClient], day: date, *, weeks: int, top: int, hs: HealthSettings
+    session: Session,
+    tenant: str,
+    client_id: int | None,
+    day: date,
+    *,
+    weeks: int,
+    top: int,
+    hs: HealthSettings,
 ) -> Trends:
-    """Least-squares slope over the latest stored snapshot of each week; biggest movers first."""
+    """Least-squares slope over the latest stored snapshot of each week; biggest movers first.
+
+    One client (`not_found` when unknown) or the portfolio (`health_facts.portfolio_ids`). SQL
+    reduces each client's snapshots to its weekly points and their least-squares sums, one row a
+    client (`_weekly_slopes`), which ranks the movers; only the top `top` movers' snapshots are read
+    back, and their figures come from the weekly points with `maths.slope`, as for one client.
+    """
     if weeks < hs.trend_min_points:
         raise ValidationFailed(
             f"A trend needs {hs.trend_min_points} weekly snapshots; {weeks} weeks cannot hold them.",
             field="weeks",
             hint=f"Use weeks ≥ {hs.trend_min_points}.",
         )
+    if client_id is not None:
+        get_client(session, client_id)
     first = day - timedelta(days=7 * weeks - 1)
-    snaps = session.exec(
-        select(CsHealthSnapshot)
-        .where(
-            col(CsHealthSnapshot.client_id).in_([c.id for c in clients]),
-            CsHealthSnapshot.as_of >= first,
-            CsHealthSnapshot.as_of <= day,
-        )
-        .order_by(col(CsHealthSnapshot.as_of), col(CsHealthSnapshot.id))
-    ).all()
-    per_client: dict[int, list[tuple[date, float]]] = defaultdict(list)
-    for s in snaps:
-        per_client[s.client_id].append((s.as_of, s.score))
-    out: list[ClientTrend] = []
+    ranked: list[tuple[float, int]] = []
     short: list[int] = []
-    for c in clients:
-        points = maths.weekly_latest(per_client.get(c.id or 0, []), first)
-        if len(points) < hs.trend_min_points:
-            short.append(c.id or 0)
-            continue
-        xs, ys = [x for x, _ in points], [y for _, y in points]
-        slope = maths.slope(xs, ys)
-        out.append(
-            ClientTrend(
-                client_id=c.id or 0,
-                name=c.name,
-                points=len(points),
-                first_score=ys[0],
-                latest_score=ys[-1],
-                slope_per_week=round(slope, 3),
-                trend=maths.trend(slope, stable_within=hs.trend_stable_within),
-            )
-        )
-    out.sort(key=lambda t: (-abs(t.slope_per_week), t.client_id))
+    scope = Scope(tenant, client_id)
+    weekly = _weekly_slopes(session, scope, first, day)
+    for cid in session.exec(select(CsClient.id).where(scope.matches(CsClient.id)).order_by(col(CsClient.id))):
+        n, slope = weekly.get(cid or 0, (0, None))
+        if n < hs.trend_min_points or slope is None:
+            short.append(cid or 0)
+        else:
+            ranked.append((-abs(round(slope, 3)), cid or 0))
+    ranked.sort()
+    movers = [
+        _trend(cid, name, points, first, hs)
+        for cid, name, points in _points(session, ranked[:top], first, day)
+    ]
+    movers.sort(key=lambda t: (-abs(t.slope_per_week), t.client_id))
     return Trends(
         as_of=day,
         weeks=weeks,
         stable_within=hs.trend_stable_within,
-        clients=out[:top],
+        clients=movers,
         insufficient_data=short,
         min_points=hs.trend_min_points,
     )
+
+
+def _trend(
+    client_id: int, name: str, snapshots: list[tuple[date, float]], first: date, hs: HealthSettings
+) -> ClientTrend:
+    points = maths.weekly_latest(snapshots, first)
+    xs, ys = [x for x, _ in points], [y for _, y in points]
+    slope = maths.slope(xs, ys)
+    return ClientTrend(
+        client_id=client_id,
+        name=name,
+        points=len(points),
+        first_score=ys[0],
+        latest_score=ys[-1],
+        slope_per_week=round(slope, 3),
+        trend=maths.trend(slope, stable_within=hs.trend_stable_within),
+    )
+
+
+def _weekly_slopes(
+    session: Session, scope: Scope, first: date, day: date
+) -> dict[int, tuple[int, float | None]]:
+    """Per client in scope with snapshots in the window: (weekly points, least-squares slope a week).
+
+    A weekly point is the latest snapshot (by date, then id) of a 7-day bucket from `first`
+    (`maths.weekly_latest`); d = its days since `first`, y = its score. One statement: a GROUP BY
+    over the (client, as_of) index sums every snapshot of the window; a client whose buckets each
+    hold one snapshot (scored once a week) is done, and only the others' snapshots go through a
+    window that keeps those whose next one falls in a later bucket (or that have none).
+    """
+    snap = CsHealthSnapshot
+    days = _days_since(session, col(snap.as_of), first)
+    in_window = (col(snap.as_of) >= first, col(snap.as_of) <= day)
+    every = sa_select(col(snap.client_id).label("client_id"), days.label("d"), col(snap.score).label("y"))
+    rows = every.where(scope.matches(snap.client_id), *in_window).subquery("in_window")
+    per_client = (
+        _slopes(rows).add_columns(func.count(func.distinct(rows.c.d // 7)).label("weeks")).cte("per_client")
+    )
+    several = sa_select(per_client.c.client_id).where(per_client.c.n > per_client.c.weeks)
+    next_d = func.lead(days, type_=Integer).over(
+        partition_by=col(snap.client_id), order_by=(col(snap.as_of), col(snap.id))
+    )
+    reduced = every.add_columns(next_d.label("next_d")).where(col(snap.client_id).in_(several), *in_window)
+    weekly = reduced.subquery("weekly")
+    latest_of_week = or_(weekly.c.next_d.is_(None), weekly.c.next_d // 7 != weekly.c.d // 7)
+    query = union_all(
+        sa_select(per_client.c.client_id, per_client.c.n, per_client.c.slope).where(
+            per_client.c.n == per_client.c.weeks
+        ),
+        _slopes(weekly).where(latest_of_week),
+    )
+    return {cid: (n, slope) for cid, n, slope in session.execute(query)}
+
+
+def _slopes(rows: Any) -> Any:
+    """SQL: per client of `rows` (client_id, d, y): n and `maths.slope` of y on weeks (x = d/7),
+    7·(nΣdy − ΣdΣy) / (nΣd² − (Σd)²), NULL when every d is equal."""
+    d, y, n = rows.c.d, rows.c.y, func.count()
+    sum_d = func.sum(d)
+    spread = func.nullif(n * func.sum(d * d) - sum_d * sum_d, 0)
+    slope = 7.0 * (n * func.sum(d * y) - sum_d * func.sum(y)) / spread
+    return sa_select(rows.c.client_id, n.label("n"), slope.label("slope")).group_by(rows.c.client_id)
+
+
+def _points(
+    session: Session, ranked: list[tuple[float, int]], first: date, day: date
+) -> list[tuple[int, str, list[tuple[date, float]]]]:
+    """The movers' names and snapshots in the window, in stored order (date, then id).
+
+    Bounded by `top` (≤ 200 clients), so binding their ids is safe on every backend."""
+    if not ranked:
+        return []
+    ids = [cid for _, cid in ranked]
+    found: dict[int, tuple[str, list[tuple[date, float]]]] = {}
+    query = (
+        select(col(CsClient.id), col(CsClient.name), col(CsHealthSnapshot.as_of), col(CsHealthSnapshot.score))
+        .join(CsHealthSnapshot, col(CsHealthSnapshot.client_id) == col(CsClient.id))
+        .where(col(CsClient.id).in_(ids), CsHealthSnapshot.as_of >= first, CsHealthSnapshot.as_of <= day)
+        .order_by(col(CsHealthSnapshot.as_of), col(CsHealthSnapshot.id))
+    )
+    for cid, name, as_of, score in session.exec(query):
+        found.setdefault(cid or 0, (name, []))[1].append((as_of, score))
+    return [(cid, *found[cid]) for cid in ids]
+
+
+def _days_since(session: Session, column: Any, first: date) -> Any:
+    """SQL: whole days from `first` to a date column (SQLite stores dates as ISO text)."""
+    if session.get_bind().dialect.name == "sqlite":
+        return cast(func.julianday(column) - func.julianday(first.isoformat()), Integer)
+    return cast(column - literal(first, Date), Integer)
 
 
 class BandLine(Out):

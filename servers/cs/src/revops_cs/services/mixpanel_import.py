@@ -98,7 +98,7 @@ def profile_updates(session: Session, client_ids: list[int] | None) -> list[tupl
     if client_ids:
         query = query.where(col(CsClient.id).in_(client_ids))
     clients = list(session.exec(query.order_by(col(CsClient.id))))
-    snaps = latest_snapshots(session, [c.id or 0 for c in clients])
+    snaps = latest_snapshots(session, query.with_only_columns(col(CsClient.id)))
     updates = []
     for client in clients:
         snap = snaps.get(client.id or 0)

@@ -26,6 +26,7 @@ from revops_cs.output import Out
 from revops_cs.services import email_send, segments
 from revops_cs.services.email_templates import template_variables
 from revops_cs.services.health import latest_snapshots
+from revops_cs.services.health_facts import portfolio_ids
 
 if TYPE_CHECKING:
     from revops_core.server import Call
@@ -106,7 +107,7 @@ def segment_members(session: Session, tenant: str, rule_name: str | None, as_of:
             hint="Save one with save_segment_rule.",
         )
     conditions = segments.rule_conditions(rule.conditions)
-    snaps = latest_snapshots(session, [c.id or 0 for c in clients], as_of)
+    snaps = latest_snapshots(session, portfolio_ids(tenant), as_of)
     return [c.id or 0 for c in clients if segments.evaluate(conditions, c, snaps.get(c.id or 0), as_of)[0]]
 
 

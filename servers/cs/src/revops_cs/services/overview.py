@@ -16,7 +16,7 @@ from revops_cs.models.health import CsHealthSnapshot
 from revops_cs.models.support import OPEN_STATUSES, CsTicket
 from revops_cs.output import Out
 from revops_cs.services.clients import ClientOut, client_out
-from revops_cs.services.health import latest_snapshots
+from revops_cs.services.health import latest_snapshot
 from revops_cs.services.usage import UsageSummary, usage_summary
 
 
@@ -51,7 +51,7 @@ class Overview(Out):
 def build_overview(session: Session, client: CsClient, as_of: date) -> Overview:
     """The overview of one client as of a day, from its stored rows."""
     cid = client.id or 0
-    snap = latest_snapshots(session, [cid], as_of).get(cid)
+    snap = latest_snapshot(session, cid, as_of)
     open_tickets = session.exec(
         select(func.count()).where(CsTicket.client_id == cid, col(CsTicket.status).in_(OPEN_STATUSES))
     ).one()

@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from datetime import date
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from revops_core.errors import Conflict, NotFound, ValidationFailed
-from revops_core.params import end_of_day
+from revops_core.params import SingleLine, end_of_day
 from revops_cs.analytics import segmentation as seg
 from revops_cs.models.clients import CsClient
 from revops_cs.models.health import CsHealthSnapshot
@@ -24,6 +24,7 @@ from revops_cs.models.retention import CsBillingEvent
 from revops_cs.models.usage import CsSegmentRule
 from revops_cs.output import LeanIn, Out
 from revops_cs.services import thresholds
+from revops_cs.services.clients import live_ids
 from revops_cs.services.health import latest_snapshots
 
 ConditionField = Literal[
@@ -45,12 +46,15 @@ Labels = dict[int, tuple[str, dict[str, Any]]]
 """client id → (segment label, the facts that put it there)."""
 
 
+Line = Annotated[str, SingleLine]
+
+
 class Condition(LeanIn):
     """One test on a client field, e.g. {"field": "arr_minor", "op": "gte", "value": 5000000}."""
 
     field: ConditionField = Field(description="Client field.")
     op: Op = Field(description="Comparison.")
-    value: str | float | list[str | float] = Field(description="Value (a list for op=in).")
+    value: Line | float | list[Line | float] = Field(description="Value (a list for op=in).")
 
 
 class Member(Out):
@@ -196,8 +200,10 @@ def _lifecycle(session: Session, clients: list[CsClient], day: date) -> Labels:
     }
 
 
-def _matches(session: Session, clients: list[CsClient], conditions: list[Condition], day: date) -> Labels:
-    snaps = latest_snapshots(session, [c.id or 0 for c in clients], day)
+def _matches(
+    session: Session, tenant: str, clients: list[CsClient], conditions: list[Condition], day: date
+) -> Labels:
+    snaps = latest_snapshots(session, live_ids(tenant), day)  # `clients` are the tenant's live ones
     labels: Labels = {}
     for c in clients:
         matched, facts = evaluate(conditions, c, snaps.get(c.id or 0), day)
@@ -239,7 +245,7 @@ def segment(
     if by == "lifecycle":
         return segmentation(by, clients, _lifecycle(session, clients, day), limit)
     if by == "health_band":
-        snaps = latest_snapshots(session, [c.id or 0 for c in clients], day)
+        snaps = latest_snapshots(session, live_ids(tenant), day)
         labels = {cid: (s.band, {"score": s.score, "snapshot": str(s.as_of)}) for cid, s in snaps.items()}
         return segmentation(by, clients, labels, limit)
     if bool(conditions) == bool(rule_name):
@@ -249,7 +255,9 @@ def segment(
             hint=f"Condition fields: {', '.join(CONDITION_FIELDS)}.",
         )
     used = conditions if conditions else _saved_rule(session, tenant, rule_name or "")
-    return segmentation("custom", clients, _matches(session, clients, used, day), limit, rule=rule_name)
+    return segmentation(
+        "custom", clients, _matches(session, tenant, clients, used, day), limit, rule=rule_name
+    )
 
 
 def save_rule(
@@ -278,4 +286,6 @@ def save_rule(
         )
     )
     session.flush()
-    return segmentation("custom", clients, _matches(session, clients, conditions, day), limit, rule=name)
+    return segmentation(
+        "custom", clients, _matches(session, tenant, clients, conditions, day), limit, rule=name
+    )

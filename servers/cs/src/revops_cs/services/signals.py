@@ -8,10 +8,13 @@ Usage is counted from `cs_usage_event` rows only (never from stage or health).
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any, NamedTuple
 
+from sqlalchemy import ColumnElement
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from revops_core.params import end_of_day, start_of_day
@@ -27,6 +30,15 @@ from revops_cs.models.usage import CsUsageEvent
 LOGIN = "login"
 
 
+class HealthPoint(NamedTuple):
+    """A stored health snapshot as the histories read it (the columns, not an ORM object)."""
+
+    as_of: date
+    score: float
+    band: str
+    computed_at: datetime
+
+
 @dataclass
 class History:
     client: CsClient
@@ -37,7 +49,7 @@ class History:
     escalations: list[CsEscalation] = field(default_factory=list)
     nps: list[tuple[datetime, int]] = field(default_factory=list)
     failed_payments: list[datetime] = field(default_factory=list)
-    health: list[CsHealthSnapshot] = field(default_factory=list)  # sorted by as_of
+    health: list[HealthPoint] = field(default_factory=list)  # sorted by as_of, then id
     mrr_at: list[datetime] = field(default_factory=list)  # recorded MRR changes, sorted
     mrr: list[int] = field(default_factory=list)  # the new MRR of each change, minor units
 
@@ -80,11 +92,11 @@ class History:
         past = [(at, s) for at, s in self.nps if at < end]
         return (past[-1][1], past[-1][0].date()) if past else None
 
-    def latest_health(self, as_of: date) -> CsHealthSnapshot | None:
+    def latest_health(self, as_of: date) -> HealthPoint | None:
         past = [h for h in self.health if h.as_of <= as_of]
         return past[-1] if past else None
 
-    def known_health(self, as_of: date) -> CsHealthSnapshot | None:
+    def known_health(self, as_of: date) -> HealthPoint | None:
         """The latest snapshot dated by as_of that was also computed by then (a score computed
         later reads the client's fields as they are at computation time, not as they were)."""
         end = end_of_day(as_of)
@@ -136,66 +148,91 @@ class History:
         )
 
 
-def load_histories(session: Session, clients: list[CsClient]) -> dict[int, History]:
-    """Every client's usage, tickets, escalations, NPS, failed payments, MRR changes and health snapshots."""
+SHORT_LIST = 500
+"""A list of at most this many clients binds its ids (one named client's, a few churned ones)."""
+
+
+def load_histories(session: Session, clients: list[CsClient], among: Any = None) -> dict[int, History]:
+    """Every client's usage, tickets, escalations, NPS, failed payments, MRR changes and health snapshots.
+
+    Each table is read once, for the clients `among` selects — a SQL selectable of client ids the
+    list was drawn from (e.g. `health_facts.portfolio_ids(tenant)`); by default one client's id, a
+    short list's ids (≤ `SHORT_LIST`), or else the ids of the listed clients' tenants — and the
+    rows of clients not listed are skipped. A portfolio binds a constant number of parameters.
+    """
     out = {c.id or 0: History(client=c) for c in clients}
-    ids = list(out)
-    if not ids:
+    if not out:
         return out
-    for chunk in _chunks(ids, 500):
-        rows = session.exec(
-            select(
-                CsUsageEvent.client_id, CsUsageEvent.occurred_at, CsUsageEvent.event, CsUsageEvent.user_ref
-            )
-            .where(col(CsUsageEvent.client_id).in_(chunk))
-            .order_by(col(CsUsageEvent.occurred_at), col(CsUsageEvent.id))
-        )
-        for cid, at, event, user in rows:
-            h = out[cid]
-            h.usage_at.append(at)
-            h.usage.append((at, event, user))
-            if event == LOGIN:
-                h.logins.append(at)
-        for cid, at in session.exec(
-            select(CsTicket.client_id, CsTicket.created_at).where(col(CsTicket.client_id).in_(chunk))
-        ):
+    scope = _matcher(list(out), sorted({c.tenant for c in clients}), among)
+    rows = session.exec(
+        select(CsUsageEvent.client_id, CsUsageEvent.occurred_at, CsUsageEvent.event, CsUsageEvent.user_ref)
+        .where(scope(CsUsageEvent.client_id))
+        .order_by(col(CsUsageEvent.occurred_at), col(CsUsageEvent.id))
+    )
+    for cid, at, event, user in rows:
+        if (h := out.get(cid)) is None:
+            continue
+        h.usage_at.append(at)
+        h.usage.append((at, event, user))
+        if event == LOGIN:
+            h.logins.append(at)
+    for cid, at in session.exec(
+        select(CsTicket.client_id, CsTicket.created_at).where(scope(CsTicket.client_id))
+    ):
+        if cid in out:
             out[cid].tickets.append(at)
-        for esc in session.exec(select(CsEscalation).where(col(CsEscalation.client_id).in_(chunk))):
+    for esc in session.exec(select(CsEscalation).where(scope(CsEscalation.client_id))):
+        if esc.client_id in out:
             out[esc.client_id].escalations.append(esc)
-        for cid, at, score in session.exec(
-            select(CsFeedback.client_id, CsFeedback.submitted_at, CsFeedback.score)
-            .where(
-                col(CsFeedback.client_id).in_(chunk),
-                CsFeedback.kind == "nps",
-                col(CsFeedback.score).is_not(None),
-            )
-            .order_by(col(CsFeedback.submitted_at), col(CsFeedback.id))
-        ):
-            # The query keeps scored rows only; the check narrows `int | None` to `int`.
-            if score is not None:
-                out[cid].nps.append((at, score))
-        for cid, at in session.exec(
-            select(CsBillingEvent.client_id, CsBillingEvent.occurred_at)
-            .where(col(CsBillingEvent.client_id).in_(chunk), CsBillingEvent.kind == "payment_failed")
-            .order_by(col(CsBillingEvent.occurred_at))
-        ):
+    for cid, at, score in session.exec(
+        select(CsFeedback.client_id, CsFeedback.submitted_at, CsFeedback.score)
+        .where(scope(CsFeedback.client_id), CsFeedback.kind == "nps", col(CsFeedback.score).is_not(None))
+        .order_by(col(CsFeedback.submitted_at), col(CsFeedback.id))
+    ):
+        # The query keeps scored rows only; the check narrows `int | None` to `int`.
+        if score is not None and cid in out:
+            out[cid].nps.append((at, score))
+    for cid, at in session.exec(
+        select(CsBillingEvent.client_id, CsBillingEvent.occurred_at)
+        .where(scope(CsBillingEvent.client_id), CsBillingEvent.kind == "payment_failed")
+        .order_by(col(CsBillingEvent.occurred_at))
+    ):
+        if cid in out:
             out[cid].failed_payments.append(at)
-        for cid, at, amount in session.exec(
-            select(CsBillingEvent.client_id, CsBillingEvent.occurred_at, CsBillingEvent.amount_minor)
-            .where(col(CsBillingEvent.client_id).in_(chunk), CsBillingEvent.kind == "mrr_change")
-            .order_by(col(CsBillingEvent.occurred_at), col(CsBillingEvent.id))
-        ):
+    for cid, at, amount in session.exec(
+        select(CsBillingEvent.client_id, CsBillingEvent.occurred_at, CsBillingEvent.amount_minor)
+        .where(scope(CsBillingEvent.client_id), CsBillingEvent.kind == "mrr_change")
+        .order_by(col(CsBillingEvent.occurred_at), col(CsBillingEvent.id))
+    ):
+        if cid in out:
             out[cid].mrr_at.append(at)
             out[cid].mrr.append(amount)
-        for snap in session.exec(
-            select(CsHealthSnapshot)
-            .where(col(CsHealthSnapshot.client_id).in_(chunk))
-            .order_by(col(CsHealthSnapshot.as_of), col(CsHealthSnapshot.id))
-        ):
-            out[snap.client_id].health.append(snap)
+    snapshots = sa_select(  # five columns: SQLModel's select types stop at four
+        col(CsHealthSnapshot.client_id),
+        col(CsHealthSnapshot.as_of),
+        col(CsHealthSnapshot.score),
+        col(CsHealthSnapshot.band),
+        col(CsHealthSnapshot.computed_at),
+    )
+    order = (col(CsHealthSnapshot.as_of), col(CsHealthSnapshot.id))
+    for cid, *point in session.execute(snapshots.where(scope(CsHealthSnapshot.client_id)).order_by(*order)):
+        if cid in out:
+            out[cid].health.append(HealthPoint(*point))
     for h in out.values():
         h.tickets.sort()
     return out
+
+
+def _matcher(ids: list[int], tenants: list[str], among: Any) -> Callable[[Any], ColumnElement[bool]]:
+    """The client-id condition `load_histories` reads each table with."""
+    if among is not None:
+        return lambda column: col(column).in_(among)
+    if len(ids) == 1:
+        return lambda column: col(column) == ids[0]
+    if len(ids) <= SHORT_LIST:
+        return lambda column: col(column).in_(ids)
+    of_tenants = select(CsClient.id).where(col(CsClient.tenant).in_(tenants))
+    return lambda column: col(column).in_(of_tenants)
 
 
 def live_clients(session: Session, tenant: str, *, include_churned: bool = False) -> list[CsClient]:
@@ -203,8 +240,3 @@ def live_clients(session: Session, tenant: str, *, include_churned: bool = False
     if not include_churned:
         query = query.where(CsClient.stage != "churned")
     return list(session.exec(query.order_by(col(CsClient.id))))
-
-
-def _chunks(ids: list[int], size: int) -> Iterable[list[int]]:
-    for i in range(0, len(ids), size):
-        yield ids[i : i + size]

@@ -7,6 +7,7 @@ support, feedback and review figures share (a default number of days ending on `
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from pydantic import Field
 from sqlalchemy import func
@@ -77,23 +78,23 @@ class SupportPerformance(Out):
     csat: float | None = Field(description="% of ratings 4–5.")
 
 
-def first_public_agent_replies(session: Session, ticket_ids: list[int]) -> dict[int, datetime]:
-    """Earliest public agent comment per ticket (the REFERENCE definition of first response)."""
+def first_public_agent_replies(session: Session, tickets: Any) -> dict[int, datetime]:
+    """Earliest public agent comment per ticket (the REFERENCE definition of first response), for
+    the tickets a SQL selectable of ticket ids selects — one grouped query, no id list bound."""
+    rows = session.exec(
+        select(CsTicketComment.ticket_id, func.min(CsTicketComment.created_at))
+        .where(
+            col(CsTicketComment.ticket_id).in_(tickets),
+            col(CsTicketComment.is_agent).is_(True),
+            col(CsTicketComment.public).is_(True),
+        )
+        .group_by(col(CsTicketComment.ticket_id))
+    ).all()
     out: dict[int, datetime] = {}
-    for chunk in range(0, len(ticket_ids), 500):
-        rows = session.exec(
-            select(CsTicketComment.ticket_id, func.min(CsTicketComment.created_at))
-            .where(
-                col(CsTicketComment.ticket_id).in_(ticket_ids[chunk : chunk + 500]),
-                col(CsTicketComment.is_agent).is_(True),
-                col(CsTicketComment.public).is_(True),
-            )
-            .group_by(col(CsTicketComment.ticket_id))
-        ).all()
-        for tid, at in rows:
-            # func.min loses the column type on SQLite: normalise to an aware datetime.
-            value = at if isinstance(at, datetime) else datetime.fromisoformat(str(at))
-            out[tid] = value if value.tzinfo else value.replace(tzinfo=UTC)
+    for tid, at in rows:
+        # func.min loses the column type on SQLite: normalise to an aware datetime.
+        value = at if isinstance(at, datetime) else datetime.fromisoformat(str(at))
+        out[tid] = value if value.tzinfo else value.replace(tzinfo=UTC)
     return out
 
 
@@ -141,7 +142,7 @@ def performance(
     if client_id is not None:
         query = query.where(CsTicket.client_id == client_id)
     tickets = session.exec(query).all()
-    replies = first_public_agent_replies(session, [t.id or 0 for t in tickets])
+    replies = first_public_agent_replies(session, query.with_only_columns(col(CsTicket.id)))
     targets = sla_targets(session)
     times = [
         sla.TicketTimes(t.priority, t.created_at, replies.get(t.id or 0, t.first_response_at), t.solved_at)

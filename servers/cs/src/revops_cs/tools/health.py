@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from revops_core.params import AsOf, require, resolve_as_of
+from revops_core.params import AsOf, SingleLine, WholeNumber, require, resolve_as_of
 from revops_core.server import Call
 from revops_cs.params import ClientId, OptClient
 from revops_cs.services import clients, engagement, health_reports
@@ -22,7 +22,9 @@ from revops_cs.toolsets import health as toolset
 def record_usage_events(
     call: Call,
     events: Annotated[list[UsageEventIn], Field(min_length=1, max_length=1000, description="1–1000 events.")],
-    source: Annotated[str, Field(min_length=1, max_length=30, description="Where they come from.")] = "api",
+    source: Annotated[
+        str, Field(min_length=1, max_length=30, description="Where they come from."), SingleLine
+    ] = "api",
 ) -> IngestReport:
     """Store product usage events (one or a batch); repeats of (source, external_id) are skipped."""
     report = ingest_usage_events(call.db, events, source=source)
@@ -37,7 +39,7 @@ def record_usage_events(
 def track_usage_engagement(
     call: Call,
     client_id: ClientId,
-    period_days: Annotated[int, Field(ge=7, le=365, description="Period length in days.")] = 30,
+    period_days: Annotated[int, Field(ge=7, le=365, description="Period length in days."), WholeNumber] = 30,
     as_of: AsOf = None,
 ) -> engagement.Engagement:
     """DAU/WAU/MAU and stickiness from login events, per-feature use, and change vs the prior period."""
@@ -50,8 +52,10 @@ def track_usage_engagement(
 def analyze_engagement_patterns(
     call: Call,
     client_id: OptClient = None,
-    recent_weeks: Annotated[int, Field(ge=1, le=12, description="Recent window in weeks.")] = 4,
-    baseline_weeks: Annotated[int, Field(ge=2, le=52, description="Baseline weeks before it.")] = 12,
+    recent_weeks: Annotated[int, Field(ge=1, le=12, description="Recent window in weeks."), WholeNumber] = 4,
+    baseline_weeks: Annotated[
+        int, Field(ge=2, le=52, description="Baseline weeks before it."), WholeNumber
+    ] = 12,
     drop_threshold_pct: Annotated[float, Field(gt=0, le=100, description="Drop to flag, percent.")] = 30.0,
     as_of: AsOf = None,
 ) -> engagement.Patterns:
@@ -99,14 +103,15 @@ def calculate_health_score(
 def analyze_health_trends(
     call: Call,
     client_id: OptClient = None,
-    weeks: Annotated[int, Field(ge=4, le=52, description="Weeks of snapshots to fit.")] = 12,
-    top: Annotated[int, Field(ge=1, le=200, description="How many movers to return.")] = 10,
+    weeks: Annotated[int, Field(ge=4, le=52, description="Weeks of snapshots to fit."), WholeNumber] = 12,
+    top: Annotated[int, Field(ge=1, le=200, description="How many movers to return."), WholeNumber] = 10,
     as_of: AsOf = None,
 ) -> health_reports.Trends:
     """Health trend per client: least-squares slope over weekly snapshots; biggest movers first."""
     return health_reports.trends(
         call.db,
-        clients.portfolio(call.db, call.tenant, client_id),
+        call.tenant,
+        client_id,
         resolve_as_of(as_of),
         weeks=weeks,
         top=top,
