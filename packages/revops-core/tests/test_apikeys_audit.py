@@ -6,7 +6,6 @@ Through `revops keys …` in-process and the `apikeys` functions, on SQLite and 
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import pytest
@@ -16,30 +15,17 @@ from sqlmodel import col, func, select
 
 from revops_core.apikeys import ApiKey, create_key, resolve_bearer, revoke_key
 from revops_core.audit import AuditEntry
-from revops_core.cli.main import main
 from revops_core.db import current_versions, upgrade, utcnow
 from revops_core.errors import Conflict
 from revops_core.settings import Settings
+from revops_core.testing import run_cli as run
 
 
 @pytest.fixture
-def cli_env(monkeypatch: pytest.MonkeyPatch, settings: Settings, db: Any) -> Settings:
-    """The CLI's Settings() on the test database, run by operator `local:ana`."""
-    for name in list(os.environ):
-        if name.startswith("REVOPS_") or name in ("DATABASE_URL", "REDIS_URL"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("REVOPS_DATA_DIR", str(settings.data_dir))
+def cli_env(cli_env: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The shared CLI environment, run by operator `local:ana`."""
     monkeypatch.setenv("REVOPS_ACTOR", "local:ana")
-    if settings.database_url:
-        monkeypatch.setenv("DATABASE_URL", settings.database_url)
-    return settings
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+    return cli_env
 
 
 def key_entries(db: Any) -> list[AuditEntry]:

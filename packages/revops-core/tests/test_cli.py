@@ -19,25 +19,7 @@ from revops_core.apikeys import ApiKey, resolve_bearer
 from revops_core.audit import AuditCheckpoint, AuditEntry, append
 from revops_core.cli.main import main
 from revops_core.settings import Settings
-
-
-@pytest.fixture
-def cli_env(monkeypatch: pytest.MonkeyPatch, settings: Settings, db: Any) -> Settings:
-    """Point the CLI's Settings() at the test database (the `db` fixture has migrated it)."""
-    for name in list(os.environ):
-        if name.startswith("REVOPS_") or name in ("DATABASE_URL", "REDIS_URL"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("REVOPS_DATA_DIR", str(settings.data_dir))
-    if settings.database_url:
-        monkeypatch.setenv("DATABASE_URL", settings.database_url)
-    return settings
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
+from revops_core.testing import run_cli as run
 
 # --------------------------------------------------------------------------- keys
 

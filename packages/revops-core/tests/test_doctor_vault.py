@@ -17,7 +17,6 @@ from sqlmodel import func, select
 from revops_core.audit import AuditEntry
 from revops_core.cli.doctor import installed_servers, vendor_specs
 from revops_core.cli.main import main
-from revops_core.settings import Settings
 from revops_core.vault import (
     KEY_FILE_NAME,
     Vault,
@@ -28,18 +27,6 @@ from revops_core.vault import (
 )
 
 ZENDESK = {"subdomain": "acme", "email": "ana@acme.test", "api_token": "zd-token-123"}
-
-
-@pytest.fixture
-def cli_env(monkeypatch: pytest.MonkeyPatch, settings: Settings, db: Any) -> Settings:
-    """The CLI's Settings() on the test database (the `db` fixture has migrated it)."""
-    for name in list(os.environ):
-        if name.startswith("REVOPS_") or name in ("DATABASE_URL", "REDIS_URL"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("REVOPS_DATA_DIR", str(settings.data_dir))
-    if settings.database_url:
-        monkeypatch.setenv("DATABASE_URL", settings.database_url)
-    return settings
 
 
 def doctor(capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, dict[str, Any]]]:

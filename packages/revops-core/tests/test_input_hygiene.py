@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import sys
 from typing import Annotated, Any
 
 import pytest
 from pydantic import BaseModel, Field
 
-from revops_core.cli.main import main
 from revops_core.csv_input import read_csv
 from revops_core.errors import Conflict, ValidationFailed
 from revops_core.logs import configure_logging, get_logger, redact_pii
@@ -38,6 +36,7 @@ from revops_core.params import (
 from revops_core.server import Call, Toolset, build_server
 from revops_core.settings import Settings
 from revops_core.testing import connect, error_of
+from revops_core.testing import run_cli as _cli
 
 pytestmark = pytest.mark.anyio
 
@@ -300,23 +299,6 @@ async def test_log_lines_mask_e_mail_addresses_as_the_audit_log_does(settings, l
 
 
 # --------------------------------------------------------------------------- revops vault set
-
-
-@pytest.fixture
-def cli_env(monkeypatch: pytest.MonkeyPatch, settings: Settings, db: Any) -> Settings:
-    for name in list(os.environ):
-        if name.startswith("REVOPS_") or name in ("DATABASE_URL", "REDIS_URL"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("REVOPS_DATA_DIR", str(settings.data_dir))
-    if settings.database_url:
-        monkeypatch.setenv("DATABASE_URL", settings.database_url)
-    return settings
-
-
-def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize(

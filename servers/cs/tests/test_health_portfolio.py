@@ -3,7 +3,6 @@ lock held only to store (issue 7, "Speed at portfolio scale")."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from datetime import date, timedelta
 from typing import Any
@@ -12,13 +11,13 @@ import anyio
 import pytest
 from factories import add_client, at
 from test_clients import AS_OF, add_events, call, rows
+from test_health import _scored_client
 
 from revops_core.testing import connect, error_of
 from revops_cs.models.feedback import CsFeedback
 from revops_cs.models.health import CsHealthSnapshot
 from revops_cs.models.retention import CsBillingEvent
-from revops_cs.models.support import CsTicket
-from revops_cs.models.usage import CsFeature, CsUsageEvent
+from revops_cs.models.usage import CsUsageEvent
 from revops_cs.server import create_server
 
 pytestmark = pytest.mark.anyio
@@ -26,21 +25,7 @@ pytestmark = pytest.mark.anyio
 
 def _varied_portfolio(s: Any) -> dict[str, int]:
     """Clients that exercise every component, a bare one, and a churned one (not in the portfolio)."""
-    for key, tiers in (("reports", []), ("export", []), ("sso", ["enterprise"])):
-        s.add(CsFeature(key=key, name=key, tiers=json.dumps(tiers)))
-    full = add_client(s, "Full", tier="smb", seats_purchased=10, renewal_date=AS_OF + timedelta(days=100))
-    add_events(
-        s,
-        full,
-        [("2026-03-26", f"u{i}", "login", "") for i in range(1, 5)]
-        + [("2026-03-20", "u1", "report", "reports"), ("2026-03-10", "u9", "login", "")],
-    )
-    for day in ("2026-03-05", "2026-03-25", "2026-02-01"):
-        s.add(CsTicket(client_id=full.id, subject="t", created_at=at(day)))
-    for score in (10, 9, 3):
-        s.add(CsFeedback(client_id=full.id, kind="nps", score=score, submitted_at=at("2026-02-15")))
-    s.add(CsBillingEvent(client_id=full.id, kind="payment_failed", occurred_at=at("2026-03-15")))
-
+    full = _scored_client(s)  # every component, and the feature catalogue (test_health's worked example)
     ent = add_client(
         s, "Enterprise", tier="enterprise", seats_purchased=4, renewal_date=AS_OF - timedelta(days=3)
     )
@@ -63,7 +48,7 @@ def _varied_portfolio(s: Any) -> dict[str, int]:
     churned = add_client(s, "Gone", tier="smb", seats_purchased=5, stage="churned")
     add_events(s, churned, [("2026-03-30", "z", "login", "")])
     s.flush()
-    return {c.name: c.id or 0 for c in (full, ent, login_only, bare, churned)}
+    return {"Full": full} | {c.name: c.id or 0 for c in (ent, login_only, bare, churned)}
 
 
 async def test_portfolio_scores_equal_per_client_scores_and_reuse_their_snapshots(cs_server):

@@ -211,6 +211,28 @@ def db(settings: Settings) -> Iterator[Any]:
         database.dispose()
 
 
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, settings: Settings, db: Any) -> Settings:
+    """Point the `revops` CLI's Settings() at the test database (the `db` fixture migrated it)."""
+    for name in list(os.environ):
+        if name.startswith("REVOPS_") or name in ("DATABASE_URL", "REDIS_URL"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("REVOPS_DATA_DIR", str(settings.data_dir))
+    if settings.database_url:
+        monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    return settings
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Run `revops <argv>` in-process; (exit code, stdout, stderr) of that run only."""
+    from revops_core.cli.main import main
+
+    capsys.readouterr()  # what set-up printed is not the command's output
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 @pytest.fixture(params=["legacy", "auto"])
 def protocol_mode(request: pytest.FixtureRequest) -> str:
     """Both protocol eras: the initialize handshake and 2026-07-28 discovery."""
