@@ -1,30 +1,62 @@
-"""The `sales` schema component: every `sales_*` table, created from the model modules below."""
+"""The `sales` schema component: every `sales_*` table, created from the modules of `revops_sales.models`.
+
+Every module of the `models` package is loaded, so a new entity needs only its module. A step that
+adds tables re-runs `_create_sales_tables` (SQLAlchemy's `create_all` creates only the missing ones);
+a step that adds columns to an existing table adds them with `_add_missing_columns`.
+"""
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, inspect
 from sqlmodel import SQLModel
 
 from revops_core.db import Component, Migration
 from revops_core.schema import load_core_tables
 
-SALES_MODEL_MODULES = (
-    "revops_sales.models.pipelines",
-    "revops_sales.models.deals",
-    "revops_sales.models.quotas",
-)
+
+def load_sales_models() -> None:
+    """Import every module of `revops_sales.models` (each declares its tables on import)."""
+    from revops_sales import models
+
+    for module in pkgutil.iter_modules(models.__path__):
+        importlib.import_module(f"{models.__name__}.{module.name}")
 
 
 def _create_sales_tables(connection: Connection) -> None:
-    load_core_tables()  # deals reference core_company
-    for name in SALES_MODEL_MODULES:
-        importlib.import_module(name)
+    load_core_tables()  # deals reference core_company / core_contact
+    load_sales_models()
     tables = [t for name, t in SQLModel.metadata.tables.items() if name.startswith("sales_")]
     SQLModel.metadata.create_all(connection, tables=tables)
 
 
+def _add_missing_columns(connection: Connection, table: str, columns: tuple[str, ...]) -> None:
+    """Add `columns` of the model's `table` that a database created before them lacks."""
+    present = {column["name"] for column in inspect(connection).get_columns(table)}
+    model = SQLModel.metadata.tables[table]
+    for name in columns:
+        if name in present:
+            continue
+        column = model.columns[name]
+        kind = column.type.compile(dialect=connection.dialect)
+        connection.exec_driver_sql(f'ALTER TABLE {table} ADD COLUMN "{name}" {kind}')
+
+
+def _crm_and_selling_tables(connection: Connection) -> None:
+    _create_sales_tables(connection)
+    _add_missing_columns(connection, "sales_deal", ("source", "campaign"))
+
+
 SALES = Component(
-    name="sales", steps=[Migration(1, "pipelines, stages, deals and stage moves", _create_sales_tables)]
+    name="sales",
+    steps=[
+        Migration(1, "pipelines, stages, deals and stage moves", _create_sales_tables),
+        Migration(
+            2,
+            "leads, line items, tasks, notes, forecasts, meetings, e-mail, sync; deal source and campaign",
+            _crm_and_selling_tables,
+        ),
+    ],
 )

@@ -25,6 +25,10 @@ class SalesDeal(SQLModel, table=True):
     currency: str = Field(default="USD", max_length=3)
     close_date: date | None = Field(default=None, index=True)
     forecast_category: str = Field(default="pipeline", max_length=20, description="See analytics.forecast.")
+    # Where the deal came from (lead source, e.g. "webinar") and the campaign credited with it:
+    # what Marketing's attribution reads from won revenue. Null when nobody recorded it.
+    source: str | None = Field(default=None, max_length=100)
+    campaign: str | None = Field(default=None, max_length=200)
     created_at: datetime = utc_field(default_now=True)
     updated_at: datetime = utc_field(default_now=True)
     stage_entered_at: datetime = utc_field(default_now=True)
