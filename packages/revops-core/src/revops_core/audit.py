@@ -807,15 +807,24 @@ def _filters(
     target: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    tenant: str | None = None,
+    action_prefix: str | None = None,
 ) -> list[Any]:
     _check_aware(since, "since")
     _check_aware(until, "until")
     if since is not None and until is not None and since > until:
         raise ValidationFailed("since is after until.", field="since", hint="Give since <= until.")
     conditions: list[Any] = []
-    for column, value in ((_T.c.actor, actor), (_T.c.action, action), (_T.c.target, target)):
+    for column, value in (
+        (_T.c.actor, actor),
+        (_T.c.action, action),
+        (_T.c.target, target),
+        (_T.c.tenant, tenant),
+    ):
         if value is not None:
             conditions.append(column == value)
+    if action_prefix is not None:
+        conditions.append(_T.c.action.startswith(action_prefix, autoescape=True))
     if since is not None:
         conditions.append(_T.c.ts >= since)
     if until is not None:
@@ -833,13 +842,25 @@ def query(
     until: datetime | None = None,
     limit: int = 50,
     cursor: str | None = None,
+    tenant: str | None = None,
+    action_prefix: str | None = None,
 ) -> Page[AuditRecord]:
-    """Entries matching every given filter, oldest first; `since` inclusive, `until` exclusive."""
+    """Entries matching every given filter, oldest first; `since` inclusive, `until` exclusive.
+
+    `action_prefix` keeps one server's tool calls (`"sales."`); `tenant` one tenant's entries."""
     if not 1 <= limit <= MAX_LIMIT:
         raise ValidationFailed(
             f"limit must be between 1 and {MAX_LIMIT}.", field="limit", hint="Page with cursor instead."
         )
-    conditions = _filters(actor=actor, action=action, target=target, since=since, until=until)
+    conditions = _filters(
+        actor=actor,
+        action=action,
+        target=target,
+        since=since,
+        until=until,
+        tenant=tenant,
+        action_prefix=action_prefix,
+    )
     after = after_id(cursor)
     with db.session() as s:
         total = s.execute(sa_select(func.count()).select_from(_T).where(*conditions)).scalar_one()

@@ -28,10 +28,14 @@ class ServerInfo(BaseModel):
     uptime_seconds: float = Field(description="Seconds since the server started.")
 
 
-def register_server_info(server_name: str, description: str) -> Toolset:
+def register_server_info(server_name: str, description: str, *, audit_query: bool = False) -> Toolset:
     from revops_core.server import Toolset
 
     meta = Toolset("meta", f"About this server. {description}")
+    if audit_query:
+        from revops_core.audit_query import register_audit_query
+
+        register_audit_query(meta, server_name)
 
     @meta.tool(tier="read", title="Server information")
     def server_info(call: Call) -> ServerInfo:

@@ -785,11 +785,13 @@ def load_tool_modules(package: str) -> None:
         importlib.import_module(f"{package}.{module.name}")
 
 
-def server_info_toolset(server_name: str, description: str) -> Toolset:
-    """The `meta` toolset every server has: what is this server and what does it hold."""
+def server_info_toolset(server_name: str, description: str, *, audit_query: bool = False) -> Toolset:
+    """The `meta` toolset every server has: what is this server and what does it hold.
+
+    `audit_query=True` adds `query_audit_log` (this server's tool calls in the audit log)."""
     from revops_core.info import register_server_info
 
-    return register_server_info(server_name, description)
+    return register_server_info(server_name, description, audit_query=audit_query)
 
 
 def run_stdio(server: RevOpsServer) -> None:

@@ -14,7 +14,7 @@ def toolsets() -> list[Toolset]:
     from revops_sales import toolsets as declared
 
     load_tool_modules("revops_sales.tools")
-    return [server_info_toolset(NAME, DESCRIPTION), *declared.ALL]
+    return [server_info_toolset(NAME, DESCRIPTION, audit_query=True), *declared.ALL]
 
 
 def create_server(settings: Settings, *, defer: bool = False) -> RevOpsServer:
