@@ -313,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--starts", type=int, default=15)
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--skip-portfolio", action="store_true", help="Skip the 10 000-client CS run.")
+    parser.add_argument("--skip-sales", action="store_true", help="Skip the Sales forecast and review runs.")
     parser.add_argument(
         "--postgres",
         default=os.environ.get("DATABASE_URL"),
@@ -339,6 +340,15 @@ def main(argv: list[str] | None = None) -> int:
             extra = portfolio_section(
                 root, no_op_round_trip=subs[0].results["read_round_trip"], postgres_url=args.postgres
             )
+        if not args.skip_sales:
+            from revops_suite.bench_sales import sales_section
+
+            extra += [
+                "",
+                *sales_section(
+                    root, no_op_round_trip=subs[0].results["read_round_trip"], postgres_url=args.postgres
+                ),
+            ]
     text = render(subs, core, extra)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)

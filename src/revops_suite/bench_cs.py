@@ -13,14 +13,14 @@ trip measured in the same run.
 from __future__ import annotations
 
 import random
-import statistics
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from revops_suite.bench_scale import Backend, backends, fresh, timed
+from revops_suite.bench_scale import peer as server_peer
 
 CLIENTS = 10_000
 EVENTS = 1_000_000
@@ -30,7 +30,6 @@ SEED = 7
 CHUNK = 20_000
 FEATURES = ("dashboards", "reports", "automations", "integrations", "api", "exports")
 ENTERPRISE_ONLY = ("api",)
-BENCH_DATABASE = "revops_bench"
 
 
 def write_tool() -> tuple[str, Callable[[int], dict[str, Any]]]:
@@ -197,101 +196,21 @@ def _chunks(rows: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
         yield batch
 
 
-@dataclass(frozen=True)
-class Backend:
-    name: str
-    database_url: str | None  # None: the embedded SQLite file in the data directory
-
-
-@contextmanager
-def backends(postgres_url: str | None) -> Iterator[list[Backend]]:
-    """SQLite always; PostgreSQL on a scratch database when the server answers (dropped after)."""
-    found = [Backend("SQLite", None)]
-    admin = None
-    if postgres_url:
-        try:
-            import psycopg
-
-            admin = psycopg.connect(
-                postgres_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
-            )
-        except Exception:  # unreachable PostgreSQL: report SQLite only (the table names the backends)
-            admin = None
-    if admin is not None:
-        base = postgres_url.rsplit("/", 1)[0] if postgres_url else ""
-        found.append(Backend("PostgreSQL", f"{base}/{BENCH_DATABASE}"))
-    try:
-        yield found
-    finally:
-        if admin is not None:
-            admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
-            admin.close()
-
-
-def _fresh(backend: Backend, postgres_url: str | None) -> None:
-    """An empty database for the next load."""
-    if backend.database_url is None or not postgres_url:
-        return
-    import psycopg
-
-    with psycopg.connect(
-        postgres_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
-    ) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {BENCH_DATABASE}")
-
-
-@dataclass
-class Timing:
-    runs: list[float]
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.runs)
-
-    def cell(self, unit: str = "s") -> str:
-        scale, digits = (1000, 0) if unit == "ms" else (1, 2)
-        lo, mid, hi = (v * scale for v in (min(self.runs), self.median, max(self.runs)))
-        return f"{mid:,.{digits}f} {unit} ({lo:,.{digits}f}–{hi:,.{digits}f})"
-
-
-def _time(peer: Any, tool: str, args: dict[str, Any], repeats: int) -> tuple[Timing, dict[str, Any]]:
-    runs: list[float] = []
-    result: dict[str, Any] = {}
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = peer.call(tool, args)
-        runs.append(time.perf_counter() - t0)
-    return Timing(runs), result
-
-
-def _peer(data_dir: Path, backend: Backend) -> Any:
-    from revops_suite.bench import StdioPeer, _bin, _env
-
-    env = _env(data_dir)
-    if backend.database_url is not None:
-        env["DATABASE_URL"] = backend.database_url
-    peer = StdioPeer([_bin("revops-cs")], env)
-    peer.initialize()
-    peer.request("tools/list")  # the server loads its tools after the handshake: not part of a call
-    return peer
-
-
 def portfolio_rows(root: Path, backend: Backend, postgres_url: str | None, no_op: float) -> list[str]:
     """Whole-portfolio health at 10 000 clients / 1 000 000 events: the first run stores every
     snapshot; the repeats find the same inputs and reuse them."""
     data_dir = root / f"cs-portfolio-{backend.name.lower()}"
-    _fresh(backend, postgres_url)
+    fresh(backend, postgres_url)
     t0 = time.perf_counter()
     populate(data_dir, backend.database_url, clients=CLIENTS, events_per_client=EVENTS // CLIENTS)
     load_s = time.perf_counter() - t0
-    peer = _peer(data_dir, backend)
+    peer = server_peer(data_dir, backend)
     try:
-        first, result = _time(peer, "calculate_health_score", {"scope": "portfolio"}, 1)
+        first, result = timed(peer, "calculate_health_score", {"scope": "portfolio"}, 1)
         structured = result["structuredContent"]
         scored = sum(1 for line in structured["portfolio"] if line["score"] is not None)
-        again, _ = _time(peer, "calculate_health_score", {"scope": "portfolio"}, 3)
-        overview, _ = _time(peer, "get_client_overview", {"client_id": 1 + CLIENTS // 2}, 30)
+        again, _ = timed(peer, "calculate_health_score", {"scope": "portfolio"}, 3)
+        overview, _ = timed(peer, "get_client_overview", {"client_id": 1 + CLIENTS // 2}, 30)
     finally:
         peer.close()
     return [
@@ -317,14 +236,14 @@ def scaling_rows(root: Path, backend: Backend, postgres_url: str | None) -> list
     lines: list[str] = []
     for n in SCALES:
         data_dir = root / f"cs-scale-{backend.name.lower()}-{n}"
-        _fresh(backend, postgres_url)
+        fresh(backend, postgres_url)
         populate(data_dir, backend.database_url, clients=n, events_per_client=SCALE_EVENTS_PER_CLIENT)
-        peer = _peer(data_dir, backend)
+        peer = server_peer(data_dir, backend)
         try:
-            health, _ = _time(peer, "calculate_health_score", {"scope": "portfolio"}, 1)
+            health, _ = timed(peer, "calculate_health_score", {"scope": "portfolio"}, 1)
             cells = [health.cell()]
             for tool, args in READS:
-                timing, _ = _time(peer, tool, args, 3)
+                timing, _ = timed(peer, tool, args, 3)
                 cells.append(timing.cell("ms"))
         finally:
             peer.close()

@@ -25,24 +25,35 @@ class DemoAccounts:
     contacts_by_company: dict[int, list[int]]
 
 
-def _name(rng: random.Random) -> str:
-    return "".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 3))).capitalize()
+def _names(rng: random.Random, count: int) -> list[str]:
+    """`count` distinct company names; past the syllable combinations, numbered ("Acmeon 2")."""
+    seen: set[str] = set()
+    names: list[str] = []
+    while len(names) < count:
+        base = "".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 3))).capitalize()
+        name, n = base, 1
+        while name in seen:
+            n += 1
+            name = f"{base} {n}"
+        seen.add(name)
+        names.append(name)
+    return names
+
+
+def _domain(name: str) -> str:
+    return f"{name.lower().replace(' ', '-')}.example"
 
 
 def generate_accounts(session: Session, rng: random.Random, *, companies: int) -> DemoAccounts:
     now = utcnow()
-    names: list[str] = []
-    while len(names) < companies:
-        candidate = _name(rng)
-        if candidate not in names:
-            names.append(candidate)
+    names = _names(rng, companies)
     session.execute(
         insert(CoreCompany),
         [
             {
                 "tenant": TENANT,
                 "name": f"{name} {rng.choice(('Inc', 'GmbH', 'Ltd', 'Co'))}",
-                "domain": f"{name.lower()}.example",
+                "domain": _domain(name),
                 "industry": rng.choice(INDUSTRIES),
                 "employees": rng.choice((12, 25, 40, 80, 150, 300, 700)),
                 "created_at": now,
@@ -57,14 +68,14 @@ def generate_accounts(session: Session, rng: random.Random, *, companies: int) -
     ids = {domain: company_id for company_id, domain in rows}
     contacts = []
     for name in names:
-        company_id = ids[f"{name.lower()}.example"]
+        company_id = ids[_domain(name)]
         for n in range(rng.randint(1, 4)):
             first, last = rng.choice(FIRST), rng.choice(LAST)
             contacts.append(
                 {
                     "tenant": TENANT,
                     "company_id": company_id,
-                    "email": f"{first.lower()}.{last.lower()}{n}@{name.lower()}.example",
+                    "email": f"{first.lower()}.{last.lower()}{n}@{_domain(name)}",
                     "first_name": first,
                     "last_name": last,
                     "title": rng.choice(TITLES),
