@@ -123,7 +123,10 @@ def _string_paths(
 
 # A CSV text is checked cell by cell by the tool (`revops_core.csv_input`), so the line and column
 # can be named: these tools need their other arguments for the probe to reach that check.
-_REACH_THE_BODY: dict[str, dict[str, Any]] = {"manage_churn_model": {"action": "import", "dataset": "d"}}
+_REACH_THE_BODY: dict[str, dict[str, Any]] = {
+    "manage_churn_model": {"action": "import", "dataset": "d"},
+    "import_crm_csv": {"entity": "company"},
+}
 
 
 @pytest.mark.parametrize("server_name", SERVER_NAMES)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from revops_core import guards
@@ -108,3 +110,46 @@ async def test_a_bulk_archive_above_the_threshold_needs_a_person(make_settings) 
     assert live_after_refusal == 3
     assert done["status"] == "done"
     assert count_rows(db, CoreCompany, CoreCompany.deleted_at.is_(None)) == 0
+
+
+async def test_archive_refusals_change_nothing_and_leads_can_be_archived(sales_server) -> None:
+    from revops_sales.models.leads import SalesLead
+
+    db = sales_server.runtime.db
+    with db.session(write=True) as session:
+        leads = [SalesLead(name=f"Lead {i}", email=f"l{i}@x.io") for i in range(2)]
+        session.add_all(leads)
+        session.flush()
+        lead_ids = sorted(int(lead.id or 0) for lead in leads)
+    live = SalesLead.deleted_at.is_(None)  # type: ignore[union-attr]
+    async with connect(sales_server) as client:
+        ids = await _companies(client, 2)
+        missing = await call_error(client, "archive_records", entity="company", ids=ids, confirm="pl_nope")
+        planned = await call_ok(client, "archive_records", entity="lead", ids=lead_ids)
+        foreign = await call_error(
+            client, "archive_records", entity="lead", ids=lead_ids[:1], confirm=planned["plan_id"]
+        )
+        with db.session(write=True) as session:  # the lead changes after the plan was made
+            changed = session.get(SalesLead, lead_ids[0])
+            assert changed is not None
+            changed.name = "Renamed"
+            changed.updated_at = changed.updated_at + timedelta(seconds=1)
+            session.add(changed)
+        stale = await call_error(
+            client, "archive_records", entity="lead", ids=lead_ids, confirm=planned["plan_id"]
+        )
+        after_refusals = (
+            count_rows(db, CoreCompany, CoreCompany.deleted_at.is_(None)),
+            count_rows(db, SalesLead, live),
+        )
+        fresh = await call_ok(client, "archive_records", entity="lead", ids=lead_ids)
+        done = await call_ok(client, "archive_records", entity="lead", ids=lead_ids, confirm=fresh["plan_id"])
+        archived_leads = count_rows(db, SalesLead, live)
+        await call_ok(client, "restore_records", entity="lead", ids=lead_ids)
+    assert (missing["code"], missing["field"]) == ("not_found", "confirm")
+    assert foreign["code"] == "confirmation_required"
+    assert stale["code"] == "stale_plan"
+    assert after_refusals == (2, 2)
+    assert done["result"] == {"entity": "lead", "ids": lead_ids, "archived": True}
+    assert archived_leads == 0
+    assert count_rows(db, SalesLead, live) == 2

@@ -1,4 +1,4 @@
-"""Bulk archive (soft delete) and restore of companies, contacts and deals.
+"""Bulk archive (soft delete) and restore of companies, contacts, deals and leads.
 
 Archiving is plan → confirm; a plan for more records than `bulk_approval_threshold` also needs a
 person's approval (`revops approve <plan_id>`), which the model cannot give itself. Both run as
@@ -19,14 +19,20 @@ from revops_core.guards import PlanPreview
 from revops_core.models import CoreCompany, CoreContact
 from revops_core.outputs import Out
 from revops_sales.models.deals import SalesDeal
+from revops_sales.models.leads import SalesLead
 
-Entity = Literal["company", "contact", "deal"]
-MODELS: dict[str, Any] = {"company": CoreCompany, "contact": CoreContact, "deal": SalesDeal}
+Entity = Literal["company", "contact", "deal", "lead"]
+MODELS: dict[str, Any] = {
+    "company": CoreCompany,
+    "contact": CoreContact,
+    "deal": SalesDeal,
+    "lead": SalesLead,
+}
 SAMPLE_SIZE = 5
 
 
 class ArchiveOut(Out):
-    entity: str = Field(description="company, contact or deal.")
+    entity: str = Field(description="company, contact, deal or lead.")
     ids: list[int] = Field(description="Records changed.")
     archived: bool = Field(description="True: archived now; false: restored.")
 

@@ -12,7 +12,7 @@ from revops_core.server import Call
 from revops_sales.services import archive
 from revops_sales.toolsets import crm as toolset
 
-EntityParam = Annotated[archive.Entity, Field(description="company, contact or deal.")]
+EntityParam = Annotated[archive.Entity, Field(description="company, contact, deal or lead.")]
 RecordIds = Annotated[list[IdValue], Ids("record", max_items=1000)]
 
 

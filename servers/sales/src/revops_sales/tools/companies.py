@@ -2,37 +2,35 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
 from pydantic import Field
 
 from revops_core.paging import Page
-from revops_core.params import Count, Cursor, Id, Limit, SingleLine, Text
+from revops_core.params import Cursor, Id, Limit, SingleLine, Text
 from revops_core.server import Call
 from revops_sales.params import CompanyId, ContactId
 from revops_sales.services import companies
+from revops_sales.services.companies import (
+    Domain,
+    Email,
+    Employees,
+    Industry,
+    JobTitle,
+    Name,
+    Owner,
+    SearchText,
+)
 from revops_sales.toolsets import crm as toolset
 
-Domain = Annotated[
-    str | None,
-    Field(
-        min_length=3,
-        max_length=253,
-        pattern=r"^[A-Za-z0-9.-]+\.[A-Za-z]{2,}$",
-        description="Web domain, e.g. acme.com.",
-    ),
+CreatedFrom = Annotated[date | None, Field(description="Created on/after (UTC day).")]
+CreatedTo = Annotated[date | None, Field(description="Created on/before (UTC day).")]
+PropertyName = Annotated[
+    str | None, Field(min_length=1, max_length=60, description="Custom property to match."), SingleLine
 ]
-Industry = Annotated[str | None, Field(min_length=1, max_length=100, description="Industry."), SingleLine]
-Employees = Annotated[int | None, Count("Employee count.")]
-Email = Annotated[
-    str,
-    Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", description="E-mail."),
-    SingleLine,
-]
-Name = Annotated[str | None, Field(min_length=1, max_length=100, description="Name part."), SingleLine]
-JobTitle = Annotated[str | None, Field(min_length=1, max_length=150, description="Job title."), SingleLine]
-SearchText = Annotated[
-    str | None, Field(min_length=1, max_length=100, description="Text to find (any part)."), SingleLine
+PropertyValue = Annotated[
+    str | None, Field(min_length=1, max_length=500, description="Value it must equal."), SingleLine
 ]
 
 
@@ -43,10 +41,11 @@ def create_company(
     domain: Domain = None,
     industry: Industry = None,
     employees: Employees = None,
+    owner: Owner = None,
 ) -> companies.CompanyOut:
     """Create a company (one per domain) in the records every server shares."""
     created = companies.create_company(
-        call.db, call.tenant, name=name, domain=domain, industry=industry, employees=employees
+        call.db, call.tenant, name=name, domain=domain, industry=industry, employees=employees, owner=owner
     )
     call.target = f"core_company:{created.id}"
     return created
@@ -60,9 +59,10 @@ def update_company(
     domain: Domain = None,
     industry: Industry = None,
     employees: Employees = None,
+    owner: Owner = None,
 ) -> companies.CompanyOut:
-    """Change a company's name, domain, industry or size."""
-    changes = {"name": name, "domain": domain, "industry": industry, "employees": employees}
+    """Change a company's name, domain, industry, size or Sales owner."""
+    changes = {"name": name, "domain": domain, "industry": industry, "employees": employees, "owner": owner}
     return companies.update_company(call.db, call.tenant, company_id, changes)
 
 
@@ -74,11 +74,28 @@ def get_company(call: Call, company_id: CompanyId) -> companies.CompanyDetail:
 
 @toolset.tool(tier="read", title="Search companies")
 def search_companies(
-    call: Call, text: SearchText = None, industry: Industry = None, limit: Limit = 50, cursor: Cursor = None
-) -> Page[companies.CompanyOut]:
-    """Companies whose name or domain contains the text, optionally of one industry; paged."""
+    call: Call,
+    text: SearchText = None,
+    industry: Industry = None,
+    owner: Owner = None,
+    created_from: CreatedFrom = None,
+    created_to: CreatedTo = None,
+    property_name: PropertyName = None,
+    property_value: PropertyValue = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[companies.CompanyRow]:
+    """Companies by name/domain text, industry, owner, created days or a custom property value; paged."""
+    filters = companies.SearchFilters(created_from, created_to, property_name, property_value)
     return companies.search_companies(
-        call.db, call.tenant, text=text, industry=industry, limit=limit, cursor=cursor
+        call.db,
+        call.tenant,
+        text=text,
+        industry=industry,
+        owner=owner,
+        filters=filters,
+        limit=limit,
+        cursor=cursor,
     )
 
 
@@ -141,10 +158,15 @@ def search_contacts(
     company_id: Annotated[
         int | None, Id("company", see="search_companies", optional="omit for every company")
     ] = None,
+    created_from: CreatedFrom = None,
+    created_to: CreatedTo = None,
+    property_name: PropertyName = None,
+    property_value: PropertyValue = None,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> Page[companies.ContactOut]:
-    """Contacts whose e-mail or name contains the text, optionally at one company; paged."""
+) -> Page[companies.ContactRow]:
+    """Contacts by e-mail/name text, company, created days or a custom property value; paged."""
+    filters = companies.SearchFilters(created_from, created_to, property_name, property_value)
     return companies.search_contacts(
-        call.db, call.tenant, text=text, company_id=company_id, limit=limit, cursor=cursor
+        call.db, call.tenant, text=text, company_id=company_id, filters=filters, limit=limit, cursor=cursor
     )
