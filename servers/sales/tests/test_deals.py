@@ -172,7 +172,11 @@ async def test_the_deal_tools_are_off_by_default(make_settings) -> None:
             names = {t.name for t in (await client.list_tools()).tools}
     finally:
         server.runtime.db.dispose()
-    assert names == {"server_info"}
+    # Other toolsets may list always-on tools (e.g. server_info); none of the deals toolset's is.
+    from revops_sales.toolsets import deals
+
+    assert "server_info" in names
+    assert not names & {t.name for t in deals.tools}
 
 
 async def test_historical_win_rates_and_category_rollups(sales_server) -> None:

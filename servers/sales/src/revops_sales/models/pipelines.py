@@ -37,3 +37,28 @@ class SalesStage(SQLModel, table=True):
     position: int = Field(ge=0)
     probability_pct: int = Field(ge=0, le=100, description="Configured win probability, percent.")
     kind: str = Field(default="open", max_length=10)
+
+
+class SalesStageCriterion(SQLModel, table=True):
+    """One exit criterion of a stage (a checklist line): a deal leaves the stage forward only once it
+    is met for that deal. A replaced criterion is retired, not deleted, so a deal's record of having
+    met it stays readable."""
+
+    __tablename__ = "sales_stage_criterion"
+
+    id: int | None = Field(default=None, primary_key=True)
+    stage_id: int = Field(foreign_key="sales_stage.id", index=True)
+    position: int = Field(ge=0)
+    text: str = Field(max_length=300)
+    retired_at: datetime | None = utc_field(nullable=True)
+
+
+class SalesStageDefault(SQLModel, table=True):
+    """Per-stage defaults set in the configuration toolset: the forecast category a deal takes when it
+    enters the stage (none: the deal keeps its own)."""
+
+    __tablename__ = "sales_stage_default"
+
+    stage_id: int = Field(foreign_key="sales_stage.id", primary_key=True)
+    forecast_category: str | None = Field(default=None, max_length=20)
+    updated_at: datetime = utc_field(default_now=True)

@@ -1,4 +1,5 @@
-"""Deals: create, update, move between stages (every move recorded), read one, page many."""
+"""Deals: create, update, move between stages (every move recorded, exit criteria enforced), read one
+with its line items, tasks, competitors and notes, page many."""
 
 from __future__ import annotations
 
@@ -15,7 +16,20 @@ from revops_core.paging import Page, paginate
 from revops_core.records import live
 from revops_sales.models.deals import SalesDeal, SalesDealChange, SalesStageMove
 from revops_sales.models.pipelines import SalesStage
-from revops_sales.services import pipelines
+from revops_sales.services import (
+    competitors,
+    line_items,
+    notes,
+    pipelines,
+    sales_config,
+    stage_criteria,
+    tasks,
+)
+from revops_sales.services.competitors import CompetitorOut
+from revops_sales.services.line_items import LineItemOut
+from revops_sales.services.notes import NoteOut
+from revops_sales.services.stage_criteria import ChecklistItem
+from revops_sales.services.tasks import TaskOut
 
 
 class DealOut(Out):
@@ -48,6 +62,12 @@ class StageMoveOut(Out):
 
 class DealDetail(DealOut):
     history: list[StageMoveOut] = Field(description="Every stage move, oldest first.")
+    line_items: list[LineItemOut] = Field(description="Products; while any exist the amount is their sum.")
+    next_step: TaskOut | None = Field(description="Open task due soonest; null if none.")
+    open_tasks: list[TaskOut] = Field(description="Open tasks, soonest due first.")
+    competitors: list[CompetitorOut] = Field(description="Competitors on the deal.")
+    recent_notes: list[NoteOut] = Field(description="Newest notes (up to 5).")
+    exit_criteria: list[ChecklistItem] = Field(description="The current stage's checklist and what is met.")
 
 
 def deal_out(deal: SalesDeal, stage: SalesStage) -> DealOut:
@@ -88,7 +108,7 @@ def create(
     owner: str | None,
     close_date: date | None,
     company_id: int | None,
-    forecast_category: str = "pipeline",
+    forecast_category: str | None = None,
 ) -> DealOut:
     pipelines.get_pipeline(session, tenant, pipeline_id)
     stage = (
@@ -112,7 +132,10 @@ def create(
         currency=currency,
         close_date=close_date,
         company_id=company_id,
-        forecast_category=forecast_category,
+        # Not given: the stage's configured default category, else "pipeline".
+        forecast_category=forecast_category
+        or sales_config.default_category(session, stage.id or 0)
+        or "pipeline",
         created_at=now,
         updated_at=now,
         stage_entered_at=now,
@@ -140,33 +163,60 @@ def update(
             hint="Pass at least one of name, amount_minor, owner, close_date, forecast_category.",
         )
     deal = get(session, tenant, deal_id)
+    if "amount_minor" in wanted and line_items.count(session, deal_id):
+        raise ValidationFailed(
+            f"Deal {deal_id} has line items: its amount is their sum.",
+            field="amount_minor",
+            hint="Change the line items with update_deal_work instead.",
+        )
     now = utcnow()
     for attr, value in wanted.items():
-        old = getattr(deal, attr)
-        if attr in TRACKED_FIELDS and old != value:
-            session.add(
-                SalesDealChange(
-                    deal_id=deal_id,
-                    field=attr,
-                    old_value=None if old is None else str(old),
-                    new_value=str(value),
-                    actor=actor,
-                    at=now,
-                )
-            )
-        setattr(deal, attr, value)
+        _set_tracked(session, deal, attr, value, actor, now)
     deal.updated_at = now
     session.add(deal)
     session.flush()
     return deal_out(deal, pipelines.stage_in(session, deal.pipeline_id, deal.stage_id))
 
 
-def move(session: Session, tenant: str, actor: str, deal_id: int, stage_id: int) -> DealOut:
+def _set_tracked(
+    session: Session, deal: SalesDeal, attr: str, value: object, actor: str, at: datetime
+) -> None:
+    old = getattr(deal, attr)
+    if attr in TRACKED_FIELDS and old != value:
+        session.add(
+            SalesDealChange(
+                deal_id=deal.id or 0,
+                field=attr,
+                old_value=None if old is None else str(old),
+                new_value=str(value),
+                actor=actor,
+                at=at,
+            )
+        )
+    setattr(deal, attr, value)
+
+
+def move(
+    session: Session,
+    tenant: str,
+    actor: str,
+    deal_id: int,
+    stage_id: int,
+    *,
+    override_reason: str | None = None,
+) -> DealOut:
     deal = get(session, tenant, deal_id)
     stage = pipelines.stage_in(session, deal.pipeline_id, stage_id)
     if stage.id == deal.stage_id:
         raise ValidationFailed(f"Deal {deal_id} is already in stage {stage.name!r}.", field="stage_id")
     now = utcnow()
+    current = pipelines.stage_in(session, deal.pipeline_id, deal.stage_id)
+    stage_criteria.check_move(
+        session, deal, current, stage, actor=actor, at=now, override_reason=override_reason
+    )
+    category = sales_config.default_category(session, stage.id or 0)
+    if category is not None and stage.kind == "open":
+        _set_tracked(session, deal, "forecast_category", category, actor, now)
     previous = deal.stage_id
     deal.stage_id = stage.id or 0
     deal.stage_entered_at = now
@@ -184,8 +234,18 @@ def detail(session: Session, tenant: str, deal_id: int) -> DealDetail:
     moves = session.exec(
         select(SalesStageMove).where(SalesStageMove.deal_id == deal_id).order_by(col(SalesStageMove.id))
     ).all()
+    open_tasks = tasks.open_of_deal(session, deal_id)
     return DealDetail.model_validate(
-        {**deal_out(deal, stage).model_dump(), "history": [StageMoveOut.model_validate(m) for m in moves]}
+        {
+            **deal_out(deal, stage).model_dump(),
+            "history": [StageMoveOut.model_validate(m) for m in moves],
+            "line_items": line_items.of_deal(session, deal_id),
+            "next_step": open_tasks[0] if open_tasks else None,
+            "open_tasks": open_tasks,
+            "competitors": competitors.of_deal(session, deal_id),
+            "recent_notes": notes.recent_of_deal(session, tenant, deal_id),
+            "exit_criteria": stage_criteria.checklist(session, deal_id, deal.stage_id),
+        }
     )
 
 

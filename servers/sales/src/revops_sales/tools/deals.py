@@ -10,6 +10,7 @@ from pydantic import Field
 from revops_core.paging import Page
 from revops_core.params import (
     AsOf,
+    Count,
     Currency,
     Cursor,
     Id,
@@ -21,7 +22,7 @@ from revops_core.params import (
     resolve_as_of,
 )
 from revops_core.server import Call
-from revops_sales.analytics.stalls import STALL_FACTOR
+from revops_sales.analytics.stalls import IDLE_DAYS, STALL_FACTOR
 from revops_sales.params import DealId, OptPipeline, PipelineId, StageId
 from revops_sales.services import deal_health, deals
 from revops_sales.toolsets import deals as toolset
@@ -45,7 +46,9 @@ def create_deal(
     owner: Owner = None,
     close_date: Annotated[date | None, Field(description="Expected close date.")] = None,
     company_id: Annotated[int | None, Id("company", optional="the shared company record")] = None,
-    forecast_category: Annotated[Category, Field(description="Forecast category.")] = "pipeline",
+    forecast_category: Annotated[
+        Category | None, Field(description="Forecast category; omit for the stage's default, else pipeline.")
+    ] = None,
 ) -> deals.DealOut:
     """Create a deal in a pipeline; its first stage move is recorded."""
     created = deals.create(
@@ -90,14 +93,21 @@ def update_deal(
 
 
 @toolset.tool(tier="write", idempotent=False, title="Move a deal to a stage", target="sales_deal:{deal_id}")
-def move_deal_stage(call: Call, deal_id: DealId, stage_id: StageId) -> deals.DealOut:
-    """Move a deal to another stage of its pipeline (won/lost stages close it); the move is recorded."""
-    return deals.move(call.db, call.tenant, call.actor, deal_id, stage_id)
+def move_deal_stage(
+    call: Call,
+    deal_id: DealId,
+    stage_id: StageId,
+    override_reason: Annotated[
+        str | None, Text("Move forward past unmet exit criteria; recorded as the reason.", max_length=500)
+    ] = None,
+) -> deals.DealOut:
+    """Move a deal to another stage (won/lost close it); forward moves need the exit criteria met."""
+    return deals.move(call.db, call.tenant, call.actor, deal_id, stage_id, override_reason=override_reason)
 
 
 @toolset.tool(tier="read", title="Get a deal")
 def get_deal(call: Call, deal_id: DealId) -> deals.DealDetail:
-    """One deal with every stage move it made."""
+    """One deal: stage history, line items, next step and open tasks, competitors, notes, checklist."""
     return deals.detail(call.db, call.tenant, deal_id)
 
 
@@ -126,9 +136,18 @@ def find_stalled_deals(
     factor: Annotated[
         float, Field(gt=1, le=10, description="Stalled past this × the stage median.")
     ] = STALL_FACTOR,
+    idle_days: Annotated[
+        int, Count("Stalled after this many days without activity.", ge=1, le=365)
+    ] = IDLE_DAYS,
     limit: Limit = 50,
 ) -> deal_health.DealAlerts:
-    """Open deals in a stage far longer than won deals stayed, or whose close date passed or moved out."""
+    """Open deals stuck in a stage, untouched, or whose close date passed or moved out; with reasons."""
     return deal_health.alerts(
-        call.db, call.tenant, pipeline_id=pipeline_id, as_of=resolve_as_of(as_of), factor=factor, limit=limit
+        call.db,
+        call.tenant,
+        pipeline_id=pipeline_id,
+        as_of=resolve_as_of(as_of),
+        factor=factor,
+        limit=limit,
+        idle_days=idle_days,
     )
