@@ -1,0 +1,1 @@
+"""Vendor clients for Sales (Google Calendar, Gmail and others), all on IntegrationClient."""
