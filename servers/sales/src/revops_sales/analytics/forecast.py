@@ -6,18 +6,20 @@ Amounts are integer minor units; probabilities are fractions in [0, 1].
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from revops_sales.analytics import time_decay
 
 MONTE_CARLO_RUNS = 10_000
 DEFAULT_SEED = 20_260_101
 """Fixed, so the same pipeline gives the same percentiles on every call (and in tests)."""
 
 CATEGORIES: tuple[str, ...] = ("omitted", "pipeline", "best_case", "most_likely", "commit", "closed")
-"""Forecast categories, least to most certain."""
+"""Forecast categories, least to most certain. `omitted` deals are left out of every forecast figure."""
+OMITTED = "omitted"
 
 
 @dataclass(frozen=True)
@@ -57,23 +59,28 @@ def monte_carlo(
     seed: int = DEFAULT_SEED,
     already_won_minor: int = 0,
     target_minor: int | None = None,
-    chunk: int = 2_000,
+    chunk: int = 500,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Simulation:
     """Simulate the period's total: each open deal is won with its probability, independently.
 
-    Totals include what is already won. Runs are drawn in chunks so memory stays bounded at
-    thousands of deals × 10 000 runs.
+    Totals include what is already won. Runs are drawn in chunks of `chunk` × deals so memory stays
+    bounded (and in cache: 500 runs is faster than 2 000) at thousands of deals × 10 000 runs.
+    Uniforms are float32 (resolution 2⁻²⁴, far below any stage probability's precision): half the
+    memory traffic of float64. `progress(done, runs)` is called after each chunk.
     """
     rng = np.random.default_rng(seed)
     amounts = np.array([d.amount_minor for d in deals], dtype=np.float64)
-    probabilities = np.array([d.probability for d in deals], dtype=np.float64)
+    probabilities = np.array([d.probability for d in deals], dtype=np.float32)
     totals = np.empty(runs, dtype=np.float64)
     done = 0
     while done < runs:
         size = min(chunk, runs - done)
-        wins = rng.random((size, len(deals))) < probabilities
+        wins = rng.random((size, len(deals)), dtype=np.float32) < probabilities
         totals[done : done + size] = wins @ amounts
         done += size
+        if progress is not None:
+            progress(done, runs)
     totals += already_won_minor
     p10, p50, p90 = (float(v) for v in np.percentile(totals, [10, 50, 90]))
     return Simulation(
@@ -113,8 +120,5 @@ def smoothed_win_rate(
 def time_decayed(
     probability: float, days_in_stage: float, median_days: float | None, half_life_days: float
 ) -> float:
-    """p · 0.5^(max(0, days_in_stage − median)/H); unchanged when the stage has no median yet."""
-    if median_days is None or half_life_days <= 0:
-        return probability
-    overdue = max(0.0, days_in_stage - median_days)
-    return probability * math.pow(0.5, overdue / half_life_days)
+    """See `analytics.time_decay.decayed` (kept here for the forecast's callers)."""
+    return time_decay.decayed(probability, days_in_stage, median_days, half_life_days)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -9,13 +11,15 @@ from pydantic import Field
 from sqlalchemy import ColumnElement, func
 from sqlmodel import Session, col, select
 
+from revops_core.db import utcnow
 from revops_core.errors import ValidationFailed
 from revops_core.outputs import Out
 from revops_core.params import DateRange, today
-from revops_sales.analytics import forecast
+from revops_sales.analytics import forecast, stalls, time_decay
 from revops_sales.models.deals import SalesDeal
 from revops_sales.models.pipelines import SalesPipeline, SalesStage
-from revops_sales.services import win_rates
+from revops_sales.services import pipelines, win_rates
+from revops_sales.services.deal_health import _won_stage_durations
 from revops_sales.services.win_rates import StageProbability
 
 
@@ -29,13 +33,21 @@ class SimulationOut(Out):
     std: float = Field(description="Standard deviation of the simulated total, minor units.")
 
 
+class DecayOut(Out):
+    half_life_days: int = Field(description="H: days past the stage median that halve p.")
+    decayed_deals: int = Field(description="Open deals older in their stage than its median.")
+    weighted_before_minor: float = Field(description="Weighted pipeline before decay.")
+    stages_without_median: list[str] = Field(description="Stages no won deal has left: their deals keep p.")
+
+
 class ForecastOut(Out):
     start: date = Field(description="First day of the period.")
     end: date = Field(description="Last day of the period.")
     currency: str = Field(description="Currency of every amount.")
-    open_deals: int = Field(description="Open deals with a close date in the period.")
+    owner: str | None = Field(description="The rep forecast; null for the team.")
+    open_deals: int = Field(description="Open deals with a close date in the period (omitted excluded).")
     open_minor: int = Field(description="Their total amount, unweighted.")
-    weighted_minor: float = Field(description="Σ amount × stage probability (the expected value).")
+    weighted_minor: float = Field(description="Σ amount × probability (the expected value).")
     won_minor: int = Field(description="Closed won in the period (included in every total below).")
     expected_total_minor: float = Field(description="Won + weighted: the exact mean of the total.")
     exact_std_minor: float = Field(description="Exact standard deviation √Σa²p(1−p).")
@@ -47,16 +59,60 @@ class ForecastOut(Out):
     )
     overdue_open_deals: int = Field(description="Open deals whose close date has already passed.")
     without_close_date: int = Field(description="Open deals left out because they have no close date.")
+    omitted_deals: int = Field(description="Open deals in the period categorised omitted (left out).")
     categories: dict[str, int] = Field(
         description="Cumulative unweighted roll-ups: closed, commit, most_likely, best_case, pipeline."
     )
     stage_probabilities: list[StageProbability] = Field(
         description="Probability used per open stage, and why."
     )
+    time_decay: DecayOut | None = Field(description="Decay applied; null when not asked for.")
     notes: list[str] = Field(description="What the figures assume or leave out.")
 
 
-def _currency(session: Session, tenant: str, pipeline_id: int | None, requested: str | None) -> str:
+@dataclass(frozen=True)
+class Scope:
+    """Which deals a forecast reads: tenant, currency, and optionally a pipeline and an owner."""
+
+    tenant: str
+    currency: str
+    pipeline_id: int | None
+    owner: str | None
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        found: list[ColumnElement[bool]] = [
+            col(SalesDeal.tenant) == self.tenant,
+            col(SalesDeal.deleted_at).is_(None),
+            col(SalesDeal.currency) == self.currency,
+        ]
+        if self.pipeline_id is not None:
+            found.append(col(SalesDeal.pipeline_id) == self.pipeline_id)
+        if self.owner is not None:
+            found.append(col(SalesDeal.owner) == self.owner)
+        return found
+
+
+@dataclass(frozen=True)
+class ForecastDeal:
+    """One open deal of the period with the probability the forecast gives it."""
+
+    deal_id: int
+    name: str
+    owner: str | None
+    amount_minor: int
+    stage_id: int
+    stage: str
+    category: str
+    close_date: date
+    probability: float
+
+
+def resolve_currency(session: Session, tenant: str, pipeline_id: int | None, requested: str | None) -> str:
+    """The requested currency, else the only one the deals use (amounts are never converted).
+
+    Checks the pipeline first: an unknown pipeline is `not_found`, not an empty forecast."""
+    if pipeline_id is not None:
+        pipelines.get_pipeline(session, tenant, pipeline_id)
     query = select(SalesDeal.currency).where(SalesDeal.tenant == tenant, col(SalesDeal.deleted_at).is_(None))
     if pipeline_id is not None:
         query = query.where(SalesDeal.pipeline_id == pipeline_id)
@@ -72,11 +128,98 @@ def _currency(session: Session, tenant: str, pipeline_id: int | None, requested:
     return present[0] if present else "USD"
 
 
+def resolve_period(start: date | None, end: date | None) -> DateRange:
+    return DateRange.resolve(
+        start, end, default_days=90, start_field="start", end_field="end", allow_future=True
+    )
+
+
+def open_deals(
+    session: Session,
+    scope: Scope,
+    period: DateRange,
+    probabilities: list[StageProbability],
+    half_life_days: int | None,
+) -> tuple[list[ForecastDeal], DecayOut | None]:
+    """Open deals closing in the period (omitted ones too, category `omitted`), each with its p."""
+    rows = session.exec(
+        select(SalesDeal, SalesStage.name)
+        .join(SalesStage, col(SalesStage.id) == col(SalesDeal.stage_id))
+        .where(
+            *scope.conditions(),
+            SalesStage.kind == "open",
+            col(SalesDeal.close_date).between(period.start, period.end),
+        )
+        .order_by(col(SalesDeal.id))
+    ).all()
+    used = {p.stage_id: p.used for p in probabilities}
+    medians: dict[int, float] = {}
+    if half_life_days is not None:
+        medians = stalls.median_days_by_stage(_won_stage_durations(session, scope.tenant, scope.pipeline_id))
+    now = utcnow()
+    deals, decayed, before, no_median = [], 0, 0.0, set()
+    for deal, stage_name in rows:
+        p = used[deal.stage_id]
+        if half_life_days is not None and deal.forecast_category != forecast.OMITTED:
+            before += deal.amount_minor * p
+            median = medians.get(deal.stage_id)
+            days = max(0.0, (now - deal.stage_entered_at).total_seconds() / 86_400)
+            if median is None:
+                no_median.add(stage_name)
+            elif days > median:
+                decayed += 1
+            p = time_decay.decayed(p, days, median, half_life_days)
+        deals.append(
+            ForecastDeal(
+                deal_id=deal.id or 0,
+                name=deal.name,
+                owner=deal.owner,
+                amount_minor=deal.amount_minor,
+                stage_id=deal.stage_id,
+                stage=stage_name,
+                category=deal.forecast_category,
+                close_date=deal.close_date or period.end,
+                probability=p,
+            )
+        )
+    decay = None
+    if half_life_days is not None:
+        decay = DecayOut(
+            half_life_days=half_life_days,
+            decayed_deals=decayed,
+            weighted_before_minor=before,
+            stages_without_median=sorted(no_median),
+        )
+    return deals, decay
+
+
+def won_in_period(session: Session, scope: Scope, period: DateRange) -> int:
+    return _scalar(
+        session,
+        scope,
+        func.coalesce(func.sum(SalesDeal.amount_minor), 0),
+        SalesStage.kind == "won",
+        col(SalesDeal.closed_at) >= period.since,
+        col(SalesDeal.closed_at) < period.until,
+    )
+
+
+def _scalar(session: Session, scope: Scope, expression: Any, *conditions: Any) -> int:
+    query = (
+        select(expression)
+        .select_from(SalesDeal)
+        .join(SalesStage, col(SalesStage.id) == col(SalesDeal.stage_id))
+        .where(*scope.conditions(), *conditions)
+    )
+    return int(session.exec(query).one())
+
+
 def period_forecast(
     session: Session,
     tenant: str,
     *,
     pipeline_id: int | None,
+    owner: str | None = None,
     start: date | None,
     end: date | None,
     currency: str | None,
@@ -84,50 +227,27 @@ def period_forecast(
     seed: int,
     historical: bool,
     lookback_days: int,
+    half_life_days: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ForecastOut:
-    period = DateRange.resolve(
-        start, end, default_days=90, start_field="start", end_field="end", allow_future=True
-    )
-    money = _currency(session, tenant, pipeline_id, currency)
-    scope: list[ColumnElement[bool]] = [
-        col(SalesDeal.tenant) == tenant,
-        col(SalesDeal.deleted_at).is_(None),
-        col(SalesDeal.currency) == money,
-    ]
-    if pipeline_id is not None:
-        scope.append(col(SalesDeal.pipeline_id) == pipeline_id)
+    period = resolve_period(start, end)
+    scope = Scope(tenant, resolve_currency(session, tenant, pipeline_id, currency), pipeline_id, owner)
     is_open = SalesStage.kind == "open"
-
-    def scalar(expression: Any, *conditions: Any) -> int:
-        query = (
-            select(expression)
-            .select_from(SalesDeal)
-            .join(SalesStage, col(SalesStage.id) == col(SalesDeal.stage_id))
-        )
-        return int(session.exec(query.where(*scope, *conditions)).one())
-
-    open_rows = session.exec(
-        select(SalesDeal.amount_minor, SalesDeal.stage_id, SalesDeal.forecast_category)
-        .join(SalesStage, col(SalesStage.id) == col(SalesDeal.stage_id))
-        .where(*scope, is_open, col(SalesDeal.close_date).between(period.start, period.end))
-    ).all()
-    probabilities = _stage_probabilities(session, tenant, pipeline_id, historical, lookback_days)
-    used = {p.stage_id: p.used for p in probabilities}
-    won_minor = scalar(
-        func.coalesce(func.sum(SalesDeal.amount_minor), 0),
-        SalesStage.kind == "won",
-        col(SalesDeal.closed_at) >= period.since,
-        col(SalesDeal.closed_at) < period.until,
-    )
-    undated = scalar(func.count(), is_open, col(SalesDeal.close_date).is_(None))
-    overdue = scalar(func.count(), is_open, col(SalesDeal.close_date) < today())
-    deals = [forecast.OpenDeal(amount, used[stage_id]) for amount, stage_id, _ in open_rows]
+    probabilities = stage_probabilities(session, tenant, pipeline_id, historical, lookback_days)
+    rows, decay = open_deals(session, scope, period, probabilities, half_life_days)
+    counted = [r for r in rows if r.category != forecast.OMITTED]
+    won_minor = won_in_period(session, scope, period)
+    undated = _scalar(session, scope, func.count(), is_open, col(SalesDeal.close_date).is_(None))
+    overdue = _scalar(session, scope, func.count(), is_open, col(SalesDeal.close_date) < today())
+    deals = [forecast.OpenDeal(r.amount_minor, r.probability) for r in counted]
     by_category: dict[str, int] = {"closed": won_minor}
-    for amount, _, category in open_rows:
-        by_category[category] = by_category.get(category, 0) + amount
+    for row in counted:
+        by_category[row.category] = by_category.get(row.category, 0) + row.amount_minor
     mean, variance = forecast.exact_moments(deals)
     simulation = (
-        forecast.monte_carlo(deals, seed=seed, already_won_minor=won_minor, target_minor=quota_minor)
+        forecast.monte_carlo(
+            deals, seed=seed, already_won_minor=won_minor, target_minor=quota_minor, progress=progress
+        )
         if deals
         else None
     )
@@ -138,6 +258,11 @@ def period_forecast(
         else "configured stage probabilities"
     )
     notes = [f"Probabilities: {source}; deals are won independently."]
+    if decay is not None:
+        notes.append(
+            f"Time decay: p halves every {decay.half_life_days} days a deal stays in its stage past the "
+            "median days won deals spent there; overdue close dates are counted, not decayed."
+        )
     coverage = None
     if quota_minor is not None:
         remaining = quota_minor - won_minor
@@ -147,13 +272,17 @@ def period_forecast(
             notes.append("The quota is already met by closed-won deals; coverage is not defined.")
     if undated:
         notes.append(f"{undated} open deal(s) have no close date and are not in the forecast.")
+    omitted = len(rows) - len(counted)
+    if omitted:
+        notes.append(f"{omitted} open deal(s) in the period are categorised omitted and left out.")
     p_quota = None
     if quota_minor is not None:
         p_quota = simulation.p_at_least_target if simulation else float(won_minor >= quota_minor)
     return ForecastOut(
         start=period.start,
         end=period.end,
-        currency=money,
+        currency=scope.currency,
+        owner=owner,
         open_deals=len(deals),
         open_minor=open_minor,
         weighted_minor=mean,
@@ -166,13 +295,15 @@ def period_forecast(
         coverage=coverage,
         overdue_open_deals=overdue,
         without_close_date=undated,
+        omitted_deals=omitted,
         categories=forecast.category_rollup(by_category),
         stage_probabilities=probabilities,
+        time_decay=decay,
         notes=notes,
     )
 
 
-def _stage_probabilities(
+def stage_probabilities(
     session: Session, tenant: str, pipeline_id: int | None, historical: bool, lookback_days: int
 ) -> list[StageProbability]:
     query = select(SalesStage).join(SalesPipeline, col(SalesPipeline.id) == col(SalesStage.pipeline_id))

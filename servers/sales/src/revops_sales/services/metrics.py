@@ -13,6 +13,7 @@ from revops_core.params import DateRange
 from revops_sales.analytics import metrics
 from revops_sales.models.deals import SalesDeal
 from revops_sales.models.pipelines import SalesStage
+from revops_sales.services import pipelines
 
 
 class PipelineMetrics(Out):
@@ -45,6 +46,8 @@ def period_metrics(
     end: date | None,
     currency: str,
 ) -> PipelineMetrics:
+    if pipeline_id is not None:  # an unknown pipeline is not_found, not a page of zeros
+        pipelines.get_pipeline(session, tenant, pipeline_id)
     period = DateRange.resolve(start, end, default_days=90, start_field="start", end_field="end")
     scope: list[ColumnElement[bool]] = [
         col(SalesDeal.tenant) == tenant,

@@ -62,21 +62,48 @@ def set_quota(
     return QuotaOut.model_validate(row)
 
 
-def _sum(session: Session, tenant: str, quota: SalesQuota, *conditions: ColumnElement[bool]) -> int:
-    query = (
-        select(func.coalesce(func.sum(SalesDeal.amount_minor), 0))
-        .select_from(SalesDeal)
+def _period_amounts(
+    session: Session, tenant: str, quotas: list[SalesQuota]
+) -> tuple[list[tuple[str | None, str, int, date]], list[tuple[str | None, str, int, date]]]:
+    """Won (owner, currency, amount, day closed) and open (owner, currency, amount, close date)
+    over the window every quota falls in: two queries, whatever the number of quotas."""
+    window = DateRange(min(q.start for q in quotas), max(q.end for q in quotas))
+    scope: list[ColumnElement[bool]] = [col(SalesDeal.tenant) == tenant, col(SalesDeal.deleted_at).is_(None)]
+    won = session.exec(
+        select(SalesDeal.owner, SalesDeal.currency, SalesDeal.amount_minor, SalesDeal.closed_at)
         .join(SalesStage, col(SalesStage.id) == col(SalesDeal.stage_id))
         .where(
-            SalesDeal.tenant == tenant,
-            col(SalesDeal.deleted_at).is_(None),
-            SalesDeal.currency == quota.currency,
-            *conditions,
+            *scope,
+            SalesStage.kind == "won",
+            col(SalesDeal.closed_at) >= window.since,
+            col(SalesDeal.closed_at) < window.until,
         )
+    ).all()
+    open_rows = session.exec(
+        select(
+            SalesDeal.owner,
+            SalesDeal.currency,
+            func.coalesce(func.sum(SalesDeal.amount_minor), 0),
+            col(SalesDeal.close_date),
+        )
+        .join(SalesStage, col(SalesStage.id) == col(SalesDeal.stage_id))
+        .where(*scope, SalesStage.kind == "open", col(SalesDeal.close_date).between(window.start, window.end))
+        .group_by(col(SalesDeal.owner), col(SalesDeal.currency), col(SalesDeal.close_date))
+    ).all()
+    return (
+        [(o, c, int(a), at.date()) for o, c, a, at in won if at is not None],
+        [(o, c, int(a), d) for o, c, a, d in open_rows if d is not None],
     )
-    if quota.owner != TEAM:
-        query = query.where(SalesDeal.owner == quota.owner)
-    return int(session.exec(query).one())
+
+
+def _in(quota: SalesQuota, rows: list[tuple[str | None, str, int, date]]) -> int:
+    return sum(
+        amount
+        for owner, currency, amount, day in rows
+        if currency == quota.currency
+        and quota.start <= day <= quota.end
+        and (quota.owner == TEAM or owner == quota.owner)
+    )
 
 
 def attainment(session: Session, tenant: str, *, owner: str | None, on: date) -> list[Attainment]:
@@ -86,29 +113,19 @@ def attainment(session: Session, tenant: str, *, owner: str | None, on: date) ->
     )
     if owner is not None:
         query = query.where(SalesQuota.owner == owner)
-    quotas = session.exec(query.order_by(col(SalesQuota.owner))).all()
-    if not quotas and owner is not None:
-        raise NotFound(
-            f"No quota for {owner!r} covers {on.isoformat()}.", field="owner", hint="Set one with set_quota."
-        )
+    quotas = list(session.exec(query.order_by(col(SalesQuota.owner))).all())
+    if not quotas:
+        if owner is not None:
+            raise NotFound(
+                f"No quota for {owner!r} covers {on.isoformat()}.",
+                field="owner",
+                hint="Set one with set_quota.",
+            )
+        return []
+    won_rows, open_rows = _period_amounts(session, tenant, quotas)
     out = []
     for quota in quotas:
-        period = DateRange(quota.start, quota.end)
-        won = _sum(
-            session,
-            tenant,
-            quota,
-            col(SalesStage.kind) == "won",
-            col(SalesDeal.closed_at) >= period.since,
-            col(SalesDeal.closed_at) < period.until,
-        )
-        open_minor = _sum(
-            session,
-            tenant,
-            quota,
-            col(SalesStage.kind) == "open",
-            col(SalesDeal.close_date).between(quota.start, quota.end),
-        )
+        won, open_minor = _in(quota, won_rows), _in(quota, open_rows)
         out.append(
             Attainment.model_validate(
                 {

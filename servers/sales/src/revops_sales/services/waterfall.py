@@ -14,6 +14,7 @@ from revops_sales.analytics import waterfall
 from revops_sales.analytics.waterfall import DealHistory, Event
 from revops_sales.models.deals import SalesDeal, SalesDealChange, SalesStageMove
 from revops_sales.models.pipelines import SalesStage
+from revops_sales.services import pipelines
 
 
 class WaterfallOut(Out):
@@ -98,6 +99,8 @@ def period_waterfall(
     end: date | None,
     currency: str,
 ) -> WaterfallOut:
+    if pipeline_id is not None:  # an unknown pipeline is not_found, not a page of zeros
+        pipelines.get_pipeline(session, tenant, pipeline_id)
     period = DateRange.resolve(start, end, default_days=30, start_field="start", end_field="end")
     result = waterfall.replay(
         _histories(session, tenant, pipeline_id, currency),

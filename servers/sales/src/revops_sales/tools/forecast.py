@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from revops_core.params import MAX_MINOR, WholeNumber
+from revops_core.params import MAX_MINOR, SingleLine, WholeNumber
 from revops_core.server import Call
 from revops_sales.analytics.forecast import DEFAULT_SEED
 from revops_sales.params import OptPipeline
@@ -21,6 +21,9 @@ def forecast_period(
     start: Annotated[date | None, Field(description="First day; default 89 days before end.")] = None,
     end: Annotated[date | None, Field(description="Last day; default today.")] = None,
     pipeline_id: OptPipeline = None,
+    owner: Annotated[
+        str | None, Field(min_length=1, max_length=200, description="One rep; omit for the team."), SingleLine
+    ] = None,
     currency: Annotated[
         str | None, Field(pattern=r"^[A-Z]{3}$", description="Needed when deals use several.")
     ] = None,
@@ -36,12 +39,20 @@ def forecast_period(
     lookback_days: Annotated[
         int, Field(ge=30, le=1830, description="Win-rate look-back (historical)."), WholeNumber
     ] = 365,
+    decay_half_life_days: Annotated[
+        int | None,
+        Field(
+            ge=1, le=365, description="Halve p per this many days past the stage's median age; omit: none."
+        ),
+        WholeNumber,
+    ] = None,
 ) -> forecast.ForecastOut:
     """Weighted pipeline, won to date and a 10 000-run Monte Carlo (P10/P50/P90, P(total ≥ quota))."""
     return forecast.period_forecast(
         call.db,
         call.tenant,
         pipeline_id=pipeline_id,
+        owner=owner,
         start=start,
         end=end,
         currency=currency,
@@ -49,4 +60,6 @@ def forecast_period(
         seed=seed,
         historical=probabilities == "historical",
         lookback_days=lookback_days,
+        half_life_days=decay_half_life_days,
+        progress=lambda done, total: call.progress(done, total, f"{done}/{total} runs"),
     )
