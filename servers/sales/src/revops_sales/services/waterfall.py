@@ -3,9 +3,12 @@ replay in `analytics.waterfall`."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
+from typing import Any
 
 from pydantic import Field
+from sqlalchemy import exists, or_
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from revops_core.outputs import Out
@@ -36,54 +39,92 @@ class WaterfallOut(Out):
     reconciles: bool = Field(description="start + inflows − outflows = end, to the minor unit.")
 
 
-def _histories(session: Session, tenant: str, pipeline_id: int | None, currency: str) -> list[DealHistory]:
-    deals_query = select(SalesDeal).where(SalesDeal.tenant == tenant, SalesDeal.currency == currency)
+def _relevant_deals(
+    tenant: str, pipeline_id: int | None, currency: str, since: datetime, until: datetime
+) -> Any:
+    """SQL: the deals whose history can touch the period. A deal created after it, archived before
+    it, or closed before it and never moved again contributes nothing (closed deals are out of the
+    pipeline), so two years of closed history is not read to draw one month's waterfall."""
+    moved_since = exists().where(
+        col(SalesStageMove.deal_id) == col(SalesDeal.id), col(SalesStageMove.at) >= since
+    )
+    query = select(SalesDeal.id).where(
+        col(SalesDeal.tenant) == tenant,
+        col(SalesDeal.currency) == currency,
+        col(SalesDeal.created_at) < until,
+        or_(col(SalesDeal.deleted_at).is_(None), col(SalesDeal.deleted_at) >= since),
+        or_(col(SalesDeal.closed_at).is_(None), col(SalesDeal.closed_at) >= since, moved_since),
+    )
     if pipeline_id is not None:
-        deals_query = deals_query.where(SalesDeal.pipeline_id == pipeline_id)
-    deals = {d.id or 0: d for d in session.exec(deals_query).all()}
-    kinds = {s.id or 0: s.kind for s in session.exec(select(SalesStage)).all()}
-    ids = select(SalesDeal.id).where(SalesDeal.tenant == tenant, SalesDeal.currency == currency)
-    if pipeline_id is not None:
-        ids = ids.where(SalesDeal.pipeline_id == pipeline_id)
-    moves = session.exec(
-        select(SalesStageMove).where(col(SalesStageMove.deal_id).in_(ids)).order_by(col(SalesStageMove.id))
-    ).all()
-    changes = session.exec(
-        select(SalesDealChange)
+        query = query.where(col(SalesDeal.pipeline_id) == pipeline_id)
+    return query
+
+
+def _histories(
+    session: Session, tenant: str, pipeline_id: int | None, currency: str, since: datetime, until: datetime
+) -> list[DealHistory]:
+    ids = _relevant_deals(tenant, pipeline_id, currency, since, until)
+    deals = {
+        row[0]: row
+        for row in session.execute(
+            sa_select(
+                col(SalesDeal.id),
+                col(SalesDeal.created_at),
+                col(SalesDeal.amount_minor),
+                col(SalesDeal.close_date),
+                col(SalesDeal.stage_id),
+                col(SalesDeal.deleted_at),
+            ).where(col(SalesDeal.id).in_(ids))
+        )
+    }
+    kinds = dict(session.execute(sa_select(col(SalesStage.id), col(SalesStage.kind))))
+    moves = session.execute(
+        sa_select(col(SalesStageMove.deal_id), col(SalesStageMove.to_stage_id), col(SalesStageMove.at))
+        .where(col(SalesStageMove.deal_id).in_(ids))
+        .order_by(col(SalesStageMove.id))
+    )
+    changes = session.execute(
+        sa_select(
+            col(SalesDealChange.deal_id),
+            col(SalesDealChange.field),
+            col(SalesDealChange.old_value),
+            col(SalesDealChange.new_value),
+            col(SalesDealChange.at),
+        )
         .where(
             col(SalesDealChange.deal_id).in_(ids),
             col(SalesDealChange.field).in_(("amount_minor", "close_date")),
         )
         .order_by(col(SalesDealChange.id))
-    ).all()
+    )
     first_move: dict[int, str] = {}
     events: dict[int, list[Event]] = {deal_id: [] for deal_id in deals}
-    for move in moves:
-        if move.deal_id not in first_move:
-            first_move[move.deal_id] = kinds[move.to_stage_id]
+    for deal_id, to_stage_id, at in moves:
+        if deal_id not in first_move:
+            first_move[deal_id] = kinds[to_stage_id]
         else:
-            events[move.deal_id].append(Event(move.at, "stage", kinds[move.to_stage_id]))
+            events[deal_id].append(Event(at, "stage", kinds[to_stage_id]))
     first_amount: dict[int, int] = {}
     first_close: dict[int, date | None] = {}
-    for change in changes:
-        if change.field == "amount_minor":
-            first_amount.setdefault(change.deal_id, int(change.old_value or 0))
-            events[change.deal_id].append(Event(change.at, "amount", int(change.new_value or 0)))
+    for deal_id, name, old_value, new_value, at in changes:
+        if name == "amount_minor":
+            first_amount.setdefault(deal_id, int(old_value or 0))
+            events[deal_id].append(Event(at, "amount", int(new_value or 0)))
         else:
-            old = date.fromisoformat(change.old_value) if change.old_value else None
-            first_close.setdefault(change.deal_id, old)
-            new = date.fromisoformat(change.new_value) if change.new_value else None
-            events[change.deal_id].append(Event(change.at, "close_date", new))
+            old = date.fromisoformat(old_value) if old_value else None
+            first_close.setdefault(deal_id, old)
+            new = date.fromisoformat(new_value) if new_value else None
+            events[deal_id].append(Event(at, "close_date", new))
     histories = []
-    for deal_id, deal in deals.items():
-        if deal.deleted_at is not None:
-            events[deal_id].append(Event(deal.deleted_at, "removed"))
+    for deal_id, (_, created_at, amount, close_date, stage_id, deleted_at) in deals.items():
+        if deleted_at is not None:
+            events[deal_id].append(Event(deleted_at, "removed"))
         histories.append(
             DealHistory(
-                created_at=deal.created_at,
-                amount=first_amount.get(deal_id, deal.amount_minor),
-                close_date=first_close.get(deal_id, deal.close_date),
-                status=first_move.get(deal_id, kinds[deal.stage_id]),
+                created_at=created_at,
+                amount=first_amount.get(deal_id, amount),
+                close_date=first_close.get(deal_id, close_date),
+                status=first_move.get(deal_id, kinds[stage_id]),
                 events=events[deal_id],
             )
         )
@@ -103,7 +144,7 @@ def period_waterfall(
         pipelines.get_pipeline(session, tenant, pipeline_id)
     period = DateRange.resolve(start, end, default_days=30, start_field="start", end_field="end")
     result = waterfall.replay(
-        _histories(session, tenant, pipeline_id, currency),
+        _histories(session, tenant, pipeline_id, currency, period.since, period.until),
         since=period.since,
         until=period.until,
         last_day=period.end,
