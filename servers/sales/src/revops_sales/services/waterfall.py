@@ -77,7 +77,8 @@ def _histories(
             ).where(col(SalesDeal.id).in_(ids))
         )
     }
-    kinds = dict(session.execute(sa_select(col(SalesStage.id), col(SalesStage.kind))))
+    stages = session.execute(sa_select(col(SalesStage.id), col(SalesStage.kind))).all()
+    kinds = {int(stage_id): str(kind) for stage_id, kind in stages}
     moves = session.execute(
         sa_select(col(SalesStageMove.deal_id), col(SalesStageMove.to_stage_id), col(SalesStageMove.at))
         .where(col(SalesStageMove.deal_id).in_(ids))
