@@ -39,6 +39,6 @@ async def test_the_audit_log_shows_this_servers_calls_for_this_tenant_only(sales
     assert (created["total"], len(created["items"]), len(rest["items"])) == (2, 1, 1)
     assert created["items"][0]["seq"] < rest["items"][0]["seq"]
     assert [e["action"] for e in on_acme["items"]] == ["sales.create_company", "sales.update_company"]
-    assert later["items"] == [] and later["total"] == 0
+    assert (later["items"], later["total"]) == ([], 0)
     assert (naive["code"], naive["field"]) == ("validation_error", "since")
     assert (bad_tool["code"], bad_tool["field"]) == ("validation_error", "tool_name")
