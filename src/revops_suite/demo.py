@@ -25,6 +25,7 @@ from revops_suite.servers import SERVER_NAMES, console_script
 
 SEED = 42
 CLIENTS = int(os.environ.get("REVOPS_DEMO_CLIENTS", "500"))  # smaller in the demo's own test
+DEALS = int(os.environ.get("REVOPS_DEMO_DEALS", "3000"))
 
 
 def _money(minor: int | float, currency: str = "USD") -> str:
@@ -57,6 +58,7 @@ def build_portfolio(data_dir: Path, as_of: date) -> None:
     from revops_cs.models.health import CsHealthSnapshot
     from revops_cs.models.support import CsTicket
     from revops_cs.models.usage import CsUsageEvent
+    from revops_sales.demo import generate_sales_demo
 
     for stale in [*data_dir.glob("revops.db*"), *data_dir.parent.glob(f"{data_dir.name}-witness/*")]:
         stale.unlink()
@@ -65,6 +67,8 @@ def build_portfolio(data_dir: Path, as_of: date) -> None:
     upgrade(db)
     with db.session(write=True) as s:
         generate_cs_demo(s, seed=SEED, clients=CLIENTS, as_of=as_of)
+    with db.session(write=True) as s:  # the bundle shares one database: Sales writes beside CS
+        sales = generate_sales_demo(s, seed=SEED, deals=DEALS, as_of=as_of)
     with db.session() as s:
         counts = {
             label: s.exec(select(func.count()).select_from(model)).one()
@@ -77,7 +81,12 @@ def build_portfolio(data_dir: Path, as_of: date) -> None:
             )
         }
     db.dispose()
-    print("  " + " · ".join(f"{n:,} {label}" for label, n in counts.items()))
+    print("  CS: " + " · ".join(f"{n:,} {label}" for label, n in counts.items()))
+    print(
+        f"  Sales: {sales.reps} reps · {sales.pipelines} pipelines · {sales.deals:,} deals with "
+        f"{sales.stage_moves:,} stage moves · {sales.activities:,} activities · {sales.quotas} quotas · "
+        f"{sales.leads} leads"
+    )
 
 
 async def tour_servers(data_dir: Path) -> None:
@@ -190,6 +199,73 @@ async def ask_cs(data_dir: Path, as_of: date) -> None:
         print("  restored with a second plan → confirm")
 
 
+def _quarter(day: date) -> tuple[date, date]:
+    from revops_sales.demo.last_week import quarter_of
+
+    return quarter_of(day)
+
+
+async def ask_sales(data_dir: Path, as_of: date) -> None:
+    params = StdioServerParameters(
+        command=_bin("revops-sales"), args=["--toolsets", "all"], env=_env(data_dir)
+    )
+    start, end = _quarter(as_of)
+    period = {"start": start.isoformat(), "end": end.isoformat()}
+    async with Client(params, mode="legacy") as sales:
+        _heading("Q: Will we make the quarter?  → get_quota_attainment, forecast_period")
+        team = next(
+            q for q in (await _call(sales, "get_quota_attainment", period))["result"] if q["owner"] == "*"
+        )
+        fc = await _call(sales, "forecast_period", {**period, "quota_minor": team["amount_minor"]})
+        sim = fc["simulation"]
+        print(
+            f"  quota {_money(team['amount_minor'])} · won {_money(fc['won_minor'])} "
+            f"({team['attainment'] * 100:.0f}% attained) · open {_money(fc['open_minor'])} in "
+            f"{fc['open_deals']} deals, weighted {_money(fc['weighted_minor'])}"
+        )
+        print(
+            f"  Monte Carlo ({sim['runs']:,} runs): P10 {_money(sim['p10'])} · P50 {_money(sim['p50'])} · "
+            f"P90 {_money(sim['p90'])} · P(total ≥ quota) {fc['p_reach_quota'] * 100:.0f}%"
+        )
+        if team["coverage"] is not None:
+            print(f"  coverage of the remaining quota: {team['coverage']:.2f}×")
+
+        _heading(
+            "Q: What moved since last week, and why?  → save_forecast_snapshot, compare_forecast_snapshots"
+        )
+        await _call(sales, "save_forecast_snapshot", period)
+        moved = await _call(sales, "compare_forecast_snapshots", {})
+        print(
+            f"  won {moved['won_change_minor'] / 100:+,.0f} · "
+            f"open {moved['open_change_minor'] / 100:+,.0f} · "
+            f"weighted {moved['weighted_change_minor'] / 100:+,.0f} USD since "
+            f"{moved['baseline']['taken_at'][:10]}: {moved['counts']}"
+        )
+        for deal in moved["moved"][:4]:
+            print(
+                f"    {deal['name']:<20} {deal['total_change_minor'] / 100:+12,.0f} USD  "
+                + "; ".join(deal["reasons"])
+            )
+
+        _heading("Q: Which deals are stuck?  → find_stalled_deals")
+        stalled = await _call(sales, "find_stalled_deals", {"limit": 3})
+        print(f"  {len(stalled['alerts'])} shown of {stalled['open_deals']} open deals checked")
+        for alert in stalled["alerts"][:3]:
+            deal = alert["deal"]
+            print(f"  {deal['name']} ({deal['stage']}, {deal['owner']}, {_money(deal['amount_minor'])}):")
+            for reason in alert["stalled"] + alert["slipping"]:
+                print(f"    {reason}")
+
+        _heading("Q: Which leads should we call first, and why?  → best_leads")
+        best = await _call(sales, "best_leads", {"top": 3})
+        for lead in best["items"]:
+            print(
+                f"  {lead['rank']}. {lead['name']} ({lead['title'] or '—'}, {lead['company_name']}): "
+                f"fit {lead['fit_score']}, intent {lead['intent_score']}"
+            )
+            print(f"     {'; '.join(lead['why'][:4])}")
+
+
 def main() -> int:
     data_dir = Path(os.environ.get("REVOPS_DEMO_DIR", "var/demo")).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -199,6 +275,7 @@ def main() -> int:
     _heading("Starting each server over stdio (as Claude Desktop does)")
     anyio.run(tour_servers, data_dir)
     anyio.run(ask_cs, data_dir, as_of)
+    anyio.run(ask_sales, data_dir, as_of)
     _heading("revops audit verify")
     verify = subprocess.run(  # noqa: S603 - our own console script
         [_bin("revops"), "audit", "verify"], env=_env(data_dir), capture_output=True, text=True, check=False

@@ -119,15 +119,23 @@ async def test_fit_and_intent_are_scored_set_based_and_ranked_with_reasons(sales
         top1 = await call_ok(client, "best_leads", top=1)
         detail_b = await call_ok(client, "get_lead", lead_id=b)
         mqls = await call_ok(client, "search_leads", min_fit=40, min_intent=50)
-    assert (run["scored"], run["mql"], run["fit_unavailable"]) == (4, 1, 1)
+    assert (run["scored"], run["mql"], run["fit_unavailable"]) == (4, 1, 2)
     scores = {r.id: (r.fit_score, r.intent_score) for r in _rows(db, SalesLead)}
     assert scores[a] == (80.0, 17.0)  # (30 + 30 + 20)/100; 5 + 10 + 2
     assert scores[b] == (round(100 * 40 / 70, 2), 60.0)  # employees unknown: 40 of the 70 evaluated
     assert scores[c] == (None, 100.0)  # no attribute known: fit null, not 0
-    assert scores[d] == (100.0, None)  # no engagement recorded: intent null
-    # B is the MQL; then C and D tie at 50 (lower id first); then A at (80 + 17)/2 = 48.5.
-    assert [i["id"] for i in best["items"]] == [b, c, d, a]
-    assert [i["priority"] for i in best["items"]] == [round((57.14 + 60) / 2, 2), 50.0, 50.0, 48.5]
+    # industry alone is 30 of the profile's 100: too little known for a fit (it would read 100)
+    assert scores[d] == (None, None)  # and no engagement recorded: intent null
+    # B is the MQL; then C at 100/2; then A at (80 + 17)/2 = 48.5; D has no known score.
+    assert [i["id"] for i in best["items"]] == [b, c, a, d]
+    assert [i["priority"] for i in best["items"]] == [round((57.14 + 60) / 2, 2), 50.0, 48.5, 0.0]
+    assert best["items"][3]["why"] == [
+        "fits: industry in Software, SaaS",
+        "unknown: employees 50–500",
+        "unknown: country in DE, FR",
+        "unknown: title has VP / Head",
+        "fit not scored: only 30% of the profile's weight is known",
+    ]
     assert [i["mql"] for i in best["items"]] == [True, False, False, False]
     assert best["items"][0]["why"] == [
         "fits: country in DE, FR",

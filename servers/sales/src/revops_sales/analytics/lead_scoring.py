@@ -2,7 +2,9 @@
 
 Fit (0–100) = 100·Σ w(matched) / Σ w(evaluated). A criterion whose lead attribute is unknown is
 not evaluated: its weight is spread over the others (as the health score does) and it is listed as
-unknown, so a lead with no data is null, not 0.
+unknown, so a lead with no data is null, not 0. Fit is also null when less than `MIN_KNOWN_SHARE` of
+the profile's weight could be evaluated: two known criteria out of four would otherwise read as a
+confident 100 that says more about the missing data than about the lead.
 
 Intent (0–100): over the `window_days` before and including `as_of`, the points of each
 (kind, day) are first capped at that kind's daily cap, then decayed by age in whole days,
@@ -18,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import date
 
 FIT_FIELDS = ("industry", "country", "region", "source", "employees", "title")
+MIN_KNOWN_SHARE = 0.5
+"""Fit needs at least this share of the profile's weight evaluated (known attributes)."""
 """Lead attributes an ICP criterion may test: equality fields, `employees` (a range), `title` (keywords)."""
 
 DEFAULT_HALF_LIFE_DAYS = 14.0
@@ -64,6 +68,8 @@ class Fit:
     matched: list[str]
     unmatched: list[str]
     unknown: list[str]
+    known_share: float | None = None
+    """Share of the profile's weight that could be evaluated; None without criteria."""
 
 
 def fit(lead: Mapping[str, object], criteria: Sequence[Criterion]) -> Fit:
@@ -82,8 +88,11 @@ def fit(lead: Mapping[str, object], criteria: Sequence[Criterion]) -> Fit:
             matched.append(criterion.label())
         else:
             unmatched.append(criterion.label())
-    score = round(100 * got / total, 2) if total > 0 else None
-    return Fit(score, matched, unmatched, unknown)
+    weight = sum(c.weight for c in criteria)
+    known_share = total / weight if weight > 0 else None
+    enough = known_share is not None and known_share >= MIN_KNOWN_SHARE
+    score = round(100 * got / total, 2) if total > 0 and enough else None
+    return Fit(score, matched, unmatched, unknown, known_share)
 
 
 @dataclass(frozen=True)

@@ -40,13 +40,20 @@ class SalesDemo:
     deal_changes: int
     activities: int
     quotas: int
+    leads: int
+    changed_last_week: int
 
 
-def generate_sales_demo(session: Session, *, seed: int, deals: int, as_of: date) -> SalesDemo:
-    """Insert the Sales demo in the caller's transaction (no commit)."""
+def generate_sales_demo(
+    session: Session, *, seed: int, deals: int, as_of: date, leads: int = 300, last_week: bool = True
+) -> SalesDemo:
+    """Insert the Sales demo in the caller's transaction (no commit). `last_week` also stores a
+    forecast snapshot dated a week ago and makes the week's changes after it."""
     from revops_sales.demo.accounts import generate_accounts
     from revops_sales.demo.activities import generate_activities
     from revops_sales.demo.deals import generate_deals
+    from revops_sales.demo.last_week import generate_last_week
+    from revops_sales.demo.leads import generate_leads
     from revops_sales.demo.pipelines import generate_pipelines
     from revops_sales.demo.quotas import generate_quotas
 
@@ -56,6 +63,8 @@ def generate_sales_demo(session: Session, *, seed: int, deals: int, as_of: date)
     written = generate_deals(session, rng, pipelines, accounts, reps=REPS, deals=deals, as_of=as_of)
     activities = generate_activities(session, rng, written, accounts, as_of=as_of)
     quotas = generate_quotas(session, written, reps=REPS, as_of=as_of)
+    lead_count = generate_leads(session, rng, leads=leads, as_of=as_of) if leads else 0
+    changed = generate_last_week(session, rng, pipelines[0], as_of=as_of) if last_week else 0
     return SalesDemo(
         reps=len(REPS),
         pipelines=len(pipelines),
@@ -66,4 +75,6 @@ def generate_sales_demo(session: Session, *, seed: int, deals: int, as_of: date)
         deal_changes=written.deal_changes,
         activities=activities,
         quotas=quotas,
+        leads=lead_count,
+        changed_last_week=changed,
     )

@@ -122,6 +122,7 @@ def recompute(
             "fit_matched": fit.matched,
             "fit_unmatched": fit.unmatched,
             "fit_unknown": fit.unknown,
+            "fit_known_share": fit.known_share,
             "intent_by_kind": intent.by_kind if intent else {},
         }
         updates.append(
@@ -159,6 +160,9 @@ def _why(lead: SalesLead, mql: bool, settings: maths.IntentSettings) -> list[str
     by_kind: dict[str, float] = detail.get("intent_by_kind", {})
     why += [f"intent: {k} {v:g} pts" for k, v in sorted(by_kind.items(), key=lambda kv: (-kv[1], kv[0]))[:3]]
     why += [f"unknown: {u}" for u in detail.get("fit_unknown", [])]
+    share = detail.get("fit_known_share")
+    if lead.fit_score is None and share is not None and share < maths.MIN_KNOWN_SHARE:
+        why.append(f"fit not scored: only {share:.0%} of the profile's weight is known")
     if mql:
         why.append(f"MQL: fit ≥ {settings.mql_fit:g} and intent ≥ {settings.mql_intent:g}")
     return why
