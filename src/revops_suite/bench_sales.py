@@ -19,6 +19,9 @@ from revops_suite.bench_scale import peer as server_peer
 
 OPEN_DEALS = 5_000
 REVIEW_DEALS = 50_000
+SYNC_RECORDS = 10_000
+REPO = Path(__file__).resolve().parents[2]
+TEST_HELPERS = ("servers/sales/tests", "servers/cs/tests")  # the HubSpot fake and spec validation
 SEED = 11
 PERIOD_DAYS = 90
 
@@ -144,6 +147,27 @@ def review_rows(root: Path, backend: Backend, postgres_url: str | None, no_op: f
     return lines
 
 
+def sync_rows() -> list[str]:
+    """A HubSpot incremental sync of `SYNC_RECORDS` changed contacts against the local fake (every
+    request still validated against the spec), in process on the embedded SQLite file. The fake
+    lives with the tests, so this runs from a checkout (as `make bench` does)."""
+    import sys
+
+    import anyio
+
+    for folder in TEST_HELPERS:
+        if str(REPO / folder) not in sys.path:
+            sys.path.insert(0, str(REPO / folder))
+    from hubspot_fake import bench_sync  # type: ignore[import-not-found]
+
+    runs = [anyio.run(bench_sync, SYNC_RECORDS) for _ in range(3)]
+    runs.sort()
+    return [
+        f"| SQLite | HubSpot incremental sync of {SYNC_RECORDS:,} changed contacts against the local fake "
+        f"(median of 3) | {runs[1]:,.0f} records/s ({runs[0]:,.0f}–{runs[2]:,.0f}) | — |"
+    ]
+
+
 def sales_section(root: Path, *, no_op_round_trip: float, postgres_url: str | None = None) -> list[str]:
     """Populate, drive revops-sales over stdio on each backend, return markdown lines."""
     with backends(postgres_url) as found:
@@ -151,12 +175,14 @@ def sales_section(root: Path, *, no_op_round_trip: float, postgres_url: str | No
         for backend in found:
             lines += forecast_rows(root, backend, postgres_url, no_op_round_trip)
             lines += review_rows(root, backend, postgres_url, no_op_round_trip)
+        lines += sync_rows()
     names = " and ".join(b.name for b in found)
     return [
         "## Sales at size",
         "",
         f"The forecast over {OPEN_DEALS:,} open deals (goal ≤ 1 s) and the pipeline-review reads over "
-        f"{REVIEW_DEALS:,} deals of two years' history ({names}, {date.today():%Y-%m-%d}). Median (min–max).",
+        f"{REVIEW_DEALS:,} deals of two years' history, and a HubSpot sync ({names}, "
+        f"{date.today():%Y-%m-%d}). Median (min–max).",
         "",
         "| backend | operation | time | ratio to the bare no-op round trip |",
         "|---|---|---|---|",
