@@ -20,7 +20,10 @@ class CsClient(SQLModel, table=True):
     """One customer account. `company_id` links it to the suite's shared company record."""
 
     __tablename__ = "cs_client"
-    __table_args__ = (Index("ix_cs_client_tenant_live", "tenant", "deleted_at"),)
+    __table_args__ = (
+        Index("ix_cs_client_tenant_live", "tenant", "deleted_at"),
+        Index("ix_cs_client_tenant_band", "tenant", "health_band", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     tenant: str = Field(default="default", max_length=64)
@@ -42,6 +45,13 @@ class CsClient(SQLModel, table=True):
     stage_changed_at: datetime = utc_field(default_now=True)
     churned_at: datetime | None = utc_field(nullable=True)
     deleted_at: datetime | None = utc_field(nullable=True)
+    # The latest stored health snapshot (greatest as_of, then id), kept by a database trigger on
+    # every insert into cs_health_snapshot (CS migration 4), so listing and filtering by band read
+    # the client row alone at any history depth. Never written by code.
+    health_snapshot_id: int | None = Field(default=None)
+    health_as_of: date | None = Field(default=None)
+    health_score: float | None = Field(default=None)
+    health_band: str | None = Field(default=None, max_length=20)
 
 
 class CsStageChange(SQLModel, table=True):

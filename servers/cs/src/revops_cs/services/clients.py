@@ -22,10 +22,8 @@ from revops_core.paging import Page, paginate
 from revops_core.params import MAX_COUNT, Count, SingleLine, WholeNumber
 from revops_core.records import ensure_unique
 from revops_cs.models.clients import CsClient, CsStageChange, Stage, Tier
-from revops_cs.models.health import CsHealthSnapshot
 from revops_cs.output import Out
 from revops_cs.services import lifecycle
-from revops_cs.services.health import latest_snapshot_id
 
 # --------------------------------------------------------------------------- the client fields
 
@@ -236,20 +234,16 @@ def page(
             field="arr_max_minor",
             hint="Give a maximum at or above the minimum.",
         )
-    # The domain and the latest snapshot's score and band are scalar subqueries, not joins: they
-    # are evaluated for the rows of the page only (the band for every client only when filtering
-    # on it), so counting the matches reads the client rows alone.
-    latest = latest_snapshot_id()
-    score, band = (
-        sql_select(column).where(col(CsHealthSnapshot.id) == latest).scalar_subquery()
-        for column in (col(CsHealthSnapshot.score), col(CsHealthSnapshot.band))
-    )
+    # The latest snapshot's score and band sit on the client row (a trigger keeps them), and the
+    # domain is a scalar subquery evaluated for the page's rows only: filtering, counting and
+    # paging read the client rows alone, through (tenant, health_band, id) when filtering by band.
+    band = col(CsClient.health_band)
     domain = sql_select(col(CoreCompany.domain)).where(col(CoreCompany.id) == col(CsClient.company_id))
     query = (
         sql_select(
             *_ROW_COLUMNS,
             domain.scalar_subquery().label("domain"),
-            score.label("health_score"),
+            col(CsClient.health_score).label("health_score"),
             band.label("health_band"),
         )
         .where(col(CsClient.tenant) == tenant)
