@@ -18,6 +18,8 @@ from revops_sales.models.forecast_snapshots import SalesForecastSnapshot
 from revops_sales.services import deals, forecast_snapshots
 
 ACTOR = "demo:generator"
+NEW_DEALS = 4
+"""Deals created in the last week (closing this quarter)."""
 
 
 def quarter_of(day: date) -> tuple[date, date]:
@@ -77,7 +79,7 @@ def generate_last_week(session: Session, rng: random.Random, pipeline: DemoPipel
                 session, TENANT, ACTOR, deal_id, changes={"amount_minor": deal.amount_minor * 12 // 10}
             )
         changed += 1
-    for n in range(4):  # new this week, closing this quarter
+    for n in range(NEW_DEALS):
         deals.create(
             session,
             TENANT,
