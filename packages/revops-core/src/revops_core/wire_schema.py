@@ -4,7 +4,11 @@ Pydantic's schemas are generous: a `title` on every property, `anyOf: [X, {"type
 every optional value and a `$defs` entry for every nested model. We publish:
 
 - input schemas with the same meaning, minus titles, with nullable unions folded into
-  `"type": [X, "null"]` — arguments are still validated against the full pydantic model;
+  `"type": [X, "null"]` and a nested model used once written in place instead of behind a
+  `$ref` — arguments are still validated against the full pydantic model. One bound is left to
+  the server: the storage ceiling of ids and counts (`MAX_ID`, PostgreSQL INTEGER) is not
+  published — no caller picks an id near it, and the server still refuses 2**31 as a
+  `validation_error` naming the field — every other bound is published as the model has it;
 - output schemas that keep every top-level field's name and type but collapse deeper structure to
   `object` / `array` of `object`, without descriptions or `required` (every field is always sent).
   Every result still validates against it (it is looser, never stricter); field names are chosen
@@ -15,6 +19,8 @@ from __future__ import annotations
 
 import copy
 from typing import Any
+
+from revops_core.params import MAX_COUNT, MAX_ID
 
 _SIMPLE = {"string", "integer", "number", "boolean", "array", "object"}
 
@@ -103,6 +109,47 @@ def _kinds(schema: dict[str, Any], root: dict[str, Any]) -> set[str]:
     return kinds
 
 
+def _refs(node: Any, counts: dict[str, int]) -> dict[str, int]:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            name = ref.rsplit("/", 1)[1]
+            counts[name] = counts.get(name, 0) + 1
+        for value in node.values():
+            _refs(value, counts)
+    elif isinstance(node, list):
+        for value in node:
+            _refs(value, counts)
+    return counts
+
+
+def _replace_ref(node: Any, name: str, body: dict[str, Any]) -> Any:
+    if isinstance(node, list):
+        return [_replace_ref(v, name, body) for v in node]
+    if not isinstance(node, dict):
+        return node
+    if node.get("$ref") == f"#/$defs/{name}":
+        # Keys beside the `$ref` (the field's own description) win over the model's.
+        return {**body, **{k: v for k, v in node.items() if k != "$ref"}}
+    return {k: _replace_ref(v, name, body) for k, v in node.items()}
+
+
+def _inline_single_use(schema: dict[str, Any]) -> dict[str, Any]:
+    """A `$defs` model referenced once is written where it is used: the same schema, without the
+    `$ref` indirection and its name (shorter, and some clients resolve no `$ref`). A model used
+    more than once, or by itself (recursive), stays in `$defs`."""
+    while True:
+        defs = schema.get("$defs", {})
+        counts = _refs(schema, {})
+        name = next((n for n in defs if counts.get(n) == 1 and not _refs(defs[n], {}).get(n)), None)
+        if name is None:
+            return schema
+        body = defs.pop(name)
+        schema = _replace_ref(schema, name, body)
+        if not schema.get("$defs"):
+            schema.pop("$defs", None)
+
+
 def _drop_null_defaults(node: Any) -> Any:
     """`"default": null` says nothing an absent `required` entry does not."""
     if isinstance(node, dict):
@@ -129,9 +176,23 @@ def _omit_means_null(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def _drop_storage_ceiling(node: Any) -> Any:
+    """`"maximum": 2147483647` on every id says only "fits a database column" (see module doc)."""
+    if isinstance(node, list):
+        return [_drop_storage_ceiling(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _drop_storage_ceiling(v) for k, v in node.items()}
+    kinds = out.get("type")
+    integer = kinds == "integer" or (isinstance(kinds, list) and "integer" in kinds)
+    if integer and out.get("maximum") in (MAX_ID, MAX_COUNT):
+        del out["maximum"]
+    return out
+
+
 def compact_input_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    folded = _fold_nullable(_strip_titles(copy.deepcopy(schema)))
-    compact: dict[str, Any] = _drop_null_defaults(_omit_means_null(folded))
+    folded = _fold_nullable(_strip_titles(_inline_single_use(copy.deepcopy(schema))))
+    compact: dict[str, Any] = _drop_storage_ceiling(_drop_null_defaults(_omit_means_null(folded)))
     return compact
 
 

@@ -23,8 +23,8 @@ CriterionField = Literal["industry", "country", "region", "source", "employees",
 
 
 class CriterionIn(BaseModel):
-    field: CriterionField = Field(description="Lead attribute.")
-    weight: float = Field(gt=0, le=1000, description="Weight.")
+    field: CriterionField
+    weight: float = Field(gt=0, le=1000)
     values: list[Annotated[Line, Field(max_length=100)]] = Field(
         default_factory=list, max_length=100, description="Equality fields: any of."
     )
@@ -36,14 +36,14 @@ class CriterionIn(BaseModel):
 
 
 class KindCap(BaseModel):
-    kind: Line = Field(min_length=1, max_length=50, description="Event kind.")
+    kind: Line = Field(min_length=1, max_length=50)
     cap: float = Field(gt=0, le=100, description="Points per day.")
 
 
 class IntentIn(BaseModel):
-    half_life_days: float = Field(default=14.0, gt=0, le=365, description="Half-life, days.")
+    half_life_days: float = Field(default=14.0, gt=0, le=365)
     window_days: Whole = Field(default=30, ge=1, le=365, description="Days of events counted.")
-    default_daily_cap: float = Field(default=20.0, gt=0, le=100, description="Daily cap per kind.")
+    default_daily_cap: float = Field(default=20.0, gt=0, le=100, description="Per kind.")
     daily_caps: list[KindCap] = Field(default_factory=list, max_length=100, description="Caps by kind.")
     mql_fit: float = Field(default=40.0, ge=0, le=100, description="MQL fit threshold.")
     mql_intent: float = Field(default=50.0, ge=0, le=100, description="MQL intent threshold.")

@@ -30,8 +30,8 @@ class EventIn(BaseModel):
     kind: Annotated[str, SingleLine] = Field(
         min_length=1, max_length=50, description="e.g. page_view, email_click, demo_request."
     )
-    points: float = Field(ge=0, le=100, description="Points the event earns before decay and caps.")
-    occurred_at: datetime = Field(description="When (UTC).")
+    points: float = Field(ge=0, le=100, description="Before decay and caps.")
+    occurred_at: datetime = Field(description="UTC.")
 
 
 class ScoreRun(Out):

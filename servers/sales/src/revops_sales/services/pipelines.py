@@ -38,12 +38,12 @@ DEFAULT_STAGES: tuple[tuple[str, int, StageKind], ...] = (
 
 class StageIn(Out):
     name: Annotated[str, SingleLine] = Field(
-        min_length=1, max_length=100, description="Stage name, unique in the pipeline."
+        min_length=1, max_length=100, description="Unique in the pipeline."
     )
     probability_pct: Annotated[int, WholeNumber] = Field(
-        ge=0, le=100, description="Win probability of a deal in this stage, percent."
+        ge=0, le=100, description="Win probability, percent."
     )
-    kind: StageKind = Field(default="open", description="open, won (closed won) or lost (closed lost).")
+    kind: StageKind = "open"
 
 
 class CriterionOut(Out):

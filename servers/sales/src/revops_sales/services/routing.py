@@ -38,20 +38,18 @@ OPEN_STATUSES = ("new", "working", "qualified")
 
 
 class RepIn(BaseModel):
-    rep: Line = Field(min_length=1, max_length=200, description="Rep.")
-    max_open_leads: Annotated[int, Field(ge=0, le=100_000), WholeNumber] | None = Field(
-        default=None, description="Max open leads."
-    )
+    rep: Line = Field(min_length=1, max_length=200)
+    max_open_leads: Annotated[int, Field(ge=0, le=100_000), WholeNumber] | None = None
 
 
 class RuleIn(BaseModel):
-    name: Line = Field(min_length=1, max_length=100, description="Territory name.")
+    name: Line = Field(min_length=1, max_length=100)
     countries: list[Annotated[str, Field(pattern=r"^[A-Za-z]{2}$")]] = Field(
-        default_factory=list, max_length=300, description="Countries."
+        default_factory=list, max_length=300, description="ISO codes."
     )
-    regions: Names = Field(default_factory=list, max_length=100, description="Regions.")
-    industries: Names = Field(default_factory=list, max_length=100, description="Industries.")
-    reps: Names = Field(min_length=1, max_length=100, description="Reps, in order.")
+    regions: Names = Field(default_factory=list, max_length=100)
+    industries: Names = Field(default_factory=list, max_length=100)
+    reps: Names = Field(min_length=1, max_length=100, description="In order.")
 
 
 class RoutingConfigOut(Out):

@@ -22,10 +22,10 @@ CategorySetting = Literal["pipeline", "best_case", "most_likely", "commit", "omi
 class StageSetting(Out):
     stage_id: Annotated[int, Id("stage", see="list_pipelines")]
     probability_pct: Annotated[int | None, WholeNumber] = Field(
-        default=None, ge=0, le=100, description="Win probability, percent (won 100, lost 0); omit to keep."
+        default=None, ge=0, le=100, description="Percent; omit to keep."
     )
     forecast_category: CategorySetting | None = Field(
-        default=None, description="Default category on entering the stage; 'none' clears; omit to keep."
+        default=None, description="Default on entering; 'none' clears; omit to keep."
     )
 
 

@@ -30,9 +30,7 @@ class ElementIn(BaseModel):
         min_length=1, max_length=40, description="e.g. budget, economic_buyer."
     )
     value: Annotated[int, WholeNumber] = Field(ge=0, le=2, description="0 unknown · 1 partial · 2 validated.")
-    evidence: Annotated[str, MultiLine] | None = Field(
-        default=None, max_length=2000, description="What shows it."
-    )
+    evidence: Annotated[str, MultiLine] | None = Field(default=None, max_length=2000)
 
 
 class ElementOut(Out):

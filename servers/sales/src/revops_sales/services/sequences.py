@@ -36,7 +36,7 @@ class StepIn(Out):
     model_config = ConfigDict(from_attributes=True, extra="forbid")
 
     delay_days: Annotated[int, WholeNumber] = Field(
-        ge=0, le=365, description="Days after the previous step (or enrolment)."
+        ge=0, le=365, description="After the previous step or enrolment."
     )
     subject: Annotated[str | None, SingleLine] = Field(
         default=None, min_length=1, max_length=300, description="Later steps: default Re: step 1."

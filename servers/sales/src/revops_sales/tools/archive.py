@@ -20,8 +20,8 @@ RecordIds = Annotated[list[IdValue], Ids("record", max_items=1000)]
 def archive_records(
     call: Call, entity: EntityParam, ids: RecordIds, confirm: Confirm = None
 ) -> Planned[archive.ArchiveOut]:
-    """Archive (soft-delete) records: the first call returns a plan; confirm=<plan_id> applies it.
-    Above the configured size a person must also approve (`revops approve <plan_id>`)."""
+    """Archive (soft-delete) records: plan → confirm; above the configured size a person also
+    approves (`revops approve <plan_id>`)."""
     wanted = sorted(set(ids))
     preview, fingerprint = archive.plan(
         call.db, call.tenant, entity, wanted, threshold=call.settings.bulk_approval_threshold

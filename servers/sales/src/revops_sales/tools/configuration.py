@@ -28,9 +28,7 @@ def configure_stages(
     pipeline_id: PipelineId,
     stages: Annotated[
         list[sales_config.StageSetting],
-        Field(
-            min_length=1, max_length=30, description="Per stage: probability_pct and/or forecast_category."
-        ),
+        Field(min_length=1, max_length=30, description="Stages to change."),
     ],
 ) -> pipelines.PipelineOut:
     """Set stages' win probabilities (0–100; won 100, lost 0) and default forecast categories."""
@@ -49,7 +47,7 @@ def list_credentials(call: Call) -> list[credentials.CredentialOut]:
 def delete_credential(
     call: Call,
     provider: Annotated[VaultName, Field(description="Vendor, e.g. hubspot (see list_credentials).")],
-    name: Annotated[VaultName, Field(description="Credential name within the vendor.")] = "default",
+    name: Annotated[VaultName, Field(description="Name within the vendor.")] = "default",
     server: Annotated[credentials.Scope, Field(description="sales, or * for the suite-wide entry.")] = "*",
     confirm: Confirm = None,
 ) -> Planned[credentials.CredentialOut]:

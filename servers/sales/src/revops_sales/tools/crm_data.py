@@ -77,7 +77,7 @@ def set_custom_property(
     call: Call,
     action: Annotated[
         Literal["define", "set", "clear"],
-        Field(description="define, or set/clear a value."),
+        Field(description="What to do."),
     ],
     entity: Annotated[PropertyObject, Field(description="Object type.")],
     name: PropertyNameParam,
@@ -124,7 +124,7 @@ def import_crm_csv(
         ),
     ],
     on_duplicate: Annotated[
-        crm_import.Policy, Field(description="Existing domain/e-mail: skip it or update it.")
+        crm_import.Policy, Field(description="Existing domain/e-mail: skip or update.")
     ] = "skip",
     dry_run: Annotated[bool, Field(description="Validate only; write nothing.")] = False,
 ) -> crm_import.ImportOut:

@@ -47,7 +47,7 @@ class WorkDone(Out):
 
 Person = Annotated[
     str | None,
-    Field(min_length=1, max_length=200, description="add_task: who does it (default the deal owner)."),
+    Field(min_length=1, max_length=200, description="add_task: default the deal owner."),
     SingleLine,
 ]
 
@@ -61,29 +61,25 @@ def update_deal_work(
     quantity: Annotated[int | None, Count("add_line_item: units.", ge=1, le=10**9)] = None,
     unit_price_minor: Annotated[
         int | None,
-        Field(ge=0, le=10**15, description="add_line_item: price per unit, minor units."),
+        Field(ge=0, le=10**15, description="add_line_item: per unit, minor units."),
         WholeNumber,
     ] = None,
     currency: Annotated[
         str | None,
         Field(pattern=r"^[A-Z]{3}$", description="add_line_item: must be the deal's; omit for it."),
     ] = None,
-    discount_bp: Annotated[
-        int, Count("add_line_item: discount, basis points (1250 = 12.5 %).", le=10_000)
-    ] = 0,
+    discount_bp: Annotated[int, Count("add_line_item: basis points (1250 = 12.5 %).", le=10_000)] = 0,
     line_item_id: Annotated[int | None, Id("line item", see="get_deal", optional="remove_line_item")] = None,
     title: Annotated[str | None, Text("add_task: what to do.", max_length=300)] = None,
     due_date: Annotated[date | None, Field(description="add_task: due day.")] = None,
     owner: Person = None,
     task_id: Annotated[int | None, Id("task", see="get_deal", optional="complete_task")] = None,
-    competitor: Annotated[str | None, Text("set_competitor, remove_competitor: competitor name.")] = None,
-    competitor_status: Annotated[
-        CompetitorStatus, Field(description="set_competitor: active, won_against or lost_to.")
-    ] = "active",
+    competitor: Annotated[str | None, Text("set_competitor, remove_competitor: name.")] = None,
+    competitor_status: Annotated[CompetitorStatus, Field(description="set_competitor.")] = "active",
     competitor_notes: Annotated[str | None, Text("set_competitor: notes.", max_length=2000)] = None,
     criterion_ids: Annotated[
         list[IdValue] | None,
-        Field(min_length=1, max_length=50, description="meet_criteria: exit criteria met (see get_deal)."),
+        Field(min_length=1, max_length=50, description="meet_criteria: ids met (see get_deal)."),
     ] = None,
 ) -> WorkDone:
     """Line items (amount = their sum), tasks, competitors, exit criteria of a deal; get_deal shows all."""
@@ -166,7 +162,7 @@ def list_notes(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[notes.NoteOut]:
-    """Notes of one deal, contact or company, newest first; one page at a time."""
+    """Notes of one deal, contact or company, newest first."""
     return notes.page(
         call.db,
         call.tenant,
@@ -185,8 +181,8 @@ def list_tasks(
         str | None, Field(min_length=1, max_length=200, description="Only this rep's."), SingleLine
     ] = None,
     deal_id: Annotated[int | None, Id("deal", see="list_deals", optional="omit for every deal")] = None,
-    done: Annotated[bool, Field(description="Completed tasks instead of open ones.")] = False,
-    due_by: Annotated[date | None, Field(description="Only tasks due on or before this day.")] = None,
+    done: Annotated[bool, Field(description="Completed instead of open.")] = False,
+    due_by: Annotated[date | None, Field(description="Due on or before.")] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[tasks.TaskOut]:

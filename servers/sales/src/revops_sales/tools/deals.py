@@ -47,7 +47,7 @@ def create_deal(
     close_date: Annotated[date | None, Field(description="Expected close date.")] = None,
     company_id: Annotated[int | None, Id("company", optional="the shared company record")] = None,
     forecast_category: Annotated[
-        Category | None, Field(description="Forecast category; omit for the stage's default, else pipeline.")
+        Category | None, Field(description="Omit: the stage's default, else pipeline.")
     ] = None,
 ) -> deals.DealOut:
     """Create a deal in a pipeline; its first stage move is recorded."""
@@ -116,13 +116,11 @@ def list_deals(
     call: Call,
     pipeline_id: OptPipeline = None,
     owner: Owner = None,
-    status: Annotated[
-        Literal["open", "won", "lost"] | None, Field(description="Only deals in this state.")
-    ] = None,
+    status: Annotated[Literal["open", "won", "lost"] | None, Field(description="Only this state.")] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[deals.DealOut]:
-    """Deals, oldest first, filtered by pipeline, owner and state; one page at a time."""
+    """Deals, oldest first, filtered by pipeline, owner and state."""
     return deals.page(
         call.db, call.tenant, pipeline_id=pipeline_id, owner=owner, status=status, limit=limit, cursor=cursor
     )
@@ -136,9 +134,7 @@ def find_stalled_deals(
     factor: Annotated[
         float, Field(gt=1, le=10, description="Stalled past this × the stage median.")
     ] = STALL_FACTOR,
-    idle_days: Annotated[
-        int, Count("Stalled after this many days without activity.", ge=1, le=365)
-    ] = IDLE_DAYS,
+    idle_days: Annotated[int, Count("Stalled after this many idle days.", ge=1, le=365)] = IDLE_DAYS,
     limit: Limit = 50,
 ) -> deal_health.DealAlerts:
     """Open deals stuck in a stage, untouched, or whose close date passed or moved out; with reasons."""

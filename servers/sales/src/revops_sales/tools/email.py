@@ -132,7 +132,7 @@ def list_emails(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[gmail_send.MessageOut]:
-    """Stored e-mails (sent, drafts, logged), newest first, one page at a time."""
+    """Stored e-mails (sent, drafts, logged), newest first."""
     return email_log.page(
         call.db,
         call.tenant,
@@ -150,7 +150,7 @@ def manage_sequence(
     call: Call,
     action: Annotated[
         Literal["create", "enrol", "run_due"],
-        Field(description="Create, enrol contacts, or send due steps."),
+        Field(description="What to do."),
     ],
     sequence_id: SequenceId = None,
     name: Annotated[str | None, Text("Name (create).")] = None,

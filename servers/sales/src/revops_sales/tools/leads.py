@@ -43,10 +43,10 @@ def save_lead(
     employees: Annotated[
         int | None, Field(ge=0, le=10**9, description="Employee count."), WholeNumber
     ] = None,
-    source: Annotated[str | None, Text("Lead source, e.g. webinar.", max_length=100)] = None,
+    source: Annotated[str | None, Text("e.g. webinar.", max_length=100)] = None,
     campaign: Annotated[str | None, Text("Campaign credited.")] = None,
     owner: Annotated[str | None, Text("Owning rep.")] = None,
-    status: Annotated[Status | None, Field(description="Status; default new.")] = None,
+    status: Annotated[Status | None, Field(description="Default new.")] = None,
 ) -> leads.LeadOut:
     """Create a lead (name required), or change the given fields of one (lead_id)."""
     values = {
@@ -96,7 +96,7 @@ def search_leads(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[leads.LeadOut]:
-    """Leads, newest first, filtered; one page at a time."""
+    """Leads, newest first, filtered."""
     filters = {
         "text": text,
         "status": status,

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from revops_core.params import Count, Id, IdValue, Text, WholeNumber, require
+from revops_core.params import Count, Id, IdValue, SingleLine, Text, WholeNumber, require
 from revops_core.server import Call
 from revops_sales.params import PipelineId
 from revops_sales.services import pipelines
@@ -34,7 +34,7 @@ def list_pipelines(call: Call) -> list[pipelines.PipelineOut]:
     return pipelines.list_all(call.db, call.tenant)
 
 
-CriterionText = Annotated[str, Text("One checklist line.", max_length=300)]
+CriterionText = Annotated[str, Field(min_length=1, max_length=300), SingleLine]
 
 
 @toolset.tool(
@@ -54,9 +54,7 @@ def configure_pipeline(
     probability_pct: Annotated[
         int | None, Field(ge=0, le=100, description="add_stage: win probability, percent."), WholeNumber
     ] = None,
-    position: Annotated[
-        int | None, Count("add_stage: position from 0 among open stages; omit for last open.", le=29)
-    ] = None,
+    position: Annotated[int | None, Count("add_stage: 0-based among open stages; omit: last.", le=29)] = None,
     stage_ids: Annotated[
         list[IdValue] | None,
         Field(min_length=1, max_length=30, description="reorder_stages: every open stage id, in order."),

@@ -70,7 +70,7 @@ def configure_prospecting(
         Field(max_length=100, description="routing: territories."),
     ] = None,
     pipeline_id: Annotated[int | None, Id("pipeline", see="list_pipelines", optional="framework")] = None,
-    framework: FrameworkName = None,
+    framework: Annotated[scorecards.Framework | None, Field(description="framework: the one to use.")] = None,
 ) -> ConfigureOut:
     """Set the ideal customer profile, lead routing, or a pipeline's qualification framework."""
     when = f"action={action}"
@@ -118,7 +118,7 @@ def score_leads(
 def best_leads(
     call: Call,
     top: Top = 20,
-    owner: Annotated[str | None, Text("Only this rep's leads.")] = None,
+    owner: Annotated[str | None, Text("Only this rep's.")] = None,
 ) -> lead_scoring.BestLeads:
     """Open scored leads ranked MQL first, then by (fit + intent)/2, each with why."""
     return lead_scoring.best(call.db, call.tenant, top=top, owner=owner)

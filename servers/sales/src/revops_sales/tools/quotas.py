@@ -21,8 +21,8 @@ QuotaOwner = Annotated[
 def set_quota(
     call: Call,
     owner: QuotaOwner,
-    start: Annotated[date, Field(description="First day of the quota period.")],
-    end: Annotated[date, Field(description="Last day of the quota period.")],
+    start: Annotated[date, Field(description="First day.")],
+    end: Annotated[date, Field(description="Last day.")],
     amount_minor: MinorUnits,
     currency: Currency = "USD",
 ) -> quotas.QuotaOut:
