@@ -11,6 +11,7 @@ import importlib
 import pkgutil
 
 from sqlalchemy import Connection, inspect
+from sqlalchemy.schema import CreateIndex
 from sqlmodel import SQLModel
 
 from revops_core.db import Component, Migration
@@ -49,6 +50,24 @@ def _crm_and_selling_tables(connection: Connection) -> None:
     _add_missing_columns(connection, "sales_deal", ("source", "campaign"))
 
 
+READ_INDEXES = (
+    ("sales_deal", "ix_sales_deal_live", "sqlite"),
+    ("sales_deal", "ix_sales_deal_live_pg", "postgresql"),
+    ("sales_stage_move", "ix_sales_stage_move_deal_order", None),
+)
+"""Indexes of the pipeline-review reads at portfolio scale, and the one backend each is for (None:
+every backend). New databases get them from create_all."""
+
+
+def _read_indexes(connection: Connection) -> None:
+    load_sales_models()
+    for table, name, dialect in READ_INDEXES:
+        if dialect not in (None, connection.dialect.name):
+            continue
+        index = next(i for i in SQLModel.metadata.tables[table].indexes if i.name == name)
+        connection.execute(CreateIndex(index, if_not_exists=True))
+
+
 SALES = Component(
     name="sales",
     steps=[
@@ -58,5 +77,6 @@ SALES = Component(
             "leads, line items, tasks, notes, forecasts, meetings, e-mail, sync; deal source and campaign",
             _crm_and_selling_tables,
         ),
+        Migration(3, "indexes for pipeline reads at portfolio scale", _read_indexes),
     ],
 )

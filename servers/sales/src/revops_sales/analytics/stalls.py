@@ -28,6 +28,17 @@ def median_days_by_stage(durations: Iterable[tuple[int, float]]) -> dict[int, fl
     return {stage_id: float(statistics.median(days)) for stage_id, days in by_stage.items()}
 
 
+def medians_and_samples(durations: Iterable[tuple[int, float]]) -> tuple[dict[int, float], dict[int, int]]:
+    """`median_days_by_stage` and `sample_sizes` in one pass over the stays."""
+    by_stage: dict[int, list[float]] = {}
+    for stage_id, days in durations:
+        by_stage.setdefault(stage_id, []).append(days)
+    return (
+        {stage_id: float(statistics.median(days)) for stage_id, days in by_stage.items()},
+        {stage_id: len(days) for stage_id, days in by_stage.items()},
+    )
+
+
 def sample_sizes(durations: Iterable[tuple[int, float]]) -> dict[int, int]:
     """How many won-deal stays each stage's median is taken over."""
     sizes: dict[int, int] = {}

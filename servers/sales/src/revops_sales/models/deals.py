@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Index
+from sqlalchemy import BigInteger, Index, text
 from sqlmodel import Field, SQLModel
 
 from revops_core.db import utc_field
@@ -12,7 +12,25 @@ from revops_core.db import utc_field
 
 class SalesDeal(SQLModel, table=True):
     __tablename__ = "sales_deal"
-    __table_args__ = (Index("ix_sales_deal_open", "tenant", "pipeline_id", "closed_at", "deleted_at"),)
+    __table_args__ = (
+        Index("ix_sales_deal_open", "tenant", "pipeline_id", "closed_at", "deleted_at"),
+        # Live deals in id order with the list filters: a page of list_deals walks it and stops,
+        # its total is counted from it alone. One per backend: SQLite's planner orders by id after
+        # `deleted_at IS NULL` in the key (and picks it for the count); PostgreSQL's only when
+        # that condition is the index's predicate instead.
+        Index("ix_sales_deal_live", "tenant", "deleted_at", "id", "pipeline_id", "owner", "stage_id").ddl_if(
+            dialect="sqlite"
+        ),
+        Index(
+            "ix_sales_deal_live_pg",
+            "tenant",
+            "id",
+            "pipeline_id",
+            "owner",
+            "stage_id",
+            postgresql_where=text("deleted_at IS NULL"),
+        ).ddl_if(dialect="postgresql"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     tenant: str = Field(default="default", max_length=64)
@@ -40,6 +58,9 @@ class SalesStageMove(SQLModel, table=True):
     """One stage change of a deal (the first row is its creation: `from_stage_id` null)."""
 
     __tablename__ = "sales_stage_move"
+    # Each deal's moves in order with what a stay is computed from: the window over won deals'
+    # histories (median days in stage) reads it without a sort or a table lookup.
+    __table_args__ = (Index("ix_sales_stage_move_deal_order", "deal_id", "id", "at", "to_stage_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     deal_id: int = Field(foreign_key="sales_deal.id", index=True)

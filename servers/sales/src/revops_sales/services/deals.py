@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, datetime
+from typing import Any
 
 from pydantic import Field
 from sqlmodel import Session, col, select
@@ -81,6 +82,30 @@ def deal_out(deal: SalesDeal, stage: SalesStage) -> DealOut:
             "forecast_category": category,
         }
     )
+
+
+_DEAL_FIELDS = tuple(
+    name for name in DealOut.model_fields if name not in ("stage", "status", "probability_pct")
+)
+
+
+def deal_columns() -> list[Any]:
+    """The columns a DealOut is built from (select them joined to SalesStage): a read of many
+    deals fetches plain rows, not ORM objects."""
+    return [
+        *(getattr(SalesDeal, name) for name in _DEAL_FIELDS),
+        col(SalesStage.name).label("stage"),
+        col(SalesStage.kind).label("status"),
+        col(SalesStage.probability_pct),
+    ]
+
+
+def deal_out_row(row: Mapping[str, Any]) -> DealOut:
+    """A DealOut from a row of `deal_columns()` (the same figures as `deal_out`)."""
+    values = {name: row[name] for name in DealOut.model_fields}
+    if values["status"] == "won":
+        values["forecast_category"] = "closed"
+    return DealOut.model_validate(values)
 
 
 def get(session: Session, tenant: str, deal_id: int) -> SalesDeal:
@@ -259,8 +284,10 @@ def page(
     limit: int,
     cursor: str | None,
 ) -> Page[DealOut]:
+    # Plain rows of the DealOut columns; with ix_sales_deal_live(_pg) the page walks the index in id
+    # order and the total is counted from the index alone.
     query = (
-        select(SalesDeal, SalesStage)
+        select(*deal_columns())
         .join(SalesStage, col(SalesStage.id) == col(SalesDeal.stage_id))
         .where(SalesDeal.tenant == tenant, col(SalesDeal.deleted_at).is_(None))
     )
@@ -277,5 +304,5 @@ def page(
         limit=limit,
         keys=[col(SalesDeal.id)],
         scope="deals",
-        item=lambda row: deal_out(row[0], row[1]),
+        item=lambda row: deal_out_row(row._mapping),
     )

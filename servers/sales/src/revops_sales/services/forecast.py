@@ -5,21 +5,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 from pydantic import Field
-from sqlalchemy import ColumnElement, func
+from sqlalchemy import ColumnElement, and_, case, func, or_
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from revops_core.db import utcnow
 from revops_core.errors import ValidationFailed
 from revops_core.outputs import Out
 from revops_core.params import DateRange, today
-from revops_sales.analytics import forecast, stalls, time_decay
+from revops_sales.analytics import forecast, time_decay
 from revops_sales.models.deals import SalesDeal
 from revops_sales.models.pipelines import SalesPipeline, SalesStage
+from revops_sales.models.quotas import TEAM, SalesQuota
 from revops_sales.services import pipelines, win_rates
-from revops_sales.services.deal_health import _won_stage_durations
+from revops_sales.services.deal_health import won_stage_medians
 from revops_sales.services.win_rates import StageProbability
 
 
@@ -142,12 +143,23 @@ def open_deals(
     half_life_days: int | None,
 ) -> tuple[list[ForecastDeal], DecayOut | None]:
     """Open deals closing in the period (omitted ones too, category `omitted`), each with its p."""
-    rows = session.exec(
-        select(SalesDeal, SalesStage.name)
+    # Plain rows of the columns used, not ORM objects.
+    rows = session.execute(
+        core_select(
+            col(SalesDeal.id),
+            col(SalesDeal.name),
+            col(SalesDeal.owner),
+            col(SalesDeal.amount_minor),
+            col(SalesDeal.stage_id),
+            col(SalesDeal.forecast_category),
+            col(SalesDeal.close_date),
+            col(SalesDeal.stage_entered_at),
+            col(SalesStage.name),
+        )
         .join(SalesStage, col(SalesStage.id) == col(SalesDeal.stage_id))
         .where(
             *scope.conditions(),
-            SalesStage.kind == "open",
+            col(SalesStage.kind) == "open",
             col(SalesDeal.close_date).between(period.start, period.end),
         )
         .order_by(col(SalesDeal.id))
@@ -155,15 +167,15 @@ def open_deals(
     used = {p.stage_id: p.used for p in probabilities}
     medians: dict[int, float] = {}
     if half_life_days is not None:
-        medians = stalls.median_days_by_stage(_won_stage_durations(session, scope.tenant, scope.pipeline_id))
+        medians, _ = won_stage_medians(session, scope.tenant, scope.pipeline_id)
     now = utcnow()
     deals, decayed, before, no_median = [], 0, 0.0, set()
-    for deal, stage_name in rows:
-        p = used[deal.stage_id]
-        if half_life_days is not None and deal.forecast_category != forecast.OMITTED:
-            before += deal.amount_minor * p
-            median = medians.get(deal.stage_id)
-            days = max(0.0, (now - deal.stage_entered_at).total_seconds() / 86_400)
+    for deal_id, name, owner, amount, stage_id, category, close_date, entered, stage_name in rows:
+        p = used[stage_id]
+        if half_life_days is not None and category != forecast.OMITTED:
+            before += amount * p
+            median = medians.get(stage_id)
+            days = max(0.0, (now - entered).total_seconds() / 86_400)
             if median is None:
                 no_median.add(stage_name)
             elif days > median:
@@ -171,14 +183,14 @@ def open_deals(
             p = time_decay.decayed(p, days, median, half_life_days)
         deals.append(
             ForecastDeal(
-                deal_id=deal.id or 0,
-                name=deal.name,
-                owner=deal.owner,
-                amount_minor=deal.amount_minor,
-                stage_id=deal.stage_id,
+                deal_id=deal_id,
+                name=name,
+                owner=owner,
+                amount_minor=amount,
+                stage_id=stage_id,
                 stage=stage_name,
-                category=deal.forecast_category,
-                close_date=deal.close_date or period.end,
+                category=category,
+                close_date=close_date or period.end,
                 probability=p,
             )
         )
@@ -193,25 +205,63 @@ def open_deals(
     return deals, decay
 
 
-def won_in_period(session: Session, scope: Scope, period: DateRange) -> int:
-    return _scalar(
-        session,
-        scope,
-        func.coalesce(func.sum(SalesDeal.amount_minor), 0),
-        SalesStage.kind == "won",
-        col(SalesDeal.closed_at) >= period.since,
-        col(SalesDeal.closed_at) < period.until,
-    )
-
-
-def _scalar(session: Session, scope: Scope, expression: Any, *conditions: Any) -> int:
-    query = (
-        select(expression)
+def _period_totals(session: Session, scope: Scope, period: DateRange) -> tuple[int, int, int]:
+    """(won in the period, open deals without a close date, open deals whose close date has
+    passed): one aggregate over one scan of the scope's open and won deals."""
+    kind, closed_at, close_date = col(SalesStage.kind), col(SalesDeal.closed_at), col(SalesDeal.close_date)
+    won_here = and_(kind == "won", closed_at >= period.since, closed_at < period.until)
+    is_open = kind == "open"
+    row = session.execute(
+        core_select(
+            func.coalesce(func.sum(case((won_here, col(SalesDeal.amount_minor)))), 0),
+            func.count(case((and_(is_open, close_date.is_(None)), 1))),
+            func.count(case((and_(is_open, close_date < today()), 1))),
+        )
         .select_from(SalesDeal)
         .join(SalesStage, col(SalesStage.id) == col(SalesDeal.stage_id))
-        .where(*scope.conditions(), *conditions)
+        .where(*scope.conditions(), or_(is_open, won_here))
+    ).one()
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def stored_quota(session: Session, scope: Scope, period: DateRange) -> SalesQuota | None:
+    """The quota set for exactly this period, owner (the team: '*') and currency."""
+    return session.exec(
+        select(SalesQuota).where(
+            SalesQuota.tenant == scope.tenant,
+            SalesQuota.owner == (scope.owner or TEAM),
+            SalesQuota.start == period.start,
+            SalesQuota.end == period.end,
+            SalesQuota.currency == scope.currency,
+        )
+    ).first()
+
+
+def _quota(
+    session: Session, scope: Scope, period: DateRange, given: int | None
+) -> tuple[int | None, str | None]:
+    """The quota to measure against, and a note saying where it came from (none when given)."""
+    if given is not None:
+        return given, None
+    whose = f"{scope.owner!r}" if scope.owner is not None else "the team ('*')"
+    span = f"{period.start.isoformat()}–{period.end.isoformat()}"
+    if scope.pipeline_id is not None:
+        # Quotas are per rep or team, not per pipeline: one pipeline's forecast is not measured
+        # against the whole quota.
+        return None, (
+            "Quota: none used; stored quotas cover every pipeline, not pipeline "
+            f"{scope.pipeline_id}. Pass quota_minor for P(total ≥ quota) and coverage."
+        )
+    row = stored_quota(session, scope, period)
+    if row is None:
+        return None, (
+            f"Quota: none stored for {whose} over {span} in {scope.currency}, so P(total ≥ quota) and "
+            "coverage are null; set one with set_quota (exactly this period) or pass quota_minor."
+        )
+    return row.amount_minor, (
+        f"Quota: the stored quota {row.id} for {whose} over {span}: {row.amount_minor} {row.currency} "
+        "minor units (set_quota)."
     )
-    return int(session.exec(query).one())
 
 
 def period_forecast(
@@ -232,13 +282,11 @@ def period_forecast(
 ) -> ForecastOut:
     period = resolve_period(start, end)
     scope = Scope(tenant, resolve_currency(session, tenant, pipeline_id, currency), pipeline_id, owner)
-    is_open = SalesStage.kind == "open"
     probabilities = stage_probabilities(session, tenant, pipeline_id, historical, lookback_days)
     rows, decay = open_deals(session, scope, period, probabilities, half_life_days)
+    quota_minor, quota_note = _quota(session, scope, period, quota_minor)
     counted = [r for r in rows if r.category != forecast.OMITTED]
-    won_minor = won_in_period(session, scope, period)
-    undated = _scalar(session, scope, func.count(), is_open, col(SalesDeal.close_date).is_(None))
-    overdue = _scalar(session, scope, func.count(), is_open, col(SalesDeal.close_date) < today())
+    won_minor, undated, overdue = _period_totals(session, scope, period)
     deals = [forecast.OpenDeal(r.amount_minor, r.probability) for r in counted]
     by_category: dict[str, int] = {"closed": won_minor}
     for row in counted:
@@ -258,6 +306,8 @@ def period_forecast(
         else "configured stage probabilities"
     )
     notes = [f"Probabilities: {source}; deals are won independently."]
+    if quota_note is not None:
+        notes.append(quota_note)
     if decay is not None:
         notes.append(
             f"Time decay: p halves every {decay.half_life_days} days a deal stays in its stage past the "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from pydantic import Field
-from sqlalchemy import ColumnElement, func
+from sqlalchemy import ColumnElement, and_, func, or_
 from sqlmodel import Session, col, select
 
 from revops_core.outputs import Out
@@ -58,27 +58,26 @@ def period_metrics(
         scope.append(col(SalesDeal.pipeline_id) == pipeline_id)
     if owner is not None:
         scope.append(col(SalesDeal.owner) == owner)
-    joined = select(SalesStage.kind, func.count(), func.coalesce(func.sum(SalesDeal.amount_minor), 0)).join(
-        SalesStage, col(SalesStage.id) == col(SalesDeal.stage_id)
-    )
-    closed = session.exec(
-        joined.where(
+    # Closed in the period and open now, by kind, in one aggregate over one scan.
+    counted = session.exec(
+        select(SalesStage.kind, func.count(), func.coalesce(func.sum(SalesDeal.amount_minor), 0))
+        .join(SalesStage, col(SalesStage.id) == col(SalesDeal.stage_id))
+        .where(
             *scope,
-            col(SalesStage.kind).in_(("won", "lost")),
-            col(SalesDeal.closed_at) >= period.since,
-            col(SalesDeal.closed_at) < period.until,
-        ).group_by(SalesStage.kind)
+            or_(
+                col(SalesStage.kind) == "open",
+                and_(
+                    col(SalesStage.kind).in_(("won", "lost")),
+                    col(SalesDeal.closed_at) >= period.since,
+                    col(SalesDeal.closed_at) < period.until,
+                ),
+            ),
+        )
+        .group_by(SalesStage.kind)
     ).all()
-    tally = {kind: (int(n), int(value)) for kind, n, value in closed}
+    tally = {kind: (int(n), int(value)) for kind, n, value in counted}
     (won, won_minor), (lost, lost_minor) = tally.get("won", (0, 0)), tally.get("lost", (0, 0))
-    open_deals = int(
-        session.exec(
-            select(func.count())
-            .select_from(SalesDeal)
-            .join(SalesStage, col(SalesStage.id) == col(SalesDeal.stage_id))
-            .where(*scope, SalesStage.kind == "open")
-        ).one()
-    )
+    open_deals = tally.get("open", (0, 0))[0]
     cycles = session.exec(
         select(SalesDeal.created_at, SalesDeal.closed_at)
         .join(SalesStage, col(SalesStage.id) == col(SalesDeal.stage_id))
