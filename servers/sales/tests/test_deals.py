@@ -163,7 +163,9 @@ async def test_forecast_refuses_mixed_currencies_without_a_choice(sales_server) 
     assert chosen["without_close_date"] == 1
 
 
-async def test_the_deal_tools_are_off_by_default(make_settings) -> None:
+async def test_the_default_list_is_the_pipeline_review(make_settings) -> None:
+    """Without --toolsets: deals and forecasting (and meta); every other toolset only when named."""
+    from revops_sales import toolsets
     from revops_sales.server import create_server
 
     server = create_server(make_settings(toolsets=None))
@@ -172,11 +174,12 @@ async def test_the_deal_tools_are_off_by_default(make_settings) -> None:
             names = {t.name for t in (await client.list_tools()).tools}
     finally:
         server.runtime.db.dispose()
-    # Other toolsets may list always-on tools (e.g. server_info); none of the deals toolset's is.
-    from revops_sales.toolsets import deals
-
-    assert "server_info" in names
-    assert not names & {t.name for t in deals.tools}
+    listed = {t.name for ts in (toolsets.deals, toolsets.forecasting) for t in ts.tools}
+    unlisted = {t.name for ts in toolsets.ALL if not ts.default for t in ts.tools}
+    assert {ts.name for ts in toolsets.ALL if ts.default} == {"deals", "forecasting"}
+    assert {"server_info", "query_audit_log"} | listed == names
+    assert not names & unlisted
+    assert unlisted  # the other toolsets hold tools: the check above has something to exclude
 
 
 async def test_historical_win_rates_and_category_rollups(sales_server) -> None:

@@ -1,8 +1,8 @@
 """The Sales toolsets: names, descriptions and which are listed by default.
 
-Every toolset is off by default while the Sales server is being built (issue 8): what each holds
-works and is tested, but its capabilities are not all there yet. List them by name or with
-`--toolsets all`.
+The default list is the weekly pipeline review — `deals` (pipelines, deals, stalls) and
+`forecasting` (forecast, quotas, snapshots) — within a client's tools/list budget (30 000
+characters); the others are listed when named (`--toolsets crm,deals,...`) or with `--toolsets all`.
 """
 
 from __future__ import annotations
@@ -14,15 +14,9 @@ crm = Toolset(
     "Companies and contacts (shared with the other servers), leads, search, import, duplicates, archive.",
     default=False,
 )
-deals = Toolset(
-    "deals",
-    "Pipelines and stages, deals, stage history, line items, tasks, notes, competitors.",
-    default=False,
-)
+deals = Toolset("deals", "Pipelines and stages, deals, stage history, line items, tasks, notes, competitors.")
 forecasting = Toolset(
-    "forecasting",
-    "Weighted pipeline, Monte Carlo forecast, quotas, coverage and forecast snapshots.",
-    default=False,
+    "forecasting", "Weighted pipeline, Monte Carlo forecast, quotas, coverage and forecast snapshots."
 )
 analytics = Toolset(
     "analytics",
