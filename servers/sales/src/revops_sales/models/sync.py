@@ -110,3 +110,17 @@ class SalesSyncSetting(SQLModel, table=True):
     default_currency: str | None = Field(default=None, max_length=3)
     updated_by: str = Field(max_length=200)
     updated_at: datetime = utc_field(default_now=True)
+
+
+class SalesSyncUsage(SQLModel, table=True):
+    """A vendor's API allowance as its last answer reported it (Salesforce `Sforce-Limit-Info`)."""
+
+    __tablename__ = "sales_sync_usage"
+    __table_args__ = (UniqueConstraint("tenant", "vendor", name="uq_sales_sync_usage"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    tenant: str = Field(default="default", max_length=64)
+    vendor: str = Field(max_length=20)
+    used: int = Field(description="Calls used in the vendor's rolling 24 h window.")
+    allowed: int = Field(description="Calls allowed in that window.")
+    read_at: datetime = utc_field(default_now=True)

@@ -18,12 +18,24 @@ from sqlmodel import Session, col, select
 from revops_core.db import utcnow
 from revops_core.models import CoreCompany, CoreContact
 from revops_sales.models.deals import SalesDeal
+from revops_sales.models.leads import SalesLead
 from revops_sales.models.pipelines import SalesStage
 from revops_sales.models.sync import SalesSyncCursor, SalesSyncLink
 from revops_sales.services import archive, companies, deals
 
-MODELS: dict[str, Any] = {"companies": CoreCompany, "contacts": CoreContact, "deals": SalesDeal}
-ENTITY: dict[str, archive.Entity] = {"companies": "company", "contacts": "contact", "deals": "deal"}
+# Leads are pulled only (Salesforce); they are here so a vendor deletion archives them the same way.
+MODELS: dict[str, Any] = {
+    "companies": CoreCompany,
+    "contacts": CoreContact,
+    "deals": SalesDeal,
+    "leads": SalesLead,
+}
+ENTITY: dict[str, archive.Entity] = {
+    "companies": "company",
+    "contacts": "contact",
+    "deals": "deal",
+    "leads": "lead",
+}
 # Local rows record a modification time except core_contact (see sync_settings: newest_wins).
 MODIFIED: dict[str, str | None] = {"companies": "updated_at", "contacts": None, "deals": "updated_at"}
 STAGE = "_stage"  # deals: the local stage id, compared like a field

@@ -30,7 +30,7 @@ POLICIES: tuple[str, ...] = ("vendor_wins", "local_wins", "newest_wins")
 
 # Local field → default HubSpot property. Every local field listed here can be remapped or (unless
 # required) switched off with null; deal pipeline/stage and associations are synced by id, not mapped.
-DEFAULT_MAPS: dict[str, dict[str, str]] = {
+DEFAULT_MAPS: dict[str, dict[str, str | None]] = {
     "companies": {
         "name": "name",
         "domain": "domain",
@@ -51,7 +51,33 @@ REQUIRED: dict[str, frozenset[str]] = {
     "contacts": frozenset({"email"}),
     "deals": frozenset({"name", "amount_minor"}),
 }
-_PROPERTY = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
+# Salesforce's default Account/Contact/Opportunity fields. CurrencyIsoCode exists only in orgs with
+# multiple currencies (querying it elsewhere fails), so currency starts unmapped there.
+SALESFORCE_MAPS: dict[str, dict[str, str | None]] = {
+    "companies": {
+        "name": "Name",
+        "domain": "Website",
+        "industry": "Industry",
+        "employees": "NumberOfEmployees",
+    },
+    "contacts": {"email": "Email", "first_name": "FirstName", "last_name": "LastName", "title": "Title"},
+    "deals": {
+        "name": "Name",
+        "amount_minor": "Amount",
+        "currency": None,
+        "close_date": "CloseDate",
+        "owner": "OwnerId",
+    },
+}
+VENDOR_MAPS: dict[str, dict[str, dict[str, str | None]]] = {
+    "hubspot": DEFAULT_MAPS,
+    "salesforce": SALESFORCE_MAPS,
+}
+# Property (field) names each vendor accepts: HubSpot's internal names, Salesforce API names.
+_PROPERTY = {
+    "hubspot": (re.compile(r"^[a-z][a-z0-9_]{0,99}$"), "lower case letters, digits, _"),
+    "salesforce": (re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,99}$"), "letters, digits, _"),
+}
 DEFAULT_CURRENCY = "USD"
 
 
@@ -79,7 +105,7 @@ def _row(session: Session, tenant: str, vendor: str, obj: str) -> SalesSyncSetti
 def effective(session: Session, tenant: str, vendor: str, obj: str) -> SyncSettingsOut:
     """The settings in force: the stored row over the defaults."""
     row = _row(session, tenant, vendor, obj)
-    mapping: dict[str, str | None] = dict(DEFAULT_MAPS[obj])
+    mapping: dict[str, str | None] = dict(VENDOR_MAPS[vendor][obj])
     if row is None:
         return SyncSettingsOut(
             vendor=vendor,
@@ -113,8 +139,9 @@ def policy_for(settings: SyncSettingsOut, field: str) -> str:
     return settings.field_policies.get(field, settings.conflict_policy)
 
 
-def _check_map(obj: str, field_map: dict[str, str | None]) -> None:
-    known = DEFAULT_MAPS[obj]
+def _check_map(vendor: str, obj: str, field_map: dict[str, str | None]) -> None:
+    known = VENDOR_MAPS[vendor][obj]
+    pattern, allowed = _PROPERTY[vendor]
     for local, prop in field_map.items():
         if local not in known:
             raise ValidationFailed(
@@ -126,10 +153,8 @@ def _check_map(obj: str, field_map: dict[str, str | None]) -> None:
             raise ValidationFailed(
                 f"{local!r} is required for {obj}; it cannot be unmapped.", field="field_map"
             )
-        if prop is not None and not _PROPERTY.match(prop):
-            raise ValidationFailed(
-                f"{prop!r} is not a HubSpot property name (lower case letters, digits, _).", field="field_map"
-            )
+        if prop is not None and not pattern.match(prop):
+            raise ValidationFailed(f"{prop!r} is not a {vendor} field name ({allowed}).", field="field_map")
     props = [p for p in {**known, **field_map}.values() if p]
     if len(props) != len(set(props)):
         raise ValidationFailed("Two local fields map to one vendor property.", field="field_map")
@@ -160,11 +185,11 @@ def configure(
     )
     if field_map is not None:
         merged = {**json.loads(row.field_map), **field_map}
-        _check_map(obj, merged)
+        _check_map(vendor, obj, merged)
         row.field_map = json.dumps(merged, sort_keys=True)
     if field_policies is not None:
         for local, policy in field_policies.items():
-            if local not in DEFAULT_MAPS[obj]:
+            if local not in VENDOR_MAPS[vendor][obj]:
                 raise ValidationFailed(f"{obj} has no synced field {local!r}.", field="field_policies")
             if policy not in POLICIES:
                 raise ValidationFailed(

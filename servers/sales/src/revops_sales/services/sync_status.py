@@ -11,7 +11,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from revops_core.outputs import FromJson, Out
-from revops_sales.models.sync import SalesSyncCursor, SalesSyncLink, SalesSyncRun
+from revops_sales.models.sync import SalesSyncCursor, SalesSyncLink, SalesSyncRun, SalesSyncUsage
 
 
 class CursorOut(Out):
@@ -56,6 +56,8 @@ class SyncStatusOut(Out):
     last_success_at: datetime | None = Field(description="When the last ok run finished (null: never).")
     last_error: RunOut | None = Field(description="The most recent failed run (null: none).")
     links: list[LinkCount] = Field(description="Linked records per object.")
+    api_used: int | None = Field(description="API calls used (Salesforce's last answer; else null).")
+    api_limit: int | None = Field(description="API calls allowed per 24 h (null: not reported).")
 
 
 def status(session: Session, tenant: str, vendor: str) -> SyncStatusOut:
@@ -83,8 +85,13 @@ def status(session: Session, tenant: str, vendor: str) -> SyncStatusOut:
         .group_by(SalesSyncLink.object)
         .order_by(SalesSyncLink.object)
     ).all()
+    usage = session.exec(
+        select(SalesSyncUsage).where(SalesSyncUsage.tenant == tenant, SalesSyncUsage.vendor == vendor)
+    ).first()
     return SyncStatusOut(
         vendor=vendor,
+        api_used=usage.used if usage else None,
+        api_limit=usage.allowed if usage else None,
         cursors=[CursorOut.model_validate(c) for c in cursors],
         last_run=RunOut.model_validate(last) if last else None,
         last_success_at=success,

@@ -1,4 +1,4 @@
-"""Sales tools: CRM sync with HubSpot (run, status) and its settings (field mapping, conflict policy)."""
+"""Sales tools: CRM sync with HubSpot or Salesforce (run, status) and its settings (mapping, policy)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from revops_core.errors import ValidationFailed
 from revops_core.params import Count, Currency, SingleLine
 from revops_core.server import Call
-from revops_sales.services import hubspot_sync, sync_settings, sync_status
+from revops_sales.services import hubspot_sync, salesforce_sync, sync_pull, sync_settings, sync_status
 from revops_sales.services.sync_settings import Direction, Policy, SyncObject
 from revops_sales.toolsets import configuration, sync
 
-VENDOR = hubspot_sync.VENDOR  # the one CRM synced today; a `vendor` parameter comes with the second
+Vendor = Annotated[Literal["hubspot", "salesforce"], Field(description="CRM.")]
 
 
 class FieldSetting(BaseModel):
@@ -22,7 +23,7 @@ class FieldSetting(BaseModel):
     # would cost every client's tools/list for little.
     field: Annotated[str, SingleLine] = Field(max_length=30, description="Local field, e.g. industry.")
     property: Annotated[str | None, SingleLine] = Field(
-        default=None, max_length=100, description="HubSpot property; null: not synced."
+        default=None, max_length=100, description="Vendor field; null: not synced."
     )
     policy: Policy | None = Field(default=None, description="Its conflict policy.")
 
@@ -31,29 +32,39 @@ class StatusOut(sync_status.SyncStatusOut):
     settings: list[sync_settings.SyncSettingsOut] = Field(description="Settings in force per object.")
 
 
-@sync.tool(tier="write", idempotent=True, open_world=True, title="Run a CRM sync", target="sync:hubspot")
+@sync.tool(tier="write", idempotent=True, open_world=True, title="Run a CRM sync", target="sync:{vendor}")
 async def sync_crm(
     call: Call,
+    vendor: Vendor = "hubspot",
     objects: Annotated[
-        list[Literal["companies", "contacts", "deals", "notes", "tasks"]] | None,
-        Field(description="Omit for all; notes and tasks only come in.", max_length=5),
+        list[Literal["companies", "contacts", "deals", "leads", "notes", "tasks"]] | None,
+        Field(description="Omit for all; leads, notes, tasks only come in.", max_length=6),
     ] = None,
     max_pages: Annotated[int, Count("Pages per stream.", ge=1, le=1000)] = 50,
-) -> hubspot_sync.SyncRunOut:
-    """Sync HubSpot both ways: its changes in (resuming at the stored cursor), local changes out."""
-    wanted: list[str] = list(dict.fromkeys(objects or ["companies", "contacts", "deals", "notes", "tasks"]))
+) -> sync_pull.SyncRunOut:
+    """Sync a CRM both ways: its changes in (resuming at the stored cursor), local changes out."""
+    every = ["companies", "contacts", "deals", "leads", "notes", "tasks"]
+    wanted: list[str] = list(dict.fromkeys(objects or every))
+    if vendor == "salesforce":
+        if objects and not set(objects) <= set(salesforce_sync.OBJECTS):
+            raise ValidationFailed("Salesforce has no notes here.", field="objects")
+        return await salesforce_sync.run(call, objects=wanted, max_pages=max_pages)
+    if objects and "leads" in objects:
+        raise ValidationFailed("HubSpot leads are not synced.", field="objects")
     return await hubspot_sync.run(call, objects=wanted, max_pages=max_pages)
 
 
 @sync.tool(tier="read", title="CRM sync status")
-def get_sync_status(call: Call) -> StatusOut:
-    """HubSpot sync: cursors, last run, success and error, link counts, settings."""
-    found = sync_status.status(call.db, call.tenant, VENDOR)
-    settings = [sync_settings.effective(call.db, call.tenant, VENDOR, o) for o in sync_settings.DEFAULT_MAPS]
+def get_sync_status(call: Call, vendor: Vendor = "hubspot") -> StatusOut:
+    """CRM sync: cursors, last run, success and error, link counts, API usage, settings."""
+    found = sync_status.status(call.db, call.tenant, vendor)
+    settings = [sync_settings.effective(call.db, call.tenant, vendor, o) for o in sync_settings.DEFAULT_MAPS]
     return StatusOut.model_validate({**found.model_dump(), "settings": settings})
 
 
-@configuration.tool(tier="write", idempotent=True, title="Configure CRM sync", target="sync:hubspot:{object}")
+@configuration.tool(
+    tier="write", idempotent=True, title="Configure CRM sync", target="sync:{vendor}:{object}"
+)
 def configure_sync(
     call: Call,
     object: Annotated[SyncObject, Field(description="Object.")],
@@ -64,6 +75,7 @@ def configure_sync(
     conflict_policy: Annotated[Policy | None, Field(description="Default conflict policy.")] = None,
     direction: Annotated[Direction | None, Field(description="Which way records flow.")] = None,
     default_currency: Annotated[Currency | None, Field(description="For deals without one.")] = None,
+    vendor: Vendor = "hubspot",
 ) -> sync_settings.SyncSettingsOut:
     """Field mapping, conflict policy or direction of one synced object."""
     field_map: dict[str, str | None] | None = None
@@ -77,7 +89,7 @@ def configure_sync(
         call.db,
         call.tenant,
         call.actor,
-        vendor=VENDOR,
+        vendor=vendor,
         obj=object,
         field_map=field_map,
         conflict_policy=conflict_policy,
