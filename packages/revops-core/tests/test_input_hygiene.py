@@ -312,7 +312,7 @@ async def test_log_lines_mask_e_mail_addresses_as_the_audit_log_does(settings, l
         (
             ("zendsk", "api_token=-"),
             "No vendor is called 'zendsk'.",
-            "Vendors: apollo, google, hubspot, intercom, mixpanel, sendgrid, zendesk.",
+            "Vendors: apollo, google, hubspot, intercom, mixpanel, salesforce, sendgrid, zendesk.",
         ),
     ],
 )
