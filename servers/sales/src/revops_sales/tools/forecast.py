@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import Field
 
-from revops_core.params import MAX_MINOR, SingleLine, WholeNumber
+from revops_core.params import MAX_MINOR, WholeNumber
 from revops_core.server import Call
 from revops_sales.analytics.forecast import DEFAULT_SEED
-from revops_sales.params import OptPipeline
+from revops_sales.params import OptCurrency, OptPipeline, OptRep, PeriodEnd, PeriodStart
 from revops_sales.services import forecast
 from revops_sales.toolsets import forecasting as toolset
 
@@ -18,15 +17,11 @@ from revops_sales.toolsets import forecasting as toolset
 @toolset.tool(tier="read", title="Forecast a period")
 def forecast_period(
     call: Call,
-    start: Annotated[date | None, Field(description="First day; default 89 days before end.")] = None,
-    end: Annotated[date | None, Field(description="Last day; default today.")] = None,
+    start: PeriodStart = None,
+    end: PeriodEnd = None,
     pipeline_id: OptPipeline = None,
-    owner: Annotated[
-        str | None, Field(min_length=1, max_length=200, description="One rep; omit for the team."), SingleLine
-    ] = None,
-    currency: Annotated[
-        str | None, Field(pattern=r"^[A-Z]{3}$", description="Needed when deals use several.")
-    ] = None,
+    owner: OptRep = None,
+    currency: OptCurrency = None,
     quota_minor: Annotated[
         int | None, Field(ge=1, le=MAX_MINOR, description="Quota for the period, minor units."), WholeNumber
     ] = None,

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
-from pydantic import Field
-
-from revops_core.params import Id, SingleLine
+from revops_core.params import Id
 from revops_core.server import Call
-from revops_sales.params import OptPipeline
+from revops_sales.params import OptCurrency, OptPipeline, OptRep, PeriodEnd, PeriodStart
 from revops_sales.services import forecast_snapshots
 from revops_sales.toolsets import forecasting as toolset
 
@@ -17,15 +14,11 @@ from revops_sales.toolsets import forecasting as toolset
 @toolset.tool(tier="write", idempotent=False, title="Save a forecast snapshot")
 def save_forecast_snapshot(
     call: Call,
-    start: Annotated[date | None, Field(description="First day; default 89 days before end.")] = None,
-    end: Annotated[date | None, Field(description="Last day; default today.")] = None,
+    start: PeriodStart = None,
+    end: PeriodEnd = None,
     pipeline_id: OptPipeline = None,
-    owner: Annotated[
-        str | None, Field(min_length=1, max_length=200, description="One rep; omit for the team."), SingleLine
-    ] = None,
-    currency: Annotated[
-        str | None, Field(pattern=r"^[A-Z]{3}$", description="Needed when deals use several.")
-    ] = None,
+    owner: OptRep = None,
+    currency: OptCurrency = None,
 ) -> forecast_snapshots.SnapshotOut:
     """Store the period's forecast as of now, per deal: amount, stage, category, close date, p."""
     with call.reading() as read:
