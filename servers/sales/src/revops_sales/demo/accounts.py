@@ -40,8 +40,11 @@ def _names(rng: random.Random, count: int) -> list[str]:
     return names
 
 
+DOMAIN_SUFFIX = ".sales-demo.example"
+
+
 def _domain(name: str) -> str:
-    return f"{name.lower().replace(' ', '-')}.example"
+    return f"{name.lower().replace(' ', '-')}{DOMAIN_SUFFIX}"
 
 
 def generate_accounts(session: Session, rng: random.Random, *, companies: int) -> DemoAccounts:
@@ -62,8 +65,11 @@ def generate_accounts(session: Session, rng: random.Random, *, companies: int) -
             for name in names
         ],
     )
+    # Only the companies and contacts written here: in the suite's shared database CS has its own,
+    # and the same seed must give the same Sales demo whatever else is stored.
+    mine = col(CoreCompany.domain).endswith(DOMAIN_SUFFIX)
     rows = session.execute(
-        select(col(CoreCompany.id), col(CoreCompany.domain)).where(col(CoreCompany.tenant) == TENANT)
+        select(col(CoreCompany.id), col(CoreCompany.domain)).where(col(CoreCompany.tenant) == TENANT, mine)
     ).all()
     ids = {domain: company_id for company_id, domain in rows}
     contacts = []
@@ -86,7 +92,9 @@ def generate_accounts(session: Session, rng: random.Random, *, companies: int) -
     session.execute(insert(CoreContact), contacts)
     by_company: dict[int, list[int]] = {}
     for contact_id, company_id in session.execute(
-        select(col(CoreContact.id), col(CoreContact.company_id)).where(col(CoreContact.tenant) == TENANT)
+        select(col(CoreContact.id), col(CoreContact.company_id))
+        .where(col(CoreContact.tenant) == TENANT, col(CoreContact.company_id).in_(ids.values()))
+        .order_by(col(CoreContact.id))
     ):
         by_company.setdefault(company_id, []).append(contact_id)
     return DemoAccounts(company_ids=sorted(ids.values()), contacts_by_company=by_company)

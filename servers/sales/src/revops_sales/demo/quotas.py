@@ -45,7 +45,7 @@ def generate_quotas(session: Session, deals: DemoDeals, *, reps: tuple[str, ...]
     now = utcnow()
     rows: list[dict[str, Any]] = []
     for first, last in quarters:
-        per_rep = {rep: int(won.get(rep, 0) / history * 1.1) // 100_000 * 100_000 for rep in reps}
+        per_rep = {rep: int(won.get(rep, 0) / history) // 100_000 * 100_000 for rep in reps}
         for owner, amount in [*per_rep.items(), (TEAM, sum(per_rep.values()))]:
             rows.append(
                 {
