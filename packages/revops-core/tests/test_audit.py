@@ -23,12 +23,11 @@ from revops_core.audit import (
     append_many,
     chain_hash,
     entry_payload,
-    export_jsonl,
-    query,
     row_hash,
     verify,
 )
 from revops_core.audit_checkpoint import create_checkpoint
+from revops_core.audit_query import export_jsonl, query
 from revops_core.errors import IntegrityError, ValidationFailed
 from revops_core.secret_values import REDACTED, Secret
 

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, Literal, Protocol, TextIO
+from typing import Any, Literal, Protocol
 
 import rfc8785
 from cryptography.exceptions import InvalidSignature
@@ -34,14 +34,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pydantic import BaseModel
 from pydantic import Field as PydField
-from sqlalchemy import Column, Connection, Index, Text, and_, func, insert, text, type_coerce
+from sqlalchemy import Column, Connection, Index, Text, insert, text, type_coerce
 from sqlalchemy import select as sa_select
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from revops_core.db import Database, utc_field, utcnow
-from revops_core.errors import ValidationFailed
 from revops_core.logs import redact_pii
-from revops_core.paging import MAX_LIMIT, Page, after_id, next_cursor
 
 GENESIS_HASH = "0" * 64
 AUDIT_LOCK_KEY = 7411002
@@ -755,138 +753,3 @@ def build_report(
             for s in segments
         ],
     )
-
-
-# --------------------------------------------------------------------------- query and export
-
-
-class AuditRecord(BaseModel):
-    """One audit entry as clients and exports see it."""
-
-    seq: int = PydField(description="Position in the chain.")
-    tenant: str = PydField(description="Tenant the entry belongs to.")
-    ts: datetime = PydField(description="When the entry was written (UTC).")
-    actor: str = PydField(description="Who did it.")
-    action: str = PydField(description="What was done (`server.tool` for tool calls).")
-    target: str | None = PydField(description="The record acted on, e.g. `cs_client:42`.")
-    details: dict[str, Any] = PydField(description="Redacted arguments and outcome details.")
-    prev_hash: str = PydField(description="Hash of the previous entry.")
-    hash: str = PydField(description="This entry's chain hash.")
-
-
-def record_of(row: Row) -> AuditRecord:
-    return AuditRecord(
-        seq=row[0],
-        tenant=row[1],
-        ts=row[2],
-        actor=row[3],
-        action=row[4],
-        target=row[5],
-        details=json.loads(row[6]),
-        prev_hash=row[7],
-        hash=row[8],
-    )
-
-
-def jsonl_line(row: Row) -> str:
-    """The export/archive form of a row: one JSON object; `details` nested as stored."""
-    return record_of(row).model_dump_json() + "\n"
-
-
-def _check_aware(value: datetime | None, field: str) -> None:
-    if value is not None and value.tzinfo is None:
-        raise ValidationFailed(
-            f"{field} has no timezone.", field=field, hint="Give an ISO timestamp with an offset, e.g. …Z."
-        )
-
-
-def _filters(
-    *,
-    actor: str | None = None,
-    action: str | None = None,
-    target: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    tenant: str | None = None,
-    action_prefix: str | None = None,
-) -> list[Any]:
-    _check_aware(since, "since")
-    _check_aware(until, "until")
-    if since is not None and until is not None and since > until:
-        raise ValidationFailed("since is after until.", field="since", hint="Give since <= until.")
-    conditions: list[Any] = []
-    for column, value in (
-        (_T.c.actor, actor),
-        (_T.c.action, action),
-        (_T.c.target, target),
-        (_T.c.tenant, tenant),
-    ):
-        if value is not None:
-            conditions.append(column == value)
-    if action_prefix is not None:
-        conditions.append(_T.c.action.startswith(action_prefix, autoescape=True))
-    if since is not None:
-        conditions.append(_T.c.ts >= since)
-    if until is not None:
-        conditions.append(_T.c.ts < until)
-    return conditions
-
-
-def query(
-    db: Database,
-    *,
-    actor: str | None = None,
-    action: str | None = None,
-    target: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    limit: int = 50,
-    cursor: str | None = None,
-    tenant: str | None = None,
-    action_prefix: str | None = None,
-) -> Page[AuditRecord]:
-    """Entries matching every given filter, oldest first; `since` inclusive, `until` exclusive.
-
-    `action_prefix` keeps one server's tool calls (`"sales."`); `tenant` one tenant's entries."""
-    if not 1 <= limit <= MAX_LIMIT:
-        raise ValidationFailed(
-            f"limit must be between 1 and {MAX_LIMIT}.", field="limit", hint="Page with cursor instead."
-        )
-    conditions = _filters(
-        actor=actor,
-        action=action,
-        target=target,
-        since=since,
-        until=until,
-        tenant=tenant,
-        action_prefix=action_prefix,
-    )
-    after = after_id(cursor)
-    with db.session() as s:
-        total = s.execute(sa_select(func.count()).select_from(_T).where(*conditions)).scalar_one()
-        rows = [
-            tuple(r)
-            for r in s.execute(
-                sa_select(*_ROW_COLUMNS)
-                .where(*conditions, _T.c.seq > after)
-                .order_by(_T.c.seq)
-                .limit(limit + 1)
-            )
-        ]
-    records = [record_of(r) for r in rows]
-    return Page[AuditRecord](
-        items=records[:limit], next_cursor=next_cursor(records, limit, id_attr="seq"), total=int(total)
-    )
-
-
-def export_jsonl(
-    db: Database, stream: TextIO, *, since: datetime | None = None, until: datetime | None = None
-) -> int:
-    """Write entries (oldest first, `since` inclusive, `until` exclusive) as JSON lines; returns the count."""
-    conditions = _filters(since=since, until=until)
-    written = 0
-    with read_snapshot(db) as conn:
-        for row in stream_rows(conn, where=and_(*conditions) if conditions else None):
-            stream.write(jsonl_line(row))
-            written += 1
-    return written

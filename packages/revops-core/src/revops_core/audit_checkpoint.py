@@ -47,7 +47,6 @@ from revops_core.audit import (
     append,
     build_report,
     chain_tip,
-    jsonl_line,
     key_id_of,
     lock_chain,
     public_key_map,
@@ -55,6 +54,7 @@ from revops_core.audit import (
     stream_rows,
     verify,
 )
+from revops_core.audit_query import jsonl_line
 from revops_core.db import Database, utcnow
 from revops_core.errors import ConfigurationError, IntegrityError, ValidationFailed
 from revops_core.logs import get_logger

@@ -100,7 +100,7 @@ def verify_cmd(args: argparse.Namespace) -> int:
 
 
 def query_cmd(args: argparse.Namespace) -> int:
-    from revops_core.audit import query
+    from revops_core.audit_query import query
 
     page = query(
         open_db(load_settings()),
@@ -125,7 +125,7 @@ def query_cmd(args: argparse.Namespace) -> int:
 
 
 def export_cmd(args: argparse.Namespace) -> int:
-    from revops_core.audit import export_jsonl
+    from revops_core.audit_query import export_jsonl
 
     db = open_db(load_settings())
     if args.output is None:
