@@ -104,12 +104,6 @@ COMPANY_FIELDS = ("name", "domain", "industry", "employees")
 CONTACT_FIELDS = ("email", "first_name", "last_name", "title", "company_id")
 
 
-def _contains(text: str) -> str:
-    """A LIKE pattern matching `text` anywhere, with the user's % and _ taken literally."""
-    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def normal_domain(domain: str | None) -> str | None:
     return domain.strip().lower().removeprefix("www.") if domain else None
 
@@ -299,11 +293,11 @@ def search_companies(
 ) -> Page[CompanyRow]:
     query = select(CoreCompany).where(CoreCompany.tenant == tenant, col(CoreCompany.deleted_at).is_(None))
     if text:
-        needle = _contains(text)
+        # icontains with autoescape: the user's % and _ are characters to find, not wildcards
         query = query.where(
             or_(
-                func.lower(CoreCompany.name).like(needle, escape="\\"),
-                func.lower(func.coalesce(CoreCompany.domain, "")).like(needle, escape="\\"),
+                col(CoreCompany.name).icontains(text, autoescape=True),
+                func.coalesce(CoreCompany.domain, "").icontains(text, autoescape=True),
             )
         )
     if industry:
@@ -420,13 +414,11 @@ def search_contacts(
 ) -> Page[ContactRow]:
     query = select(CoreContact).where(CoreContact.tenant == tenant, col(CoreContact.deleted_at).is_(None))
     if text:
-        needle = _contains(text)
+        full_name = func.coalesce(CoreContact.first_name, "") + " " + func.coalesce(CoreContact.last_name, "")
         query = query.where(
             or_(
-                func.lower(CoreContact.email).like(needle, escape="\\"),
-                func.lower(
-                    func.coalesce(CoreContact.first_name, "") + " " + func.coalesce(CoreContact.last_name, "")
-                ).like(needle, escape="\\"),
+                col(CoreContact.email).icontains(text, autoescape=True),
+                full_name.icontains(text, autoescape=True),
             )
         )
     if company_id is not None:

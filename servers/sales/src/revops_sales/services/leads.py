@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import Field
-from sqlalchemy import func, or_
+from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from revops_core.db import utcnow
@@ -16,7 +16,6 @@ from revops_core.outputs import FromJson, Out
 from revops_core.paging import Page, paginate
 from revops_core.records import live
 from revops_sales.models.leads import SalesLead, SalesLeadRouting
-from revops_sales.services.companies import _contains as contains_pattern
 
 
 class LeadOut(Out):
@@ -148,13 +147,12 @@ def search(
     query = select(SalesLead).where(SalesLead.tenant == tenant, col(SalesLead.deleted_at).is_(None))
     text = filters.get("text")
     if isinstance(text, str) and text:
-        needle = contains_pattern(text)
-
         query = query.where(
             or_(
-                func.lower(col(SalesLead.name)).like(needle, escape="\\"),
-                func.lower(col(SalesLead.email)).like(needle, escape="\\"),
-                func.lower(col(SalesLead.company_name)).like(needle, escape="\\"),
+                *(
+                    col(c).icontains(text, autoescape=True)
+                    for c in (SalesLead.name, SalesLead.email, SalesLead.company_name)
+                )
             )
         )
     for name in ("status", "owner", "source", "campaign", "country", "industry"):
