@@ -177,6 +177,19 @@ def is_busy(exc: BaseException) -> bool:
 # --------------------------------------------------------------------------- migrations
 
 
+def add_missing_columns(connection: Connection, table: str, columns: Sequence[str]) -> None:
+    """Add the model's `columns` of `table` that a database created before them lacks, typed as
+    the model declares them (a later migration step; new databases have them from `create_all`)."""
+    from sqlalchemy import inspect
+
+    present = {column["name"] for column in inspect(connection).get_columns(table)}
+    model = SQLModel.metadata.tables[table]
+    for name in columns:
+        if name not in present:
+            kind = model.columns[name].type.compile(dialect=connection.dialect)
+            connection.exec_driver_sql(f'ALTER TABLE {table} ADD COLUMN "{name}" {kind}')
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int

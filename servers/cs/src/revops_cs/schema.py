@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import importlib
 
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection
 from sqlmodel import SQLModel
 
-from revops_core.db import Component, Migration
+from revops_core.db import Component, Migration, add_missing_columns
 from revops_core.schema import load_core_tables
 
 CS_MODEL_MODULES = tuple(
@@ -63,12 +63,7 @@ def _latest_snapshot_index(connection: Connection) -> None:
     connection.exec_driver_sql("DROP INDEX IF EXISTS ix_cs_health_client_asof")
 
 
-_POINTER_COLUMNS = (
-    ("health_snapshot_id", "INTEGER"),
-    ("health_as_of", "DATE"),
-    ("health_score", "FLOAT"),
-    ("health_band", "VARCHAR(20)"),
-)
+_POINTER_COLUMNS = ("health_snapshot_id", "health_as_of", "health_score", "health_band")
 # A snapshot moves the pointer only past the one it holds, compared on the client row's own
 # columns: on PostgreSQL two concurrent writers serialise on that row and the second re-checks the
 # condition against the first's committed values, so the pointer ends on the true latest.
@@ -113,10 +108,8 @@ WHERE cs_client.id = s.client_id
 
 def _latest_health_pointer(connection: Connection) -> None:
     """Each client's latest snapshot on its own row, kept by a trigger (see `models.clients`)."""
-    present = {c["name"] for c in inspect(connection).get_columns("cs_client")}
-    for name, kind in _POINTER_COLUMNS:
-        if name not in present:
-            connection.exec_driver_sql(f"ALTER TABLE cs_client ADD COLUMN {name} {kind}")
+    importlib.import_module("revops_cs.models.clients")  # the columns' types come from the model
+    add_missing_columns(connection, "cs_client", _POINTER_COLUMNS)
     connection.exec_driver_sql(
         "CREATE INDEX IF NOT EXISTS ix_cs_client_tenant_band ON cs_client (tenant, health_band, id)"
     )

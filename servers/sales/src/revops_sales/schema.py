@@ -2,7 +2,7 @@
 
 Every module of the `models` package is loaded, so a new entity needs only its module. A step that
 adds tables re-runs `_create_sales_tables` (SQLAlchemy's `create_all` creates only the missing ones);
-a step that adds columns to an existing table adds them with `_add_missing_columns`.
+a step that adds columns to an existing table adds them with `revops_core.db.add_missing_columns`.
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection
 from sqlalchemy.schema import CreateIndex
 from sqlmodel import SQLModel
 
-from revops_core.db import Component, Migration
+from revops_core.db import Component, Migration, add_missing_columns
 from revops_core.schema import load_core_tables
 
 
@@ -33,21 +33,9 @@ def _create_sales_tables(connection: Connection) -> None:
     SQLModel.metadata.create_all(connection, tables=tables)
 
 
-def _add_missing_columns(connection: Connection, table: str, columns: tuple[str, ...]) -> None:
-    """Add `columns` of the model's `table` that a database created before them lacks."""
-    present = {column["name"] for column in inspect(connection).get_columns(table)}
-    model = SQLModel.metadata.tables[table]
-    for name in columns:
-        if name in present:
-            continue
-        column = model.columns[name]
-        kind = column.type.compile(dialect=connection.dialect)
-        connection.exec_driver_sql(f'ALTER TABLE {table} ADD COLUMN "{name}" {kind}')
-
-
 def _crm_and_selling_tables(connection: Connection) -> None:
     _create_sales_tables(connection)
-    _add_missing_columns(connection, "sales_deal", ("source", "campaign"))
+    add_missing_columns(connection, "sales_deal", ("source", "campaign"))
 
 
 READ_INDEXES = (
