@@ -125,3 +125,28 @@ async def test_completion_offers_ids_by_prefix_or_name_for_each_entity(sales_ser
     assert contacts.completion.values == [str(seeded["ana"]["id"])]
     assert literal.completion.values == []  # % is a character to find, not a wildcard
     assert other.completion.values == []
+
+
+async def test_every_tool_a_prompt_names_exists(sales_server) -> None:
+    """A prompt that sends the model to a tool the server does not have is a broken instruction."""
+    import re
+
+    async with connect(sales_server) as client:
+        seeded = await _seed(client)
+        deal = str(seeded["deals"][0]["id"])
+        tools = {t.name for t in (await client.list_tools()).tools}
+        texts = [
+            (await client.get_prompt(name, args)).messages[0].content.text
+            for name, args in (
+                ("weekly_pipeline_review", {}),
+                ("deal_review", {"deal_id": deal}),
+                ("meeting_prep", {"deal_id": deal}),
+            )
+        ]
+    # the instructions, without the stored facts (the lines carrying JSON)
+    instructions = "\n".join(
+        line for t in texts for line in t.splitlines() if "{" not in line and "[" not in line
+    )
+    named = set(re.findall(r"\b[a-z]+(?:_[a-z]+)+\b", instructions))
+    assert len(named) >= 5  # forecast, snapshots, stalls, quota, leads, qualification, brief
+    assert named <= tools, named - tools

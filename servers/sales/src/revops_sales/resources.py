@@ -34,7 +34,7 @@ REVIEW_STEPS = " ".join(
         "2) compare_forecast_snapshots for what moved since last week and why;",
         "3) find_stalled_deals with their reasons;",
         "4) get_quota_attainment for coverage;",
-        "5) rank_leads for the best leads to call and why.",
+        "5) best_leads for the leads to call first and why.",
     )
 )
 
@@ -94,8 +94,9 @@ def deal_review_text(runtime: Runtime, deal_id: str) -> str:
     return (
         f"Review deal {deal_id} from its stored record below. Say explicitly what is missing.\n\n"
         f"Deal: {deal_json(runtime, deal_id)}\n\n"
-        "Cover: stage and days in it, close-date changes, qualification gaps (get_scorecard), competitors, "
-        "open tasks and the next step; end with the risks and one action that would move it forward."
+        "Cover: stage and days in it, close-date changes, qualification gaps (get_qualification), "
+        "competitors, open tasks and the next step; end with the risks and one action that would move "
+        "it forward."
     )
 
 
